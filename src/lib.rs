@@ -1,7 +1,8 @@
 //! # gaze — a vision attention-model zoo on Burn
 //!
-//! One dependency for apps: create a registered model by name, load its official
-//! checkpoint exactly as its authors published it, and run it on the CPU or any GPU (WGPU).
+//! One dependency for apps: create a registered model by name (with timm's options), load its
+//! official checkpoint exactly as its authors published it, run it on the CPU or any GPU
+//! (WGPU), train it as any Burn module, and save it back under the official key names.
 //!
 //! ```no_run
 //! use gaze::prelude::*;
@@ -15,27 +16,42 @@
 //! gaze::io::write_image("photo_x4.png", &sr)?;
 //!
 //! // Or raw tensors: [N, 3, h, w] in [0, 1] → [N, 3, 4h, 4w].
-//! let out = model.forward(Tensor::<4>::zeros([1, 3, 24, 24], &device));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let out = model.forward(Tensor::<4>::zeros([1, 3, 24, 24], &device))?;
+//!
+//! // A classifier with a fresh 10-class head on gray images, fine-tuned from timm weights,
+//! // then saved so timm loads it.
+//! let options = ModelOptions::new().num_classes(10).in_chans(1);
+//! let (model, summary) = gaze::create_model_with("resnet50d", &options, &device)?
+//!     .load_weights_with_summary("resnet50d.safetensors")?;
+//! println!("{summary}"); // which head keys were skipped, which stem was adapted
+//! model.save_safetensors("resnet50d_finetuned.safetensors")?;
+//! # Ok::<(), gaze::Error>(())
 //! ```
 //!
-//! The crates behind it, re-exported here:
-//! [`blocks`] (attention blocks), [`heads`] (task heads), [`backbones`] (models and the
-//! registry), [`weights`] (checkpoint loading), plus the host-side helpers of the `gaze`
-//! binary ([`io`], [`sr`], [`metrics`], [`npy`]).
+//! The crates behind it, re-exported here: [`blocks`] (attention blocks and shared layers),
+//! [`heads`] (task heads), [`backbones`] (model families and the registry), [`weights`]
+//! (checkpoint reading and writing), plus host-side code: [`io`] (images), [`sr`] (tiled
+//! super-resolution and its evaluation), [`metrics`] (PSNR/SSIM with the papers' protocol),
+//! [`npy`] and [`device`]. The `gaze` command-line tool (crate `gaze-demos`) is built on these.
+
+pub mod device;
+pub mod io;
+pub mod metrics;
+pub mod npy;
+pub mod sr;
 
 pub use gaze_backbones as backbones;
 pub use gaze_blocks as blocks;
 pub use gaze_heads as heads;
 pub use gaze_weights as weights;
+pub use gaze_weights::atomic_write;
 
-pub use gaze_backbones::{create_model, model_info, models, Model, ModelInfo, Task, UnknownModel};
-pub use gaze_demos::device::DeviceChoice;
-pub use gaze_demos::imageio as io;
-pub use gaze_demos::npy;
-pub use gaze_demos::sr;
-pub use gaze_demos::sr_metrics as metrics;
-pub use gaze_weights::{Checkpoint, LoadError};
+pub use device::DeviceChoice;
+pub use gaze_backbones::{
+    create_model, create_model_with, model_info, models, Features, LoadSummary, Model, ModelError,
+    ModelInfo, ModelOptions, Output, Task, UnknownModel,
+};
+pub use gaze_weights::{Checkpoint, LoadError, SaveError};
 
 /// Burn re-exported, so apps use the same version as gaze.
 pub use burn;
@@ -43,6 +59,42 @@ pub use burn;
 /// What most programs need: Burn's prelude (`Tensor`, `Device`, `DeviceKind`, …) and the
 /// model API.
 pub mod prelude {
-    pub use crate::{create_model, Model};
+    pub use crate::{create_model, create_model_with, Model, ModelOptions, Output};
     pub use burn::prelude::*;
+}
+
+/// Any error of the library's host-side functions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No registered model has the name.
+    #[error(transparent)]
+    UnknownModel(#[from] UnknownModel),
+    /// A model option or input was rejected.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A checkpoint could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A model could not be saved.
+    #[error(transparent)]
+    Save(#[from] SaveError),
+    /// An image could not be read or written.
+    #[error(transparent)]
+    Image(#[from] io::ImageIoError),
+    /// A `.npy` file could not be read or written.
+    #[error(transparent)]
+    Npy(#[from] npy::NpyError),
+    /// A file-system error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Anything else, as a sentence.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl Error {
+    /// An error with this message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Error::Message(message.into())
+    }
 }

@@ -32,6 +32,11 @@
 //! [`gaze_weights::keymaps::biformer`] (`nn.Sequential` indices of the stem, the downsamplers
 //! and the MLP become field names).
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -42,7 +47,9 @@ use burn::tensor::activation::{gelu, softmax};
 use gaze_blocks::bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode,
 };
+use gaze_blocks::layers::{ConvNormAct, ConvNormActConfig};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
@@ -181,10 +188,12 @@ impl BiFormerConfig {
             bn2: bn(e[0]),
         })];
         for i in 0..3 {
-            downsample_layers.push(DownsampleLayer::Conv(ConvBn {
-                conv: conv(e[i], e[i + 1]),
-                bn: bn(e[i + 1]),
-            }));
+            downsample_layers.push(DownsampleLayer::Conv(
+                ConvNormActConfig::new(e[i], e[i + 1], 3)
+                    .with_stride(2)
+                    .with_bias(true)
+                    .init(device),
+            ));
         }
         let stages = (0..4)
             .map(|i| (0..self.depth[i]).map(|_| self.block(i, device)).collect())
@@ -409,23 +418,14 @@ pub struct BiFormerStem {
     pub bn2: BatchNorm,
 }
 
-/// A downsampler between stages (official `downsample_layers.{i}.0` / `.1`).
-#[derive(Module, Debug)]
-pub struct ConvBn {
-    /// 3×3 stride 2.
-    pub conv: Conv2d,
-    /// BatchNorm.
-    pub bn: BatchNorm,
-}
-
 /// One entry of `downsample_layers`.
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum DownsampleLayer {
     /// The stem (stride 4).
     Stem(BiFormerStem),
-    /// Convolution and BatchNorm (stride 2).
-    Conv(ConvBn),
+    /// Convolution and BatchNorm (stride 2; official `downsample_layers.{i}.0` / `.1`).
+    Conv(ConvNormAct),
 }
 
 impl DownsampleLayer {
@@ -436,7 +436,7 @@ impl DownsampleLayer {
                 let x = gelu(s.bn1.forward(s.conv1.forward(x)));
                 s.bn2.forward(s.conv2.forward(x))
             }
-            DownsampleLayer::Conv(d) => d.bn.forward(d.conv.forward(x)),
+            DownsampleLayer::Conv(d) => d.forward(x),
         }
     }
 }
@@ -490,5 +490,103 @@ impl BiFormer {
     /// `auto_pad`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_head(self.forward_features(x))
+    }
+}
+const BIFORMER: &str =
+    "BiFormer: Vision Transformer with Bi-Level Routing Attention (Zhu et al., CVPR 2023)";
+const BIFORMER_WEIGHTS: &str = "https://github.com/rayleizhu/BiFormer";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "biformer_tiny",
+        "biformer",
+        IMAGENET,
+        BIFORMER,
+        13_142_760,
+        DataConfig::IMAGENET_BICUBIC,
+        BIFORMER_WEIGHTS,
+        BiFormerConfig::biformer_tiny().with_auto_pad(true)
+    ),
+    variant!(
+        "biformer_small",
+        "biformer",
+        IMAGENET,
+        BIFORMER,
+        25_536_232,
+        DataConfig::IMAGENET_BICUBIC,
+        BIFORMER_WEIGHTS,
+        BiFormerConfig::biformer_small().with_auto_pad(true)
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    KeyMap::new(&[
+        ("^downsample_layers.0.0", "downsample_layers.0.conv1"),
+        ("^downsample_layers.0.1", "downsample_layers.0.bn1"),
+        ("^downsample_layers.0.3", "downsample_layers.0.conv2"),
+        ("^downsample_layers.0.4", "downsample_layers.0.bn2"),
+        ("^downsample_layers.{i:d}.0", "downsample_layers.{i:d}.conv"),
+        ("^downsample_layers.{i:d}.1", "downsample_layers.{i:d}.bn"),
+        ("mlp.0", "mlp.fc1"),
+        ("mlp.3", "mlp.fc2"),
+    ])
+}
+
+impl Family for BiFormerConfig {
+    type Net = BiFormer;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> BiFormer {
+        BiFormerConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        BiFormerConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for BiFormer {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
     }
 }

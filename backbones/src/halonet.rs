@@ -22,38 +22,24 @@
 //! zero-pad the image at the bottom and right to the next multiple (a no-op for the sizes timm
 //! accepts), so their outputs are timm's outputs on that padded image.
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, silu};
 use burn::tensor::ops::PadMode;
-use gaze_blocks::layers::{make_divisible, max_pool_3x3_s2};
+use gaze_blocks::layers::{make_divisible, max_pool_3x3_s2, Activation, ConvNormAct, ConvNormActConfig};
 use gaze_blocks::{HaloAttn, HaloAttnConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
 /// timm's `make_divisible(v)` with its defaults (divisor 8, round limit 0.9).
 fn divisible(v: f64) -> usize {
     make_divisible(v, 8, None, 0.9)
-}
-
-/// Activation of every conv-norm-act, of `post_attn` and after each residual sum
-/// (timm's `act_layer`).
-#[derive(Config, Debug, PartialEq, Eq, Copy)]
-pub enum Act {
-    /// `relu` (halonet26t).
-    Relu,
-    /// `silu` (halonet50ts).
-    Silu,
-}
-
-impl Act {
-    fn apply(self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Act::Relu => relu(x),
-            Act::Silu => silu(x),
-        }
-    }
 }
 
 /// The two block types of timm's block registry these models use.
@@ -152,8 +138,8 @@ pub struct HaloNetConfig {
     #[config(default = 64)]
     pub stem_chs: usize,
     /// Activation (timm `act_layer`).
-    #[config(default = "Act::Relu")]
-    pub act_layer: Act,
+    #[config(default = "Activation::Relu")]
+    pub act_layer: Activation,
     /// Model-level halo attention arguments (timm `self_attn_kwargs`).
     #[config(default = "HaloKwargs::new()")]
     pub self_attn_kwargs: HaloKwargs,
@@ -205,7 +191,7 @@ impl HaloNetConfig {
             interleave_blocks([Bottle, SelfAttn], 6, 1, false, 1024, 2),
             interleave_blocks([Bottle, SelfAttn], 3, 1, false, 2048, 2),
         ])
-        .with_act_layer(Act::Silu)
+        .with_act_layer(Activation::Silu)
         .with_self_attn_kwargs(HaloKwargs::new().with_block_size(8).with_halo_size(3))
     }
 
@@ -300,9 +286,9 @@ impl HaloNetConfig {
         let act = self.act_layer;
         let [c1, c2, c3] = self.stem_widths();
         let stem = Stem {
-            conv1: ConvNormAct::new(self.in_chans, c1, 3, 2, Some(act), device),
-            conv2: ConvNormAct::new(c1, c2, 3, 1, Some(act), device),
-            conv3: ConvNormAct::new(c2, c3, 3, 1, Some(act), device),
+            conv1: conv_norm_act(self.in_chans, c1, 3, 2, Some(act), device),
+            conv2: conv_norm_act(c1, c2, 3, 1, Some(act), device),
+            conv3: conv_norm_act(c2, c3, 3, 1, Some(act), device),
         };
         let stages = self
             .plan()
@@ -317,58 +303,12 @@ impl HaloNetConfig {
         HaloNet {
             stem,
             stages,
-            head: ClassifierHead {
-                fc: (self.num_classes > 0)
-                    .then(|| LinearConfig::new(self.num_features(), self.num_classes).init(device)),
-            },
+            head: gaze_heads::ClassifierHead::new(self.num_features(), self.num_classes, device),
             input_multiple: self.input_multiple(),
         }
     }
 }
 
-/// timm's `ConvNormAct`: bias-free convolution (`padding = k // 2`), batch norm, optional
-/// activation. Keys `conv.weight`, `bn.*`.
-#[derive(Module, Debug)]
-pub struct ConvNormAct {
-    /// Convolution.
-    pub conv: Conv2d,
-    /// Batch norm (timm's `BatchNormAct2d`).
-    pub bn: BatchNorm,
-    /// Activation after the norm (`None`: timm's `apply_act=False`).
-    #[module(skip)]
-    pub act: Option<Act>,
-}
-
-impl ConvNormAct {
-    fn new(
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        act: Option<Act>,
-        device: &Device,
-    ) -> Self {
-        let p = k / 2;
-        ConvNormAct {
-            conv: Conv2dConfig::new([cin, cout], [k, k])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                .with_bias(false)
-                .init(device),
-            bn: BatchNormConfig::new(cout).init(device),
-            act,
-        }
-    }
-
-    /// `act(bn(conv(x)))`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
-        match self.act {
-            Some(a) => a.apply(x),
-            None => x,
-        }
-    }
-}
 
 /// The tiered stem (timm `Stem`: `conv1` 3×3 stride 2, `conv2`, `conv3`, then a 3×3 stride-2
 /// max pool without parameters).
@@ -396,7 +336,7 @@ pub struct BottleneckBlock {
     pub conv3_1x1: ConvNormAct,
     /// Activation after the residual sum.
     #[module(skip)]
-    pub act: Act,
+    pub act: Activation,
 }
 
 /// timm `SelfAttnBlock`:
@@ -416,7 +356,7 @@ pub struct SelfAttnBlock {
     pub conv3_1x1: ConvNormAct,
     /// Activation.
     #[module(skip)]
-    pub act: Act,
+    pub act: Activation,
 }
 
 /// A block of a stage.
@@ -436,16 +376,16 @@ fn shortcut(s: &Option<ConvNormAct>, x: Tensor<4>) -> Tensor<4> {
 }
 
 impl ByoBlock {
-    fn new(p: &BlockPlan, act: Act, device: &Device) -> Self {
+    fn new(p: &BlockPlan, act: Activation, device: &Device) -> Self {
         let shortcut = (p.in_chs != p.out_chs || p.stride != 1)
-            .then(|| ConvNormAct::new(p.in_chs, p.out_chs, 1, p.stride, None, device));
-        let conv1_1x1 = ConvNormAct::new(p.in_chs, p.mid_chs, 1, 1, Some(act), device);
-        let conv3_1x1 = ConvNormAct::new(p.mid_chs, p.out_chs, 1, 1, None, device);
+            .then(|| conv_norm_act(p.in_chs, p.out_chs, 1, p.stride, None, device));
+        let conv1_1x1 = conv_norm_act(p.in_chs, p.mid_chs, 1, 1, Some(act), device);
+        let conv3_1x1 = conv_norm_act(p.mid_chs, p.out_chs, 1, 1, None, device);
         match p.block_type {
             ByoBlockType::Bottle => ByoBlock::Bottle(BottleneckBlock {
                 shortcut,
                 conv1_1x1,
-                conv2_kxk: ConvNormAct::new(p.mid_chs, p.mid_chs, 3, p.stride, Some(act), device),
+                conv2_kxk: conv_norm_act(p.mid_chs, p.mid_chs, 3, p.stride, Some(act), device),
                 conv3_1x1,
                 act,
             }),
@@ -482,13 +422,6 @@ impl ByoBlock {
     }
 }
 
-/// timm's `ClassifierHead` with average pooling (key `head.fc`).
-#[derive(Module, Debug)]
-pub struct ClassifierHead {
-    /// Classifier (absent when `num_classes` is 0).
-    pub fc: Option<Linear>,
-}
-
 /// A HaloNet: tiered stem + max pool, the stages, global average pool, `head.fc`.
 #[derive(Module, Debug)]
 pub struct HaloNet {
@@ -497,7 +430,7 @@ pub struct HaloNet {
     /// Stages of blocks (timm `stages.{i}.{j}`).
     pub stages: Vec<Vec<ByoBlock>>,
     /// Classifier head.
-    pub head: ClassifierHead,
+    pub head: gaze_heads::ClassifierHead,
     /// Image sizes are zero-padded to multiples of this ([`HaloNetConfig::input_multiple`]).
     pub input_multiple: usize,
 }
@@ -544,11 +477,117 @@ impl HaloNet {
     /// Global average pool and classifier: `[N, C, h, w] → [N, classes]` (the pooled
     /// features when the model has no classifier).
     pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
-        gaze_heads::classifier::classify(features, self.head.fc.as_ref())
+        self.head.forward(features)
     }
 
     /// Logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_head(self.forward_features(x))
     }
+}
+const HALONET: &str = "Scaling Local Self-Attention for Parameter Efficient Visual Backbones (Vaswani et al., CVPR 2021)";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "halonet26t",
+        "halonet",
+        IMAGENET,
+        HALONET,
+        12_480_288,
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.94),
+        TIMM_WEIGHTS,
+        HaloNetConfig::halonet26t()
+    ),
+    variant!(
+        "halonet50ts",
+        "halonet",
+        IMAGENET,
+        HALONET,
+        22_733_280,
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.94),
+        TIMM_WEIGHTS,
+        HaloNetConfig::halonet50ts()
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    KeyMap::identity()
+}
+
+impl Family for HaloNetConfig {
+    type Net = HaloNet;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> HaloNet {
+        HaloNetConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn input_size(&self) -> InputSize {
+        InputSize::PaddedTo(self.input_multiple())
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        HaloNetConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for HaloNet {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
+    }
+}
+
+/// timm's `ConvNormAct` as the byob cfgs build it: bias-free, `k / 2` padding.
+fn conv_norm_act(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    act: Option<Activation>,
+    device: &Device,
+) -> ConvNormAct {
+    ConvNormActConfig::new(cin, cout, k)
+        .with_stride(stride)
+        .with_act(act)
+        .init(device)
 }

@@ -26,12 +26,18 @@
 //! stride-16 stem (each stride-2 3×3 conv with padding 1 gives `⌊(H-1)/2⌋+1`). Any other size
 //! panics with a message naming the accepted map (timm fails there with a shape error).
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use gaze_blocks::{
-    ConvNorm, ConvNormConfig, LevitAct, LevitAttention, LevitAttentionConfig,
+    ConvNorm, ConvNormConfig, Activation, LevitAttention, LevitAttentionConfig,
     LevitAttentionDownsample, LevitAttentionDownsampleConfig, LinearNorm, LinearNormConfig,
 };
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
@@ -90,11 +96,11 @@ pub struct LevitConfig {
     #[config(default = "String::from(\"subsample\")")]
     pub down_op: String,
     /// Activation (`act_layer`, default `'hard_swish'`).
-    #[config(default = "LevitAct::HardSwish")]
-    pub act_layer: LevitAct,
+    #[config(default = "Activation::HardSwish")]
+    pub act_layer: Activation,
     /// Activation in the attention `proj` (`attn_act_layer`; `None`: `act_layer`).
     #[config(default = "None")]
-    pub attn_act_layer: Option<LevitAct>,
+    pub attn_act_layer: Option<Activation>,
     /// `LevitDistilled` (adds `head_dist`, averaged with `head` at inference).
     #[config(default = true)]
     pub distilled: bool,
@@ -129,7 +135,7 @@ pub struct LevitStem {
     pub conv4: Option<ConvNorm>,
     /// Activation between the convs.
     #[module(skip)]
-    pub act: LevitAct,
+    pub act: Activation,
 }
 
 impl LevitStem {
@@ -154,11 +160,11 @@ pub struct LevitMlp {
     pub ln2: LinearNorm,
     /// Activation.
     #[module(skip)]
-    pub act: LevitAct,
+    pub act: Activation,
 }
 
 impl LevitMlp {
-    fn new(dim: usize, hidden: usize, act: LevitAct, device: &Device) -> Self {
+    fn new(dim: usize, hidden: usize, act: Activation, device: &Device) -> Self {
         Self {
             ln1: LinearNormConfig::new(dim, hidden).init(device),
             ln2: LinearNormConfig::new(hidden, dim)
@@ -526,5 +532,126 @@ mod tests {
             .with_img_size([64, 64])
             .init(&device);
         net.forward(Tensor::<4>::ones([1, 3, 96, 96], &device));
+    }
+}
+const LEVIT: &str = "LeViT: a Vision Transformer in ConvNet's Clothing for Faster Inference (Graham et al., ICCV 2021)";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "levit_128s",
+        "levit",
+        IMAGENET,
+        LEVIT,
+        7_777_058,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        LevitConfig::levit_128s()
+    ),
+    variant!(
+        "levit_128",
+        "levit",
+        IMAGENET,
+        LEVIT,
+        9_213_936,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        LevitConfig::levit_128()
+    ),
+    variant!(
+        "levit_192",
+        "levit",
+        IMAGENET,
+        LEVIT,
+        10_947_069,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        LevitConfig::levit_192()
+    ),
+    variant!(
+        "levit_256",
+        "levit",
+        IMAGENET,
+        LEVIT,
+        18_893_876,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        LevitConfig::levit_256()
+    ),
+    variant!(
+        "levit_384",
+        "levit",
+        IMAGENET,
+        LEVIT,
+        39_128_836,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        LevitConfig::levit_384()
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    KeyMap::identity().ignoring(&[r"(^|\.)attention_bias_idxs$"])
+}
+
+impl Family for LevitConfig {
+    type Net = Levit;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> Levit {
+        LevitConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn input_size(&self) -> InputSize {
+        InputSize::Fixed(self.img_size)
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        LevitConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for Levit {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
     }
 }

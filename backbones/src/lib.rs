@@ -9,11 +9,12 @@
 //! let model = gaze_backbones::create_model("pan_x4", &device)?
 //!     .load_weights("PANx4_DF2K.pth")?;
 //! let lr = Tensor::<4>::zeros([1, 3, 32, 32], &device);
-//! let sr = model.forward(lr).into_image(); // Some([1, 3, 128, 128])
+//! let sr = model.forward(lr)?.into_image(); // Some([1, 3, 128, 128])
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod biformer;
+pub mod family;
 pub mod features;
 pub mod halonet;
 pub mod levit;
@@ -27,9 +28,15 @@ pub mod resnet;
 pub mod swin;
 pub mod vit;
 
+pub use family::{Family, FamilyNet};
 pub use features::FeatureInfo;
-pub use model::{InputSize, Model, ModelConfig, Net, Output};
+pub use model::{
+    Features, InputSize, LoadSummary, Model, ModelConfig, ModelError, ModelOptions, Net, Output,
+};
 pub use pan::{Pan, PanConfig};
-pub use registry::{create_model, model_info, models, ModelInfo, Task, UnknownModel};
+pub use registry::{
+    create_model, create_model_with, model_info, models, DataConfig, Interpolation, ModelInfo,
+    Task, UnknownModel,
+};
 pub use residual_attention_net::{ResidualAttentionNet, ResidualAttentionNetConfig};
 pub use resnet::{ResNet, ResNetConfig};

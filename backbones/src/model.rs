@@ -1,125 +1,117 @@
-//! [`Model`]: one type for every registered network, with the same API for each family:
-//! `forward`, `forward_features`, `forward_head`, `forward_intermediates`, `feature_info`.
+//! [`Model`]: one type for every registered network, with the same API for each family
+//! (`forward`, `forward_features`, `forward_head`, `forward_intermediates`, `feature_info`),
+//! created by name with timm's `create_model` options, loaded from and saved to official
+//! checkpoints. A Burn [`Module`]: train it, move it, map it like any other.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::prelude::*;
-use gaze_blocks::attention::AttentionKind;
-use gaze_weights::{KeyMap, LoadError};
+use gaze_weights::{Checkpoint, KeyMap, LoadError, LoadReport, SaveError};
 
-use crate::biformer::{BiFormer, BiFormerConfig};
+use crate::family::{Family, FamilyNet};
 use crate::features::FeatureInfo;
-use crate::halonet::{HaloNet, HaloNetConfig};
-use crate::levit::{Levit, LevitConfig};
-use crate::nat::{Nat, NatConfig};
-use crate::pan::{Pan, PanConfig};
-use crate::registry::ModelInfo;
-use crate::residual_attention_net::{ResidualAttentionNet, ResidualAttentionNetConfig};
-use crate::resnet::{ResNet, ResNetConfig};
-use crate::swin::{Swin, SwinConfig};
-use crate::vit::{VisionTransformer, VitConfig};
+use crate::registry::{ModelInfo, Task};
 
-/// A family's configuration: what a registry entry builds.
-#[derive(Debug, Clone)]
-pub enum ModelConfig {
-    /// PAN super-resolution.
-    Pan(PanConfig),
-    /// A ResNet-family classifier.
-    ResNet(ResNetConfig),
-    /// A Residual Attention Network classifier.
-    ResidualAttention(ResidualAttentionNetConfig),
-    /// A Vision Transformer (ViT, DeiT).
-    Vit(VitConfig),
-    /// A Swin Transformer.
-    Swin(SwinConfig),
-    /// A LeViT.
-    Levit(LevitConfig),
-    /// A Neighborhood Attention Transformer.
-    Nat(NatConfig),
-    /// A BiFormer.
-    BiFormer(BiFormerConfig),
-    /// A HaloNet.
-    HaloNet(HaloNetConfig),
-}
-
-impl ModelConfig {
-    /// Builds the network with random weights.
-    pub fn init(&self, device: &Device) -> Net {
-        match self {
-            ModelConfig::Pan(c) => Net::Pan(c.init(device)),
-            ModelConfig::ResNet(c) => Net::ResNet(c.init(device)),
-            ModelConfig::ResidualAttention(c) => Net::ResidualAttention(c.init(device)),
-            ModelConfig::Vit(c) => Net::Vit(c.init(device)),
-            ModelConfig::Swin(c) => Net::Swin(c.init(device)),
-            ModelConfig::Levit(c) => Net::Levit(c.init(device)),
-            ModelConfig::Nat(c) => Net::Nat(c.init(device)),
-            ModelConfig::BiFormer(c) => Net::BiFormer(c.init(device)),
-            ModelConfig::HaloNet(c) => Net::HaloNet(c.init(device)),
+/// Declares the families, once: generates the [`ModelConfig`] and [`Net`] enums and their
+/// dispatch. Adding a family is one line here plus its file.
+macro_rules! families {
+    ($($variant:ident($config:ty, $net:ty)),* $(,)?) => {
+        /// A family's configuration: what a registry entry builds.
+        #[derive(Debug, Clone)]
+        pub enum ModelConfig {
+            $(
+                #[allow(missing_docs)]
+                $variant($config),
+            )*
         }
-    }
 
-    /// The key map from the official checkpoint's names to the module's paths.
-    pub fn key_map(&self) -> KeyMap {
-        match self {
-            ModelConfig::Pan(_) => gaze_weights::keymaps::pan(),
-            ModelConfig::ResNet(c) => {
-                let map = gaze_weights::keymaps::resnet(c.avg_down);
-                match c.attn_layer {
-                    Some(kind) => map.then(attention_key_map(kind)),
-                    None => map,
-                }
+        $(impl From<$config> for ModelConfig {
+            fn from(c: $config) -> Self {
+                ModelConfig::$variant(c)
             }
-            ModelConfig::ResidualAttention(_) => gaze_weights::keymaps::residual_attention_net(),
-            ModelConfig::Vit(_) => KeyMap::identity(),
-            ModelConfig::Swin(_) => gaze_weights::keymaps::swin(),
-            ModelConfig::Levit(_) => gaze_weights::keymaps::levit(),
-            ModelConfig::Nat(_) => gaze_weights::keymaps::nat(),
-            ModelConfig::BiFormer(_) => gaze_weights::keymaps::biformer(),
-            ModelConfig::HaloNet(_) => KeyMap::identity(),
-        }
-    }
+        })*
 
-    /// The input sizes the architecture accepts.
-    pub fn input_size(&self) -> InputSize {
-        match self {
-            ModelConfig::Levit(c) => InputSize::Fixed(c.img_size),
-            ModelConfig::Nat(c) => InputSize::AtLeast([c.min_input_size(); 2]),
-            ModelConfig::HaloNet(c) => InputSize::PaddedTo(c.input_multiple()),
-            _ => InputSize::Any,
+        /// The network inside a [`Model`], one variant per family.
+        #[derive(Module, Debug)]
+        pub enum Net {
+            $(
+                #[allow(missing_docs)]
+                $variant($net),
+            )*
         }
-    }
 
-    /// The multi-scale feature maps' channels and strides (empty for SR networks).
-    pub fn feature_info(&self) -> Vec<FeatureInfo> {
-        match self {
-            ModelConfig::Pan(_) => Vec::new(),
-            ModelConfig::ResNet(c) => c.feature_info(),
-            ModelConfig::ResidualAttention(c) => c.feature_info(),
-            ModelConfig::Vit(c) => c.feature_info(),
-            ModelConfig::Swin(c) => c.feature_info(),
-            ModelConfig::Levit(c) => c.feature_info(),
-            ModelConfig::Nat(c) => c.feature_info(),
-            ModelConfig::BiFormer(c) => c.feature_info(),
-            ModelConfig::HaloNet(c) => c.feature_info(),
+        impl ModelConfig {
+            /// Builds the network with random weights.
+            pub fn init(&self, device: &Device) -> Net {
+                match self { $(ModelConfig::$variant(c) => Net::$variant(c.init(device)),)* }
+            }
+            /// The key map from the official checkpoint's names to the module's paths.
+            pub fn key_map(&self) -> KeyMap {
+                match self { $(ModelConfig::$variant(c) => c.key_map(),)* }
+            }
+            /// The input sizes the architecture accepts.
+            pub fn input_size(&self) -> InputSize {
+                match self { $(ModelConfig::$variant(c) => c.input_size(),)* }
+            }
+            /// The multi-scale feature maps' channels and strides.
+            pub fn feature_info(&self) -> Vec<FeatureInfo> {
+                match self { $(ModelConfig::$variant(c) => c.feature_info(),)* }
+            }
+            /// Image channels in.
+            pub fn in_chans(&self) -> usize {
+                match self { $(ModelConfig::$variant(c) => c.in_chans(),)* }
+            }
+            /// Sets the image channels in.
+            pub fn set_in_chans(&mut self, in_chans: usize) {
+                match self { $(ModelConfig::$variant(c) => c.set_in_chans(in_chans),)* }
+            }
+            /// Classifier outputs (None for models without a classifier).
+            pub fn num_classes(&self) -> Option<usize> {
+                match self { $(ModelConfig::$variant(c) => c.num_classes(),)* }
+            }
+            /// Replaces the classifier by a fresh one (0: none).
+            pub fn set_num_classes(&mut self, n: usize) -> Result<(), String> {
+                match self { $(ModelConfig::$variant(c) => c.set_num_classes(n),)* }
+            }
         }
-    }
+
+        impl Net {
+            fn forward(&self, x: Tensor<4>) -> Output {
+                match self { $(Net::$variant(m) => m.forward(x),)* }
+            }
+            fn forward_features(&self, x: Tensor<4>) -> Features {
+                match self { $(Net::$variant(m) => m.forward_features(x),)* }
+            }
+            fn forward_head(&self, f: Features) -> Result<Output, String> {
+                match self { $(Net::$variant(m) => m.forward_head(f),)* }
+            }
+            fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+                match self { $(Net::$variant(m) => m.forward_intermediates(x),)* }
+            }
+        }
+
+        /// Every family's registered variants, in list order.
+        pub(crate) fn family_variants() -> Vec<&'static [ModelInfo]> {
+            vec![$(<$config as Family>::variants(),)*]
+        }
+    };
 }
 
-/// Official names of the pluggable attention blocks that differ from our field names.
-fn attention_key_map(kind: AttentionKind) -> KeyMap {
-    use gaze_weights::keymaps;
-    match kind {
-        AttentionKind::Fca => keymaps::fca(),
-        AttentionKind::Triplet => keymaps::triplet(),
-        AttentionKind::PsaP | AttentionKind::PsaS => keymaps::polarized(),
-        AttentionKind::Ca => keymaps::rcan(),
-        AttentionKind::Se
-        | AttentionKind::Eca
-        | AttentionKind::Cbam
-        | AttentionKind::Pa
-        | AttentionKind::Csam => KeyMap::identity(),
-    }
+families! {
+    Pan(crate::pan::PanConfig, crate::pan::Pan),
+    ResNet(crate::resnet::ResNetConfig, crate::resnet::ResNet),
+    ResidualAttention(
+        crate::residual_attention_net::ResidualAttentionNetConfig,
+        crate::residual_attention_net::ResidualAttentionNet
+    ),
+    Vit(crate::vit::VitConfig, crate::vit::VisionTransformer),
+    Swin(crate::swin::SwinConfig, crate::swin::Swin),
+    Levit(crate::levit::LevitConfig, crate::levit::Levit),
+    Nat(crate::nat::NatConfig, crate::nat::Nat),
+    BiFormer(crate::biformer::BiFormerConfig, crate::biformer::BiFormer),
+    HaloNet(crate::halonet::HaloNetConfig, crate::halonet::HaloNet),
 }
 
 /// The input sizes a model accepts.
@@ -146,41 +138,23 @@ impl InputSize {
             InputSize::AtLeast([mh, mw]) if h < mh || w < mw => Err(format!(
                 "this model needs inputs of at least {mh}×{mw}, got {h}×{w}"
             )),
+            _ if h == 0 || w == 0 => Err(format!("empty input ({h}×{w})")),
             _ => Ok(()),
         }
     }
 }
 
-/// The network inside a [`Model`], one variant per family.
-#[derive(Module, Debug)]
-pub enum Net {
-    /// Pixel attention network (super-resolution).
-    Pan(Pan),
-    /// ResNet family (classification).
-    ResNet(ResNet),
-    /// Residual Attention Network (classification).
-    ResidualAttention(ResidualAttentionNet),
-    /// Vision Transformer (classification).
-    Vit(VisionTransformer),
-    /// Swin Transformer (classification).
-    Swin(Swin),
-    /// LeViT (classification).
-    Levit(Levit),
-    /// NAT (classification).
-    Nat(Nat),
-    /// BiFormer (classification).
-    BiFormer(BiFormer),
-    /// HaloNet (classification).
-    HaloNet(HaloNet),
-}
-
 /// What a model's `forward` returns, by task.
 #[derive(Debug, Clone)]
 pub enum Output {
-    /// An image batch `[N, C, H, W]` (super-resolution).
+    /// An image batch `[N, C, H, W]` (super-resolution; not clamped).
     Image(Tensor<4>),
     /// Class logits `[N, classes]`.
     Logits(Tensor<2>),
+    /// Per-pixel class logits `[N, classes, H, W]` (segmentation).
+    Mask(Tensor<4>),
+    /// Multi-scale feature maps, finest first (a `features_only` model).
+    Features(Vec<Tensor<4>>),
 }
 
 impl Output {
@@ -188,7 +162,7 @@ impl Output {
     pub fn into_image(self) -> Option<Tensor<4>> {
         match self {
             Output::Image(t) => Some(t),
-            Output::Logits(_) => None,
+            _ => None,
         }
     }
 
@@ -196,39 +170,219 @@ impl Output {
     pub fn into_logits(self) -> Option<Tensor<2>> {
         match self {
             Output::Logits(t) => Some(t),
-            Output::Image(_) => None,
+            _ => None,
         }
     }
 
-    /// Shape of the tensor.
+    /// The mask logits, for segmentation models.
+    pub fn into_mask(self) -> Option<Tensor<4>> {
+        match self {
+            Output::Mask(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The feature maps, for `features_only` models.
+    pub fn into_features(self) -> Option<Vec<Tensor<4>>> {
+        match self {
+            Output::Features(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Shape of the tensor (of the first map for features).
     pub fn dims(&self) -> Vec<usize> {
         match self {
-            Output::Image(t) => t.dims().to_vec(),
+            Output::Image(t) | Output::Mask(t) => t.dims().to_vec(),
             Output::Logits(t) => t.dims().to_vec(),
+            Output::Features(maps) => maps.first().map(|t| t.dims().to_vec()).unwrap_or_default(),
         }
     }
 
-    /// The values, row-major.
+    /// The values, row-major (of the first map for features).
     pub fn into_data(self) -> TensorData {
         match self {
-            Output::Image(t) => t.into_data(),
+            Output::Image(t) | Output::Mask(t) => t.into_data(),
             Output::Logits(t) => t.into_data(),
+            Output::Features(maps) => maps
+                .into_iter()
+                .next()
+                .map(|t| t.into_data())
+                .unwrap_or_else(|| TensorData::new(Vec::<f32>::new(), [0])),
         }
     }
 }
 
-/// A registered model: its registry entry, its configuration and its network.
+/// What the head consumes: timm's `forward_features` output.
 #[derive(Debug, Clone)]
+pub enum Features {
+    /// The last stage's map `[N, C, h, w]` (CNNs, hierarchical transformers).
+    Map(Tensor<4>),
+    /// All tokens `[N, 1 + h·w, D]`, class token first (ViT).
+    Tokens(Tensor<3>),
+    /// Super-resolution: low-resolution features and the input (for the global skip).
+    Sr {
+        /// `[N, C, h, w]` features.
+        features: Tensor<4>,
+        /// The input image `[N, 3, h, w]`.
+        input: Tensor<4>,
+    },
+}
+
+impl Features {
+    /// The features as one NCHW map (ViT: the patch tokens on their grid is not recoverable
+    /// here, so tokens are returned as `[N, D, 1 + h·w, 1]`).
+    pub fn into_map(self) -> Tensor<4> {
+        match self {
+            Features::Map(t) => t,
+            Features::Sr { features, .. } => features,
+            Features::Tokens(t) => {
+                let [n, l, d] = t.dims();
+                t.swap_dims(1, 2).reshape([n, d, l, 1])
+            }
+        }
+    }
+}
+
+/// timm's `create_model` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// A fresh classifier with this many outputs (0: none, `forward` returns pooled features).
+    /// Loading a checkpoint then skips only its head, and says so.
+    pub num_classes: Option<usize>,
+    /// Input image channels; the stem is adapted from a 3-channel checkpoint as timm does
+    /// (`adapt_input_conv`: summed for 1 channel, repeated and rescaled otherwise).
+    pub in_chans: Option<usize>,
+    /// `forward` returns the multi-scale feature maps ([`Output::Features`]).
+    pub features_only: bool,
+    /// Which maps of [`Model::feature_info`] a `features_only` model returns (all by default;
+    /// negative indices are not supported: count from the start).
+    pub out_indices: Option<Vec<usize>>,
+}
+
+impl ModelOptions {
+    /// Default options: the registered model as published.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// See [`ModelOptions::num_classes`].
+    pub fn num_classes(mut self, n: usize) -> Self {
+        self.num_classes = Some(n);
+        self
+    }
+    /// See [`ModelOptions::in_chans`].
+    pub fn in_chans(mut self, c: usize) -> Self {
+        self.in_chans = Some(c);
+        self
+    }
+    /// See [`ModelOptions::features_only`].
+    pub fn features_only(mut self) -> Self {
+        self.features_only = true;
+        self
+    }
+    /// See [`ModelOptions::out_indices`].
+    pub fn out_indices(mut self, indices: &[usize]) -> Self {
+        self.features_only = true;
+        self.out_indices = Some(indices.to_vec());
+        self
+    }
+}
+
+/// Why a model could not be created or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// No registered model has this name.
+    #[error(transparent)]
+    Unknown(#[from] crate::registry::UnknownModel),
+    /// An option the model does not support.
+    #[error("{model}: {message}")]
+    Options {
+        /// The model.
+        model: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// An input the model does not accept.
+    #[error("{model}: {message}")]
+    Input {
+        /// The model.
+        model: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What loading a checkpoint did besides filling every parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Checkpoint keys of the classifier head left out because the model has a fresh head
+    /// ([`ModelOptions::num_classes`]).
+    pub skipped_head: Vec<String>,
+    /// Checkpoint keys of the input convolution adapted to [`ModelOptions::in_chans`].
+    pub adapted_stem: Vec<String>,
+}
+
+impl std::fmt::Display for LoadSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.skipped_head.is_empty() {
+            parts.push(format!(
+                "classifier head not loaded (fresh head): {}",
+                self.skipped_head.join(", ")
+            ));
+        }
+        if !self.adapted_stem.is_empty() {
+            parts.push(format!(
+                "input convolution adapted to the model's channels: {}",
+                self.adapted_stem.join(", ")
+            ));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// A registered model: its registry entry, its configuration, its options and its network.
+#[derive(Module, Debug)]
 pub struct Model {
-    info: &'static ModelInfo,
-    config: ModelConfig,
     net: Net,
+    #[module(skip)]
+    info: &'static ModelInfo,
+    #[module(skip)]
+    config: ModelConfig,
+    #[module(skip)]
+    options: ModelOptions,
 }
 
 impl Model {
-    pub(crate) fn new(info: &'static ModelInfo, config: ModelConfig, device: &Device) -> Self {
+    /// Builds the entry's model with `options`, random weights.
+    pub(crate) fn build(
+        info: &'static ModelInfo,
+        options: &ModelOptions,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let config = configure(info, options)?;
+        if options.features_only {
+            let levels = config.feature_info().len();
+            if levels == 0 {
+                return Err(ModelError::Options {
+                    model: info.name,
+                    message: "has no multi-scale features (features_only)".into(),
+                });
+            }
+            if let Some(bad) = options.out_indices.iter().flatten().find(|&&i| i >= levels) {
+                return Err(ModelError::Options {
+                    model: info.name,
+                    message: format!("out_indices {bad} is out of range: {levels} feature levels"),
+                });
+            }
+        }
         let net = config.init(device);
-        Model { info, config, net }
+        Ok(Model {
+            net,
+            info,
+            config,
+            options: options.clone(),
+        })
     }
 
     /// The registry entry (name, task, paper, parameter count).
@@ -236,9 +390,14 @@ impl Model {
         self.info
     }
 
-    /// The configuration the network was built from.
+    /// The configuration the network was built from (options applied).
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The options the model was created with.
+    pub fn options(&self) -> &ModelOptions {
+        &self.options
     }
 
     /// The network, for family-specific calls.
@@ -246,12 +405,26 @@ impl Model {
         &self.net
     }
 
+    /// What the model computes, with its options (e.g. a fresh head's class count).
+    pub fn task(&self) -> Task {
+        match (self.info.task, self.config.num_classes()) {
+            (Task::Classification { .. }, Some(n)) => Task::Classification { num_classes: n },
+            (Task::Segmentation { .. }, Some(n)) => Task::Segmentation { num_classes: n },
+            (task, _) => task,
+        }
+    }
+
     /// The upsampling factor of a super-resolution model.
     pub fn scale(&self) -> Option<usize> {
         match self.info.task {
-            crate::Task::SuperResolution { scale } => Some(scale),
+            Task::SuperResolution { scale } => Some(scale),
             _ => None,
         }
+    }
+
+    /// Image channels in.
+    pub fn in_chans(&self) -> usize {
+        self.config.in_chans()
     }
 
     /// The input sizes the model accepts.
@@ -265,70 +438,322 @@ impl Model {
         gaze_weights::count_parameters(&self.net)
     }
 
-    /// Loads the official checkpoint (any format [`gaze_weights::Checkpoint`] reads), strictly.
-    pub fn load_weights(self, path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        let keys = self.config.key_map();
-        let net = gaze_weights::load_into(self.net, path, &keys)?;
-        Ok(Model { net, ..self })
-    }
-
-    /// Moves the weights to another device.
-    pub fn to_device(self, device: &Device) -> Self {
-        Model {
-            net: self.net.to_device(device),
-            ..self
+    /// Channels and stride of each map of [`Model::forward_intermediates`] (of the selected
+    /// `out_indices` for a `features_only` model).
+    pub fn feature_info(&self) -> Vec<FeatureInfo> {
+        let all = self.config.feature_info();
+        match &self.options.out_indices {
+            Some(indices) if self.options.features_only => {
+                indices.iter().map(|&i| all[i]).collect()
+            }
+            _ => all,
         }
     }
 
-    /// The model's output: the upscaled image (unclamped) or the class logits.
-    pub fn forward(&self, x: Tensor<4>) -> Output {
-        match &self.net {
-            Net::Pan(m) => Output::Image(m.forward(x)),
-            Net::ResNet(m) => Output::Logits(m.forward(x)),
-            Net::ResidualAttention(m) => Output::Logits(m.forward(x)),
-            Net::Vit(m) => Output::Logits(m.forward(x)),
-            Net::Swin(m) => Output::Logits(m.forward(x)),
-            Net::Levit(m) => Output::Logits(m.forward(x)),
-            Net::Nat(m) => Output::Logits(m.forward(x)),
-            Net::BiFormer(m) => Output::Logits(m.forward(x)),
-            Net::HaloNet(m) => Output::Logits(m.forward(x)),
-        }
+    /// The key map between the official checkpoint's names and the module's paths.
+    pub fn key_map(&self) -> KeyMap {
+        self.config.key_map()
     }
 
-    /// The features before the head (low-resolution features for SR, the last stage's map
-    /// for classifiers).
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.net {
-            Net::Pan(m) => m.forward_features(x),
-            Net::ResNet(m) => m.forward_features(x),
-            Net::ResidualAttention(m) => m.forward_features(x),
-            Net::Vit(m) => m.forward_features(x),
-            Net::Swin(m) => m.forward_features(x),
-            Net::Levit(m) => m.forward_features(x),
-            Net::Nat(m) => m.forward_features(x),
-            Net::BiFormer(m) => m.forward_features(x),
-            Net::HaloNet(m) => m.forward_features(x),
+    /// Checks that `dims` is an input the model accepts: `[N, in_chans, H, W]` with a size
+    /// the architecture takes.
+    pub fn check_input(&self, dims: [usize; 4]) -> Result<(), ModelError> {
+        let [n, c, h, w] = dims;
+        let err = |message: String| ModelError::Input {
+            model: self.info.name,
+            message,
+        };
+        if n == 0 {
+            return Err(err("empty batch".into()));
         }
+        if c != self.in_chans() {
+            return Err(err(format!(
+                "expects {} input channels, got {c}",
+                self.in_chans()
+            )));
+        }
+        self.input_size().check(h, w).map_err(err)
+    }
+
+    /// The model's output: logits, the upscaled image (unclamped), a mask, or the feature maps
+    /// of a `features_only` model. An input the model does not take is an error.
+    pub fn forward(&self, x: Tensor<4>) -> Result<Output, ModelError> {
+        self.check_input(x.dims())?;
+        if self.options.features_only {
+            return Ok(Output::Features(
+                self.select(self.net.forward_intermediates(x)),
+            ));
+        }
+        Ok(self.net.forward(x))
+    }
+
+    /// What the head consumes (timm's `forward_features`).
+    pub fn forward_features(&self, x: Tensor<4>) -> Result<Features, ModelError> {
+        self.check_input(x.dims())?;
+        Ok(self.net.forward_features(x))
+    }
+
+    /// The head on [`Model::forward_features`]' output (timm's `forward_head`); features of
+    /// another kind than this family's are an error.
+    pub fn forward_head(&self, features: Features) -> Result<Output, ModelError> {
+        self.net
+            .forward_head(features)
+            .map_err(|message| ModelError::Input {
+                model: self.info.name,
+                message,
+            })
     }
 
     /// Multi-scale feature maps (NCHW, finest first) as described by
     /// [`Model::feature_info`]; empty for models without a feature pyramid (SR networks).
-    pub fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        match &self.net {
-            Net::Pan(_) => Vec::new(),
-            Net::ResNet(m) => m.forward_intermediates(x),
-            Net::ResidualAttention(m) => m.forward_intermediates(x),
-            Net::Vit(m) => m.forward_intermediates(x),
-            Net::Swin(m) => m.forward_intermediates(x),
-            Net::Levit(m) => m.forward_intermediates(x),
-            Net::Nat(m) => m.forward_intermediates(x),
-            Net::BiFormer(m) => m.forward_intermediates(x),
-            Net::HaloNet(m) => m.forward_intermediates(x),
+    pub fn forward_intermediates(&self, x: Tensor<4>) -> Result<Vec<Tensor<4>>, ModelError> {
+        self.check_input(x.dims())?;
+        Ok(self.select(self.net.forward_intermediates(x)))
+    }
+
+    fn select(&self, maps: Vec<Tensor<4>>) -> Vec<Tensor<4>> {
+        match &self.options.out_indices {
+            Some(indices) if self.options.features_only => {
+                indices.iter().map(|&i| maps[i].clone()).collect()
+            }
+            _ => maps,
         }
     }
 
-    /// Channels and stride of each map of [`Model::forward_intermediates`].
-    pub fn feature_info(&self) -> Vec<FeatureInfo> {
-        self.config.feature_info()
+    /// Moves the weights to another device.
+    pub fn to_device(self, device: &Device) -> Self {
+        Module::to_device(self, device)
     }
+
+    /// Loads the official checkpoint (any format [`gaze_weights::Checkpoint`] reads), strictly.
+    /// With a fresh head or other input channels ([`ModelOptions`]) the head is skipped or the
+    /// stem adapted; [`Model::load_weights_with_summary`] says which keys.
+    pub fn load_weights(self, path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        self.load_weights_with_summary(path).map(|(m, _)| m)
+    }
+
+    /// [`Model::load_weights`], also returning what was skipped or adapted.
+    pub fn load_weights_with_summary(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, LoadSummary), LoadError> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::open(path)?;
+        self.load_checkpoint(checkpoint)
+            .map_err(|(report, hint)| LoadError::Mismatch {
+                path: path.display().to_string(),
+                report,
+                hint,
+            })
+    }
+
+    /// Loads an opened checkpoint; on a mismatch, the strict report and which registered model
+    /// the checkpoint fits, if any.
+    pub fn load_checkpoint(
+        self,
+        mut checkpoint: Checkpoint,
+    ) -> Result<(Self, LoadSummary), (LoadReport, Option<String>)> {
+        let keys = self.key_map();
+        let mut summary = LoadSummary::default();
+        let reference = configure(self.info, &ModelOptions::default())
+            .expect("registered configurations build");
+        // Keys whose shapes depend on the options: the head (num_classes) and the stem
+        // (in_chans). Found by comparing the shapes of both configurations, so no family has
+        // to name them.
+        let ours: BTreeMap<String, Vec<usize>> = gaze_weights::official_shapes(&self.net, &keys)
+            .into_iter()
+            .collect();
+        // Shapes only: nothing is initialised, so the device does not matter.
+        let device = Device::flex();
+        let published: BTreeMap<String, Vec<usize>> =
+            gaze_weights::official_shapes(&reference.init(&device), &reference.key_map())
+                .into_iter()
+                .collect();
+        if self.config.num_classes() != reference.num_classes() {
+            let head: Vec<String> = published
+                .iter()
+                .filter(|(k, s)| ours.get(*k) != Some(*s))
+                .map(|(k, _)| k.clone())
+                .filter(|k| !is_stem_key(k, &published, &ours))
+                .collect();
+            for key in head {
+                // A checkpoint that already has this head (a fine-tuned model saved by gaze)
+                // loads it; only a head of another size is left out.
+                let fits = checkpoint
+                    .tensors
+                    .get(&key)
+                    .is_some_and(|t| ours.get(&key).is_some_and(|s| t.shape.to_vec() == *s));
+                if !fits && checkpoint.tensors.remove(&key).is_some() {
+                    summary.skipped_head.push(key);
+                }
+            }
+        }
+        let allow_missing: Vec<String> = ours
+            .iter()
+            .filter(|(k, s)| published.get(*k) != Some(*s))
+            .map(|(k, _)| k.clone())
+            .filter(|k| !is_stem_key(k, &published, &ours))
+            .collect();
+        let in_chans = self.in_chans();
+        if in_chans != reference.in_chans() {
+            for (key, shape) in &ours {
+                if !is_stem_key(key, &published, &ours) {
+                    continue;
+                }
+                if let Some(tensor) = checkpoint.tensors.get_mut(key) {
+                    if tensor.shape.to_vec().get(1) != Some(&shape[1]) {
+                        *tensor = adapt_input_conv(tensor.clone(), in_chans)
+                            .map_err(|e| (one_error(key, e), None))?;
+                        summary.adapted_stem.push(key.clone());
+                    }
+                }
+            }
+        }
+        let Model {
+            net,
+            info,
+            config,
+            options,
+        } = self;
+        let checkpoint_keys: Vec<(String, Vec<usize>)> = checkpoint
+            .tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shape.to_vec()))
+            .collect();
+        match gaze_weights::apply_checkpoint_allowing(net, checkpoint, &keys, &|path| {
+            allow_missing.contains(&pytorch_name(&keys.unmap(path)))
+        }) {
+            Ok(net) => Ok((
+                Model {
+                    net,
+                    info,
+                    config,
+                    options,
+                },
+                summary,
+            )),
+            Err(mut report) => {
+                // Missing parameters in the checkpoint's naming, as the user sees its keys.
+                report.missing = report
+                    .missing
+                    .iter()
+                    .map(|path| pytorch_name(&keys.unmap(path)))
+                    .collect();
+                report.missing.sort();
+                let hint = crate::registry::which_model_fits(&checkpoint_keys, &keys);
+                Err((report, hint))
+            }
+        }
+    }
+
+    /// The weights as an official state dict (PyTorch layout and key names).
+    pub fn official_state_dict(&self) -> Result<Vec<(String, TensorData)>, SaveError> {
+        gaze_weights::official_state_dict(&self.net, &self.key_map())
+    }
+
+    /// Saves the weights as safetensors under the official key names, so timm or the
+    /// official code loads them (`model.load_state_dict(safetensors.torch.load_file(path))`),
+    /// and gaze loads them back with [`Model::load_weights`]. Written atomically.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {
+        gaze_weights::save_safetensors(
+            &self.net,
+            path,
+            &self.key_map(),
+            &[("format", "pt"), ("gaze_model", self.info.name)],
+        )
+    }
+}
+
+/// A module path's tensor name as PyTorch saves it (norms' `gamma`/`beta` are `weight`/`bias`).
+fn pytorch_name(key: &str) -> String {
+    match key.rsplit_once('.') {
+        Some((module, "gamma")) => format!("{module}.weight"),
+        Some((module, "beta")) => format!("{module}.bias"),
+        _ => key.to_string(),
+    }
+}
+
+/// Whether `key` is an input-convolution weight: present in both configurations with a
+/// different input-channel dimension only.
+fn is_stem_key(
+    key: &str,
+    published: &BTreeMap<String, Vec<usize>>,
+    ours: &BTreeMap<String, Vec<usize>>,
+) -> bool {
+    match (published.get(key), ours.get(key)) {
+        (Some(a), Some(b)) => {
+            a.len() == 4 && b.len() == 4 && a[0] == b[0] && a[2..] == b[2..] && a[1] != b[1]
+        }
+        _ => false,
+    }
+}
+
+fn one_error(key: &str, message: String) -> LoadReport {
+    LoadReport {
+        other: vec![format!("{key}: {message}")],
+        ..LoadReport::default()
+    }
+}
+
+/// timm's `adapt_input_conv`: a 3-channel stem summed over its input channels for one
+/// channel, otherwise repeated along them, cut to `in_chans` and rescaled by `3 / in_chans`.
+fn adapt_input_conv(
+    tensor: burn::store::burn_pack::Tensor,
+    in_chans: usize,
+) -> Result<burn::store::burn_pack::Tensor, String> {
+    let name = tensor.name.clone();
+    let data = burn::store::bridge::into_data(tensor).map_err(|e| e.to_string())?;
+    let device = Device::flex();
+    let w = Tensor::<4>::from_data(data.convert::<f32>(), &device);
+    let [o, i, kh, kw] = w.dims();
+    let adapted = if in_chans == 1 {
+        if i > 3 {
+            if i % 3 != 0 {
+                return Err(format!("cannot adapt {i} input channels to 1"));
+            }
+            w.reshape([o, i / 3, 3, kh * kw])
+                .sum_dim(2)
+                .reshape([o, i / 3, kh, kw])
+        } else {
+            w.sum_dim(1)
+        }
+    } else {
+        if i != 3 {
+            return Err(format!(
+                "cannot adapt a {i}-channel input convolution to {in_chans} channels"
+            ));
+        }
+        let repeat = in_chans.div_ceil(3);
+        w.repeat_dim(1, repeat)
+            .slice([0..o, 0..in_chans, 0..kh, 0..kw])
+            .mul_scalar(3.0 / in_chans as f32)
+    };
+    Ok(burn::store::bridge::from_data(
+        adapted.into_data(),
+        name,
+        None,
+    ))
+}
+
+/// The entry's configuration with the options applied.
+fn configure(info: &'static ModelInfo, options: &ModelOptions) -> Result<ModelConfig, ModelError> {
+    let mut config = info.config();
+    if let Some(n) = options.num_classes {
+        config
+            .set_num_classes(n)
+            .map_err(|message| ModelError::Options {
+                model: info.name,
+                message: format!("num_classes: {message}"),
+            })?;
+    }
+    if let Some(c) = options.in_chans {
+        if c == 0 {
+            return Err(ModelError::Options {
+                model: info.name,
+                message: "in_chans must be at least 1".into(),
+            });
+        }
+        config.set_in_chans(c);
+    }
+    Ok(config)
 }

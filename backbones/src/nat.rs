@@ -30,12 +30,18 @@
 //! [`gaze_weights::keymaps::nat`] (the identity: `patch_embed.proj` is a `Vec`, so
 //! `proj.0` / `proj.1` are our paths too).
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use gaze_blocks::neighborhood_attention::{NeighborhoodAttention, NeighborhoodAttentionConfig};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
@@ -336,5 +342,118 @@ impl Nat {
     /// [`NatConfig::min_input_size`]) and the model was built without `legacy_pad`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_head(self.forward_features(x))
+    }
+}
+const NAT: &str = "Neighborhood Attention Transformer (Hassani et al., CVPR 2023)";
+const NAT_WEIGHTS: &str =
+    "https://github.com/SHI-Labs/Neighborhood-Attention-Transformer/tree/main/classification";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "nat_mini",
+        "nat",
+        IMAGENET,
+        NAT,
+        19_984_174,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        NAT_WEIGHTS,
+        NatConfig::nat_mini()
+    ),
+    variant!(
+        "nat_tiny",
+        "nat",
+        IMAGENET,
+        NAT,
+        27_901_582,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        NAT_WEIGHTS,
+        NatConfig::nat_tiny()
+    ),
+    variant!(
+        "nat_small",
+        "nat",
+        IMAGENET,
+        NAT,
+        50_743_297,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        NAT_WEIGHTS,
+        NatConfig::nat_small()
+    ),
+    variant!(
+        "nat_base",
+        "nat",
+        IMAGENET,
+        NAT,
+        89_769_652,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        NAT_WEIGHTS,
+        NatConfig::nat_base()
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    KeyMap::identity()
+}
+
+impl Family for NatConfig {
+    type Net = Nat;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> Nat {
+        NatConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn input_size(&self) -> InputSize {
+        InputSize::AtLeast([self.min_input_size(); 2])
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        NatConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for Nat {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
     }
 }

@@ -3,13 +3,19 @@
 //!
 //! `conv_first` → 16 [`Scpa`] blocks → `trunk_conv` (+ long skip) → [`SrHead`] (U-PA stages,
 //! `conv_last`, bilinear global skip). Field names mirror the official parameter names, so
-//! the official checkpoints load through [`gaze_weights::keymaps::pan`].
+//! the official checkpoints load through [`key_map`].
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use gaze_blocks::layers::conv_same;
 use gaze_blocks::{Scpa, ScpaConfig};
 use gaze_heads::{SrHead, SrHeadConfig};
+use gaze_weights::KeyMap;
 
 /// Configuration of [`Pan`]; the defaults are the published model's.
 #[derive(Config, Debug)]
@@ -80,5 +86,106 @@ impl Pan {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let features = self.forward_features(x.clone());
         self.forward_head(features, x)
+    }
+}
+const PAN_PAPER: &str =
+    "Efficient Image Super-Resolution Using Pixel Attention (Zhao et al., ECCVW 2020)";
+const PAN_WEIGHTS: &str =
+    "https://github.com/zhaohengyuan1/PAN/tree/master/experiments/pretrained_models";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "pan_x2",
+        "pan",
+        Task::SuperResolution { scale: 2 },
+        PAN_PAPER,
+        261_403,
+        DataConfig::UnitRange,
+        PAN_WEIGHTS,
+        PanConfig::new(2)
+    ),
+    variant!(
+        "pan_x3",
+        "pan",
+        Task::SuperResolution { scale: 3 },
+        PAN_PAPER,
+        261_403,
+        DataConfig::UnitRange,
+        PAN_WEIGHTS,
+        PanConfig::new(3)
+    ),
+    variant!(
+        "pan_x4",
+        "pan",
+        Task::SuperResolution { scale: 4 },
+        PAN_PAPER,
+        272_419,
+        DataConfig::UnitRange,
+        PAN_WEIGHTS,
+        PanConfig::new(4)
+    ),
+];
+
+/// The official names (`SCPA_trunk`, `PAConv`, `k1.0`, `upconv1`, `att1`, `HRconv1`…).
+pub fn key_map() -> KeyMap {
+    KeyMap::new(&[
+        ("^SCPA_trunk", "scpa_trunk"),
+        ("PAConv", "pa_conv"),
+        ("k1.0", "k1"),
+        ("^upconv1", "head.stages.0.upconv"),
+        ("^att1", "head.stages.0.att"),
+        ("^HRconv1", "head.stages.0.hr_conv"),
+        ("^upconv2", "head.stages.1.upconv"),
+        ("^att2", "head.stages.1.att"),
+        ("^HRconv2", "head.stages.1.hr_conv"),
+        ("^conv_last", "head.conv_last"),
+    ])
+}
+
+impl Family for PanConfig {
+    type Net = Pan;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> Pan {
+        PanConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_channels
+    }
+
+    /// Image channels in and out (the global skip adds the upsampled input to the output).
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_channels = in_chans;
+        self.out_channels = in_chans;
+    }
+}
+
+impl FamilyNet for Pan {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Image(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Sr {
+            features: Self::forward_features(self, x.clone()),
+            input: x,
+        }
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Sr { features, input } => {
+                Ok(Output::Image(Self::forward_head(self, features, input)))
+            }
+            _ => Err("expects the features and input of forward_features".into()),
+        }
     }
 }

@@ -35,6 +35,11 @@
 //! the ImageNet layout and 1/2/4/4 for the CIFAR layout (no stem downsampling, and the fourth
 //! stage keeps the third's resolution).
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -43,6 +48,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use gaze_blocks::preact_bottleneck::{PreActBottleneck, PreActBottleneckConfig};
 use gaze_blocks::residual_attention::{ResidualAttention, ResidualAttentionConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
@@ -338,5 +344,129 @@ impl ResidualAttentionNet {
     /// Logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_head(self.forward_features(x))
+    }
+}
+const RAN: &str = "Residual Attention Network for Image Classification (Wang et al., CVPR 2017)";
+const RAN_CIFAR: &str =
+    "https://github.com/tengshaofeng/ResidualAttentionNetwork-pytorch/blob/master/\
+     Residual-Attention-Network/model_92_sgd.pkl (state_dict, CIFAR-10 top-1 95.4%)";
+const RAN_NONE: &str = "none published (the PyTorch port whose names gaze keeps releases only a CIFAR-10 Attention-92)";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "attention56",
+        "residual_attention",
+        IMAGENET,
+        RAN,
+        49_636_520,
+        DataConfig::IMAGENET,
+        RAN_NONE,
+        ResidualAttentionNetConfig::imagenet(56)
+    ),
+    variant!(
+        "attention92",
+        "residual_attention",
+        IMAGENET,
+        RAN,
+        85_234_344,
+        DataConfig::IMAGENET,
+        RAN_NONE,
+        ResidualAttentionNetConfig::imagenet(92)
+    ),
+    variant!(
+        "attention92_cifar",
+        "residual_attention",
+        CIFAR10,
+        RAN,
+        19_920_362,
+        DataConfig::IMAGENET.with_size(32, 1.0),
+        RAN_CIFAR,
+        ResidualAttentionNetConfig::cifar(92)
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    let mut rules: Vec<(String, String)> = vec![
+        ("^conv1.0".into(), "conv1.conv".into()),
+        ("^conv1.1".into(), "conv1.bn".into()),
+        ("^mpool2.0".into(), "norm".into()),
+        ("^attention_module{s:d}".into(), "^attention{s:d}.0".into()),
+    ];
+    for k in 2..10 {
+        rules.push((
+            format!("^attention_module{{s:d}}_{k}"),
+            format!("^attention{{s:d}}.{}", k - 1),
+        ));
+    }
+    for stage in 1..=3 {
+        let prefix = format!("attention{stage}.{{j:d}}.");
+        rules.extend(gaze_blocks::residual_attention::imagenet_rules(
+            &prefix,
+            4 - stage,
+        ));
+        rules.extend(gaze_blocks::residual_attention::cifar_rules(
+            &prefix,
+            3 - stage,
+        ));
+    }
+    KeyMap::new(rules.as_slice())
+}
+
+impl Family for ResidualAttentionNetConfig {
+    type Net = ResidualAttentionNet;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> ResidualAttentionNet {
+        ResidualAttentionNetConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        ResidualAttentionNetConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for ResidualAttentionNet {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
     }
 }

@@ -10,6 +10,11 @@
 //!   variants: deep stem, average-pool shortcut downsampling).
 //! * Zhang et al., "ResNeSt: Split-Attention Networks", 2020.
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -19,6 +24,7 @@ use burn::tensor::ops::AvgPoolOptions;
 use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
 use gaze_blocks::layers::max_pool_3x3_s2;
 use gaze_blocks::{SplitAttn, SplitAttnConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
@@ -540,5 +546,496 @@ impl ResNet {
     /// Logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_head(self.forward_features(x))
+    }
+}
+
+fn resnet(block: BlockType, layers: [usize; 4]) -> ResNetConfig {
+    ResNetConfig::new(block, layers.to_vec())
+}
+
+/// timm's `d` variants: deep stem of width 32, average-pool shortcuts.
+fn d(c: ResNetConfig) -> ResNetConfig {
+    c.with_stem_type(StemType::Deep)
+        .with_stem_width(32)
+        .with_avg_down(true)
+}
+
+/// timm's `t` variants: tiered deep stem of width 32, average-pool shortcuts.
+fn t(c: ResNetConfig) -> ResNetConfig {
+    c.with_stem_type(StemType::DeepTiered)
+        .with_stem_width(32)
+        .with_avg_down(true)
+}
+
+fn attn(c: ResNetConfig, kind: AttentionKind) -> ResNetConfig {
+    c.with_attn_layer(Some(kind))
+}
+const CBAM: &str = "CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018)";
+const ECA: &str = "ECA-Net: Efficient Channel Attention for Deep CNNs (Wang et al., CVPR 2020)";
+const FCA: &str = "FcaNet: Frequency Channel Attention Networks (Qin et al., ICCV 2021)";
+const NONE: &str = "none published (gaze's own combination; timm key names)";
+const PSA: &str =
+    "Polarized Self-Attention: Towards High-quality Pixel-wise Regression (Liu et al., 2021)";
+const RESNEST: &str = "ResNeSt: Split-Attention Networks (Zhang et al., CVPRW 2022)";
+const RESNET: &str = "Deep Residual Learning for Image Recognition (He et al., CVPR 2016)";
+const SE: &str = "Squeeze-and-Excitation Networks (Hu et al., CVPR 2018)";
+const TRICKS: &str = "Bag of Tricks for Image Classification with CNNs (He et al., CVPR 2019)";
+const TRIPLET: &str =
+    "Rotate to Attend: Convolutional Triplet Attention Module (Misra et al., WACV 2021)";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "resnet18",
+        "resnet",
+        IMAGENET,
+        RESNET,
+        11_689_512,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        resnet(BlockType::Basic, [2, 2, 2, 2])
+    ),
+    variant!(
+        "resnet26",
+        "resnet",
+        IMAGENET,
+        RESNET,
+        15_995_176,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        resnet(BlockType::Bottleneck, [2, 2, 2, 2])
+    ),
+    variant!(
+        "resnet34",
+        "resnet",
+        IMAGENET,
+        RESNET,
+        21_797_672,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        resnet(BlockType::Basic, [3, 4, 6, 3])
+    ),
+    variant!(
+        "resnet50",
+        "resnet",
+        IMAGENET,
+        RESNET,
+        25_557_032,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        resnet(BlockType::Bottleneck, [3, 4, 6, 3])
+    ),
+    variant!(
+        "resnet101",
+        "resnet",
+        IMAGENET,
+        RESNET,
+        44_549_160,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        resnet(BlockType::Bottleneck, [3, 4, 23, 3])
+    ),
+    variant!(
+        "resnet18d",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        11_708_744,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::Basic, [2, 2, 2, 2]))
+    ),
+    variant!(
+        "resnet26d",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        16_014_408,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::Bottleneck, [2, 2, 2, 2]))
+    ),
+    variant!(
+        "resnet34d",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        21_816_904,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::Basic, [3, 4, 6, 3]))
+    ),
+    variant!(
+        "resnet50d",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        25_576_264,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::Bottleneck, [3, 4, 6, 3]))
+    ),
+    variant!(
+        "resnet101d",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        44_568_392,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::Bottleneck, [3, 4, 23, 3]))
+    ),
+    variant!(
+        "resnet26t",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        16_011_872,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        t(resnet(BlockType::Bottleneck, [2, 2, 2, 2]))
+    ),
+    variant!(
+        "resnet50t",
+        "resnet",
+        IMAGENET,
+        TRICKS,
+        25_573_728,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        t(resnet(BlockType::Bottleneck, [3, 4, 6, 3]))
+    ),
+    variant!(
+        "seresnet18",
+        "resnet",
+        IMAGENET,
+        SE,
+        11_779_624,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::Se)
+    ),
+    variant!(
+        "seresnet34",
+        "resnet",
+        IMAGENET,
+        SE,
+        21_960_416,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(resnet(BlockType::Basic, [3, 4, 6, 3]), AttentionKind::Se)
+    ),
+    variant!(
+        "seresnet50",
+        "resnet",
+        IMAGENET,
+        SE,
+        28_088_024,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
+            AttentionKind::Se
+        )
+    ),
+    variant!(
+        "seresnet101",
+        "resnet",
+        IMAGENET,
+        SE,
+        49_326_872,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            resnet(BlockType::Bottleneck, [3, 4, 23, 3]),
+            AttentionKind::Se
+        )
+    ),
+    variant!(
+        "seresnet50t",
+        "resnet",
+        IMAGENET,
+        SE,
+        28_104_720,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            t(resnet(BlockType::Bottleneck, [3, 4, 6, 3])),
+            AttentionKind::Se
+        )
+    ),
+    variant!(
+        "ecaresnet26t",
+        "resnet",
+        IMAGENET,
+        ECA,
+        16_011_916,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            t(resnet(BlockType::Bottleneck, [2, 2, 2, 2])),
+            AttentionKind::Eca
+        )
+    ),
+    variant!(
+        "ecaresnet50d",
+        "resnet",
+        IMAGENET,
+        ECA,
+        25_576_350,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            d(resnet(BlockType::Bottleneck, [3, 4, 6, 3])),
+            AttentionKind::Eca
+        )
+    ),
+    variant!(
+        "ecaresnet50t",
+        "resnet",
+        IMAGENET,
+        ECA,
+        25_573_814,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            t(resnet(BlockType::Bottleneck, [3, 4, 6, 3])),
+            AttentionKind::Eca
+        )
+    ),
+    variant!(
+        "ecaresnet101d",
+        "resnet",
+        IMAGENET,
+        ECA,
+        44_568_563,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        TIMM_WEIGHTS,
+        attn(
+            d(resnet(BlockType::Bottleneck, [3, 4, 23, 3])),
+            AttentionKind::Eca
+        )
+    ),
+    variant!(
+        "cbam_resnet18",
+        "resnet",
+        IMAGENET,
+        CBAM,
+        11_777_352,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::Cbam)
+    ),
+    variant!(
+        "cbam_resnet50",
+        "resnet",
+        IMAGENET,
+        CBAM,
+        28_073_576,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(
+            resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
+            AttentionKind::Cbam
+        )
+    ),
+    variant!(
+        "triplet_resnet18",
+        "resnet",
+        IMAGENET,
+        TRIPLET,
+        11_691_912,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(
+            resnet(BlockType::Basic, [2, 2, 2, 2]),
+            AttentionKind::Triplet
+        )
+    ),
+    variant!(
+        "triplet_resnet50",
+        "resnet",
+        IMAGENET,
+        TRIPLET,
+        25_561_832,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(
+            resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
+            AttentionKind::Triplet
+        )
+    ),
+    variant!(
+        "fca_resnet18",
+        "resnet",
+        IMAGENET,
+        FCA,
+        11_776_552,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::Fca)
+    ),
+    variant!(
+        "fca_resnet50",
+        "resnet",
+        IMAGENET,
+        FCA,
+        28_071_976,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(
+            resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
+            AttentionKind::Fca
+        )
+    ),
+    variant!(
+        "psa_resnet18",
+        "resnet",
+        IMAGENET,
+        PSA,
+        12_869_112,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::PsaS)
+    ),
+    variant!(
+        "psa_resnet50",
+        "resnet",
+        IMAGENET,
+        PSA,
+        59_544_648,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        NONE,
+        attn(
+            resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
+            AttentionKind::PsaS
+        )
+    ),
+    variant!(
+        "resnest14d",
+        "resnest",
+        IMAGENET,
+        RESNEST,
+        10_611_688,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::ResNest, [1, 1, 1, 1]))
+    ),
+    variant!(
+        "resnest26d",
+        "resnest",
+        IMAGENET,
+        RESNEST,
+        17_069_448,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::ResNest, [2, 2, 2, 2]))
+    ),
+    variant!(
+        "resnest50d",
+        "resnest",
+        IMAGENET,
+        RESNEST,
+        27_483_240,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::ResNest, [3, 4, 6, 3]))
+    ),
+    variant!(
+        "resnest101e",
+        "resnest",
+        IMAGENET,
+        RESNEST,
+        48_275_016,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        TIMM_WEIGHTS,
+        d(resnet(BlockType::ResNest, [3, 4, 23, 3])).with_stem_width(64)
+    ),
+];
+
+/// timm's names of the deep stem's sequential and of the shortcut's (`downsample.0/1`, or
+/// `downsample.1/2` after the average pool of `avg_down`).
+pub fn resnet_key_map(avg_down: bool) -> KeyMap {
+    let (conv, bn) = if avg_down {
+        ("downsample.1", "downsample.2")
+    } else {
+        ("downsample.0", "downsample.1")
+    };
+    KeyMap::new(&[
+        ("^conv1.0", "conv1.conv_a"),
+        ("^conv1.1", "conv1.bn_a"),
+        ("^conv1.3", "conv1.conv_b"),
+        ("^conv1.4", "conv1.bn_b"),
+        ("^conv1.6", "conv1.conv_c"),
+        (conv, "downsample.conv"),
+        (bn, "downsample.bn"),
+    ])
+}
+
+impl ResNetConfig {
+    /// timm's names for this configuration: stem, shortcuts and the attention kind's.
+    pub fn official_key_map(&self) -> KeyMap {
+        let map = resnet_key_map(self.avg_down);
+        match self.attn_layer {
+            Some(kind) => map.then(kind.key_map()),
+            None => map,
+        }
+    }
+}
+
+impl Family for ResNetConfig {
+    type Net = ResNet;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> ResNet {
+        ResNetConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        self.official_key_map()
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        ResNetConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for ResNet {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
     }
 }

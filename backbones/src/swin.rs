@@ -28,11 +28,17 @@
 //! from the runtime size (timm's `dynamic_mask`). All LayerNorms use eps 1e-5
 //! (`nn.LayerNorm`); the MLPs use the exact GELU.
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::{SwinBlock, SwinBlockConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 
@@ -167,10 +173,7 @@ impl SwinConfig {
             patch_embed,
             layers,
             norm: ln(nf),
-            head: SwinHead {
-                fc: (self.num_classes > 0)
-                    .then(|| LinearConfig::new(nf, self.num_classes).init(device)),
-            },
+            head: gaze_heads::ClassifierHead::new(nf, self.num_classes, device),
         }
     }
 }
@@ -253,13 +256,6 @@ impl SwinStage {
     }
 }
 
-/// timm's `ClassifierHead` (average pool, then `fc`). Key `fc.*`.
-#[derive(Module, Debug)]
-pub struct SwinHead {
-    /// Classifier (absent when `num_classes` is 0).
-    pub fc: Option<Linear>,
-}
-
 /// The Swin Transformer: `patch_embed`, `layers.0..3`, `norm`, `head.fc`.
 #[derive(Module, Debug)]
 pub struct Swin {
@@ -270,7 +266,7 @@ pub struct Swin {
     /// Final LayerNorm.
     pub norm: LayerNorm,
     /// Classifier head.
-    pub head: SwinHead,
+    pub head: gaze_heads::ClassifierHead,
 }
 
 fn nhwc_to_nchw(x: Tensor<4>) -> Tensor<4> {
@@ -300,11 +296,98 @@ impl Swin {
     /// Global average pool and classifier: `[B, C, h, w] → [B, classes]` (the pooled features
     /// when the model has no classifier).
     pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
-        gaze_heads::classifier::classify(features, self.head.fc.as_ref())
+        self.head.forward(features)
     }
 
     /// Logits `[B, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_head(self.forward_features(x))
+    }
+}
+const SWIN: &str = "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows (Liu et al., ICCV 2021)";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "swin_tiny_patch4_window7_224",
+        "swin",
+        IMAGENET,
+        SWIN,
+        28_288_354,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        SwinConfig::swin_tiny_patch4_window7_224()
+    ),
+    variant!(
+        "swin_small_patch4_window7_224",
+        "swin",
+        IMAGENET,
+        SWIN,
+        49_606_258,
+        DataConfig::IMAGENET_BICUBIC,
+        TIMM_WEIGHTS,
+        SwinConfig::swin_small_patch4_window7_224()
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    KeyMap::identity().ignoring(&[r"(^|\.)relative_position_index$", r"(^|\.)attn_mask$"])
+}
+
+impl Family for SwinConfig {
+    type Net = Swin;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> Swin {
+        SwinConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        SwinConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for Swin {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
+            _ => Err("expects the feature map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
     }
 }

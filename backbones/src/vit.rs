@@ -7,11 +7,17 @@
 //! * Touvron et al., "Training data-efficient image transformers (DeiT)", ICML 2021 (the
 //!   non-distilled DeiT models are this architecture with DeiT's weights).
 
+use crate::family::{Family, FamilyNet};
+use crate::model::{Features, InputSize, Output};
+#[allow(unused_imports)]
+use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::variant;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use gaze_blocks::{VitBlock, VitBlockConfig};
+use gaze_weights::KeyMap;
 
 use crate::features::FeatureInfo;
 use crate::pos_embed::resample_abs_pos_embed;
@@ -233,4 +239,122 @@ fn tokens_to_map(x: Tensor<3>, [h, w]: [usize; 2]) -> Tensor<4> {
     x.slice([0..b, 1..n, 0..d])
         .swap_dims(1, 2)
         .reshape([b, d, h, w])
+}
+const DEIT: &str = "Training data-efficient image transformers & distillation through attention (Touvron et al., ICML 2021)";
+const VIT: &str = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale (Dosovitskiy et al., ICLR 2021)";
+
+static VARIANTS: &[ModelInfo] = &[
+    variant!(
+        "vit_tiny_patch16_224",
+        "vit",
+        IMAGENET,
+        VIT,
+        5_717_416,
+        DataConfig::INCEPTION,
+        TIMM_WEIGHTS,
+        VitConfig::tiny()
+    ),
+    variant!(
+        "vit_small_patch16_224",
+        "vit",
+        IMAGENET,
+        VIT,
+        22_050_664,
+        DataConfig::INCEPTION,
+        TIMM_WEIGHTS,
+        VitConfig::small()
+    ),
+    variant!(
+        "vit_base_patch16_224",
+        "vit",
+        IMAGENET,
+        VIT,
+        86_567_656,
+        DataConfig::INCEPTION,
+        TIMM_WEIGHTS,
+        VitConfig::base()
+    ),
+    variant!(
+        "deit_tiny_patch16_224",
+        "vit",
+        IMAGENET,
+        DEIT,
+        5_717_416,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        TIMM_WEIGHTS,
+        VitConfig::tiny()
+    ),
+    variant!(
+        "deit_small_patch16_224",
+        "vit",
+        IMAGENET,
+        DEIT,
+        22_050_664,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        TIMM_WEIGHTS,
+        VitConfig::small()
+    ),
+];
+
+/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
+pub fn key_map() -> KeyMap {
+    KeyMap::identity()
+}
+
+impl Family for VitConfig {
+    type Net = VisionTransformer;
+
+    fn variants() -> &'static [ModelInfo] {
+        VARIANTS
+    }
+
+    fn init(&self, device: &Device) -> VisionTransformer {
+        VitConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        key_map()
+    }
+
+    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
+        VitConfig::feature_info(self)
+    }
+
+    fn in_chans(&self) -> usize {
+        self.in_chans
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.in_chans = in_chans;
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for VisionTransformer {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Logits(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Tokens(self.forward_tokens(x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Tokens(tokens) => Ok(Output::Logits(Self::forward_head(self, tokens))),
+            _ => Err("expects the tokens of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
+    }
 }

@@ -55,6 +55,21 @@ pub enum AttentionKind {
 }
 
 impl AttentionKind {
+    /// The official names of this kind's parameters that differ from gaze's field names.
+    pub fn key_map(self) -> gaze_weights::KeyMap {
+        match self {
+            AttentionKind::Fca => crate::fca::key_map(),
+            AttentionKind::Triplet => crate::triplet::key_map(),
+            AttentionKind::PsaP | AttentionKind::PsaS => crate::polarized::key_map(),
+            AttentionKind::Ca => crate::rcan_ca::key_map(),
+            AttentionKind::Se
+            | AttentionKind::Eca
+            | AttentionKind::Cbam
+            | AttentionKind::Pa
+            | AttentionKind::Csam => gaze_weights::KeyMap::identity(),
+        }
+    }
+
     /// Every kind, in table order.
     pub const ALL: [AttentionKind; 10] = [
         AttentionKind::Se,

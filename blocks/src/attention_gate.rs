@@ -33,7 +33,7 @@
 //!   Official keys `W_g.{0,1}`, `W_x.{0,1}`, `psi.{0,1}` (→ `w_g` / `w_x` / `psi`
 //!   `.{conv,bn}`).
 //!
-//! `gaze_weights::keymaps::attention_gate()` maps both variants' keys. Both `forward`s take
+//! [`key_map`] maps both variants' keys. Both `forward`s take
 //! `(x, g)`: the skip features first, the gating signal second.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -43,7 +43,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use crate::layers::conv_same;
+use crate::layers::{conv_same, ConvNormAct, ConvNormActConfig};
 
 /// Configuration of [`GridAttentionGate`].
 #[derive(Config, Debug)]
@@ -146,48 +146,25 @@ pub struct AttentionUNetGateConfig {
     pub inter_channels: usize,
 }
 
-/// A 1×1 convolution with bias followed by BatchNorm (an `nn.Sequential(conv, bn)`).
-#[derive(Module, Debug)]
-pub struct GateProjection {
-    /// The 1×1 convolution (`.0`).
-    pub conv: Conv2d,
-    /// The BatchNorm (`.1`).
-    pub bn: BatchNorm,
-}
-
-impl GateProjection {
-    fn new(cin: usize, cout: usize, device: &Device) -> Self {
-        GateProjection {
-            conv: conv_same(cin, cout, 1, true, device),
-            bn: BatchNormConfig::new(cout).init(device),
-        }
-    }
-
-    /// `bn(conv(x))`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
-    }
-}
-
 /// The `Attention_block` of LeeJunHyun/Image_Segmentation's AttU_Net:
 /// `x ⊙ σ(psi(relu(W_g(g) + W_x(x))))`, with `g` already at `x`'s resolution.
 #[derive(Module, Debug)]
 pub struct AttentionUNetGate {
     /// Projection of the gating signal (`W_g`).
-    pub w_g: GateProjection,
+    pub w_g: ConvNormAct,
     /// Projection of the skip features (`W_x`).
-    pub w_x: GateProjection,
+    pub w_x: ConvNormAct,
     /// Projection to one channel (`psi`, followed by the sigmoid).
-    pub psi: GateProjection,
+    pub psi: ConvNormAct,
 }
 
 impl AttentionUNetGateConfig {
     /// Builds the gate with randomly initialised weights.
     pub fn init(&self, device: &Device) -> AttentionUNetGate {
         AttentionUNetGate {
-            w_g: GateProjection::new(self.gating_channels, self.inter_channels, device),
-            w_x: GateProjection::new(self.in_channels, self.inter_channels, device),
-            psi: GateProjection::new(self.inter_channels, 1, device),
+            w_g: projection(self.gating_channels, self.inter_channels, device),
+            w_x: projection(self.in_channels, self.inter_channels, device),
+            psi: projection(self.inter_channels, 1, device),
         }
     }
 }
@@ -204,4 +181,25 @@ impl AttentionUNetGate {
         let f = relu(self.w_g.forward(g) + self.w_x.forward(x));
         sigmoid(self.psi.forward(f))
     }
+}
+
+/// The official names (Oktay's `W.0`/`W.1`, both gates' `W_g`, `W_x`, `psi` sequentials).
+pub fn key_map() -> gaze_weights::KeyMap {
+    gaze_weights::KeyMap::new(&[
+        ("W.0", "w_conv"),
+        ("W.1", "w_bn"),
+        ("W_g.0", "w_g.conv"),
+        ("W_g.1", "w_g.bn"),
+        ("W_x.0", "w_x.conv"),
+        ("W_x.1", "w_x.bn"),
+        ("psi.0", "psi.conv"),
+        ("psi.1", "psi.bn"),
+    ])
+}
+
+/// A 1×1 convolution with bias followed by BatchNorm (an `nn.Sequential(conv, bn)`).
+fn projection(cin: usize, cout: usize, device: &Device) -> ConvNormAct {
+    ConvNormActConfig::new(cin, cout, 1)
+        .with_bias(true)
+        .init(device)
 }

@@ -43,6 +43,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, PadMode};
 
+use crate::layers::window_partition;
+
 /// How the keys/values of each region are reduced (official `kv_downsample_mode`).
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum KvDownsampleMode {
@@ -372,9 +374,7 @@ impl BiLevelRoutingAttention {
         let kv = qkv.narrow(3, qk, ckv);
         // [B, H, W, ch] → [B, R, wh·ww, ch], regions row-major.
         let to_windows = |t: Tensor<4>, ch: usize| -> Tensor<4> {
-            t.reshape([b, p, wh, p, ww, ch])
-                .permute([0, 1, 3, 2, 4, 5])
-                .reshape([b, r, wh * ww, ch])
+            window_partition(t, [wh, ww]).reshape([b, r, wh * ww, ch])
         };
         let q_pix = to_windows(q, qk);
         let kv_win = to_windows(kv.clone(), ckv);

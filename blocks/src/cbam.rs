@@ -14,11 +14,10 @@
 //! a BatchNorm (which the paper does not have).
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 
 use crate::layers::{conv_same, reduced_channels};
-use crate::se::{ActLayer, GateLayer};
+use crate::layers::{Activation, ConvNormAct, ConvNormActConfig};
 
 /// Configuration of [`CbamModule`] (the arguments of timm's `CbamModule`, same defaults).
 #[derive(Config, Debug)]
@@ -37,11 +36,11 @@ pub struct CbamConfig {
     #[config(default = 7)]
     pub spatial_kernel_size: usize,
     /// The MLP's hidden activation.
-    #[config(default = "ActLayer::Relu")]
-    pub act_layer: ActLayer,
+    #[config(default = "Activation::Relu")]
+    pub act_layer: Activation,
     /// The gate of both attentions.
-    #[config(default = "GateLayer::Sigmoid")]
-    pub gate_layer: GateLayer,
+    #[config(default = "Activation::Sigmoid")]
+    pub gate_layer: Activation,
     /// Whether the MLP's 1×1 convolutions have biases.
     #[config(default = false)]
     pub mlp_bias: bool,
@@ -69,10 +68,7 @@ impl CbamConfig {
                 gate: self.gate_layer,
             },
             spatial: SpatialAttn {
-                conv: ConvBn {
-                    conv: conv_same(2, 1, self.spatial_kernel_size, false, device),
-                    bn: BatchNormConfig::new(1).init(device),
-                },
+                conv: ConvNormActConfig::new(2, 1, self.spatial_kernel_size).init(device),
                 gate: self.gate_layer,
             },
         }
@@ -106,10 +102,10 @@ pub struct ChannelAttn {
     pub fc2: Conv2d,
     /// Hidden activation.
     #[module(skip)]
-    pub act: ActLayer,
+    pub act: Activation,
     /// Gate.
     #[module(skip)]
-    pub gate: GateLayer,
+    pub gate: Activation,
 }
 
 impl ChannelAttn {
@@ -134,10 +130,10 @@ impl ChannelAttn {
 #[derive(Module, Debug)]
 pub struct SpatialAttn {
     /// timm's `ConvNormAct(2, 1, k, apply_act=False)`.
-    pub conv: ConvBn,
+    pub conv: ConvNormAct,
     /// Gate.
     #[module(skip)]
-    pub gate: GateLayer,
+    pub gate: Activation,
 }
 
 impl SpatialAttn {
@@ -151,23 +147,6 @@ impl SpatialAttn {
     pub fn attention_map(&self, x: Tensor<4>) -> Tensor<4> {
         let pooled = Tensor::cat(vec![x.clone().mean_dim(1), x.max_dim(1)], 1);
         self.gate.apply(self.conv.forward(pooled))
-    }
-}
-
-/// A bias-free "same" convolution followed by BatchNorm, timm's `ConvNormAct` without the
-/// activation (keys `conv.weight`, `bn.*`).
-#[derive(Module, Debug)]
-pub struct ConvBn {
-    /// The convolution.
-    pub conv: Conv2d,
-    /// The BatchNorm.
-    pub bn: BatchNorm,
-}
-
-impl ConvBn {
-    /// `bn(conv(x))`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
     }
 }
 

@@ -15,7 +15,7 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::PaddingConfig1d;
 use burn::prelude::*;
 
-use crate::se::GateLayer;
+use crate::layers::Activation;
 
 /// ECA's adaptive kernel size, timm's formula (`math.log(channels, 2)`, i.e. `ln C / ln 2`).
 pub fn eca_kernel_size(channels: usize, gamma: f64, beta: f64) -> usize {
@@ -39,8 +39,8 @@ pub struct EcaConfig {
     #[config(default = 1.0)]
     pub beta: f64,
     /// The gate.
-    #[config(default = "GateLayer::Sigmoid")]
-    pub gate_layer: GateLayer,
+    #[config(default = "Activation::Sigmoid")]
+    pub gate_layer: Activation,
 }
 
 impl EcaConfig {
@@ -72,7 +72,7 @@ pub struct EcaModule {
     pub conv: Conv1d,
     /// Gate.
     #[module(skip)]
-    pub gate: GateLayer,
+    pub gate: Activation,
 }
 
 impl EcaModule {

@@ -20,10 +20,10 @@
 //!   to it (the official code does this for detection/segmentation inputs);
 //! * the DCT filter `[C, dct_h, dct_w]` is a fixed buffer (official key `dct_layer.weight`).
 //!   Here it is **computed at init** and is not a parameter: loaders must ignore
-//!   `dct_layer.weight` (`gaze_weights::keymaps::fca()` does), and [`FcaAttention::dct_filter`]
+//!   `dct_layer.weight` ([`key_map`] does), and [`FcaAttention::dct_filter`]
 //!   exposes it for checks;
 //! * `fc` is `Linear(C, C/r, bias=False) → ReLU → Linear(C/r, C, bias=False) → Sigmoid`; the
-//!   official keys `fc.0.weight` / `fc.2.weight` are our `fc1` / `fc2` (see `keymaps::fca()`).
+//!   official keys `fc.0.weight` / `fc.2.weight` are our `fc1` / `fc2` (see [`key_map`]).
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -238,4 +238,10 @@ impl FcaAttention {
     pub fn dct_filter(&self) -> Tensor<3> {
         self.dct_filter.clone()
     }
+}
+
+/// The official names (`fc.0`, `fc.2`); the DCT filter buffer is recomputed, not loaded.
+pub fn key_map() -> gaze_weights::KeyMap {
+    gaze_weights::KeyMap::new(&[("fc.0", "fc1"), ("fc.2", "fc2")])
+        .ignoring(&[r"(^|\.)dct_layer\.weight$"])
 }

@@ -1,9 +1,115 @@
-//! Small layer helpers shared by the blocks: "same"-padded convolutions, LeakyReLU and the
-//! integer nearest-neighbour upsampling that SR networks use.
+//! Layers shared by every block and family: the activation enum, conv + norm + activation,
+//! "same"-padded convolutions, LeakyReLU, integer nearest-neighbour upsampling, timm's
+//! channel rounding.
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::activation::{gelu, hard_sigmoid, hard_swish, relu, sigmoid, silu};
+
+/// Every activation a configuration can name (timm's `act_layer` / `gate_layer` names).
+#[derive(Config, Debug, PartialEq, Eq, Copy)]
+pub enum Activation {
+    /// `nn.ReLU`.
+    Relu,
+    /// `nn.SiLU` (swish).
+    Silu,
+    /// `nn.GELU` (exact, erf-based).
+    Gelu,
+    /// `nn.Hardswish`: `x · relu6(x + 3) / 6`.
+    HardSwish,
+    /// `nn.Sigmoid`: `1 / (1 + e⁻ˣ)`.
+    Sigmoid,
+    /// `nn.Hardsigmoid`: `clamp(x / 6 + 1/2, 0, 1)`.
+    HardSigmoid,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::Silu => silu(x),
+            Activation::Gelu => gelu(x),
+            Activation::HardSwish => hard_swish(x),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::HardSigmoid => hard_sigmoid(x, 1.0 / 6.0, 0.5),
+        }
+    }
+}
+
+/// Configuration of [`ConvNormAct`]: a convolution with `k / 2` zero padding (odd kernels keep
+/// the size at stride 1), BatchNorm and an optional activation.
+#[derive(Config, Debug)]
+pub struct ConvNormActConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Square kernel side.
+    pub kernel_size: usize,
+    /// Stride.
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Bias on the convolution (timm: none; `nn.Sequential(conv, bn)` ports often have one).
+    #[config(default = false)]
+    pub bias: bool,
+    /// BatchNorm epsilon.
+    #[config(default = 1e-5)]
+    pub eps: f64,
+    /// BatchNorm momentum (PyTorch's convention: weight of the new batch statistics).
+    #[config(default = 0.1)]
+    pub momentum: f64,
+    /// Activation after the norm (`None`: timm's `apply_act=False`).
+    #[config(default = "None")]
+    pub act: Option<Activation>,
+}
+
+impl ConvNormActConfig {
+    /// Builds the layer with random weights.
+    pub fn init(&self, device: &Device) -> ConvNormAct {
+        let k = self.kernel_size;
+        let p = k / 2;
+        ConvNormAct {
+            conv: Conv2dConfig::new([self.in_channels, self.out_channels], [k, k])
+                .with_stride([self.stride, self.stride])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .with_bias(self.bias)
+                .init(device),
+            bn: BatchNormConfig::new(self.out_channels)
+                .with_epsilon(self.eps)
+                .with_momentum(self.momentum)
+                .init(device),
+            act: self.act,
+        }
+    }
+}
+
+/// Convolution, BatchNorm, optional activation: timm's `ConvNormAct` and the official
+/// `nn.Sequential(conv, bn[, act])` / `BasicConv` of many attention papers. Keys `conv.*`,
+/// `bn.*` (families whose checkpoints number the sequential map `.0`/`.1` to them).
+#[derive(Module, Debug)]
+pub struct ConvNormAct {
+    /// The convolution.
+    pub conv: Conv2d,
+    /// The BatchNorm.
+    pub bn: BatchNorm,
+    /// The activation after the norm, if any.
+    #[module(skip)]
+    pub act: Option<Activation>,
+}
+
+impl ConvNormAct {
+    /// `act(bn(conv(x)))`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.bn.forward(self.conv.forward(x));
+        match &self.act {
+            Some(act) => act.apply(x),
+            None => x,
+        }
+    }
+}
 
 /// A stride-1 convolution with `(k - 1) / 2 · dilation` zero padding, so odd kernels keep the
 /// spatial size (PyTorch's `nn.Conv2d(cin, cout, k, padding=(k-1)//2)`).
@@ -45,6 +151,38 @@ pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
             dilation: [1, 1],
             ceil_mode: false,
         },
+    )
+}
+
+/// `[B, H, W, C] → [B · nW, Wh, Ww, C]` (timm's `window_partition`; `H`, `W` multiples of the
+/// window; windows ordered batch-major, then row-major).
+pub fn window_partition(x: Tensor<4>, window: [usize; 2]) -> Tensor<4> {
+    let [b, h, w, c] = x.dims();
+    let [wh, ww] = window;
+    let x: Tensor<6> = x.reshape([b, h / wh, wh, w / ww, ww, c]);
+    x.permute([0, 1, 3, 2, 4, 5])
+        .reshape([b * (h / wh) * (w / ww), wh, ww, c])
+}
+
+/// The inverse of [`window_partition`]: `[B · nW, Wh, Ww, C] → [B, H, W, C]` (timm's
+/// `window_reverse`).
+pub fn window_reverse(windows: Tensor<4>, window: [usize; 2], h: usize, w: usize) -> Tensor<4> {
+    let [bn, wh, ww, c] = windows.dims();
+    assert_eq!([wh, ww], window, "window shape");
+    let b = bn / ((h / wh) * (w / ww));
+    let x: Tensor<6> = windows.reshape([b, h / wh, w / ww, wh, ww, c]);
+    x.permute([0, 1, 3, 2, 4, 5]).reshape([b, h, w, c])
+}
+
+/// An index buffer computed at init (timm's `relative_position_index`, LeViT's
+/// `attention_bias_idxs`): an integer parameter, so it is uploaded once and moves with the
+/// module to any device. It is not trainable, and the family's key map ignores its name, so it
+/// is neither required from nor written to checkpoints.
+pub fn index_buffer(values: Vec<i64>, device: &Device) -> Param<Tensor<1, Int>> {
+    let n = values.len();
+    Param::initialized(
+        burn::module::ParamId::new(),
+        Tensor::from_data(TensorData::new(values, [n]), device),
     )
 }
 

@@ -25,29 +25,11 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_swish, silu, softmax};
+use burn::tensor::activation::softmax;
+
+use crate::layers::{index_buffer, Activation};
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
-
-/// The activation of LeViT's `proj` (timm's `act_layer` / `attn_act_layer`).
-#[derive(Config, Debug, PartialEq, Eq, Copy)]
-pub enum LevitAct {
-    /// `nn.Hardswish`, `x · relu6(x + 3) / 6` (timm's `Levit` default `act_layer='hard_swish'`).
-    HardSwish,
-    /// `nn.SiLU` (the default of timm's bare `Attention` class; the `levit_*_s8` / `levit_conv_*`
-    /// `act_layer='silu'` models).
-    Silu,
-}
-
-impl LevitAct {
-    /// Applies the activation.
-    pub fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            LevitAct::HardSwish => hard_swish(x),
-            LevitAct::Silu => silu(x),
-        }
-    }
-}
 
 fn batch_norm(channels: usize, weight_init: f64, device: &Device) -> BatchNorm {
     let mut bn = BatchNormConfig::new(channels).init(device);
@@ -165,7 +147,7 @@ impl ConvNorm {
 pub struct LevitProj {
     /// The activation (timm's `proj.act`, no parameters).
     #[module(skip)]
-    pub act: LevitAct,
+    pub act: Activation,
     /// `LinearNorm(val_attn_dim, out)`.
     pub ln: LinearNorm,
 }
@@ -196,11 +178,9 @@ pub fn attention_bias_idxs(resolution: [usize; 2], stride: usize) -> Vec<i64> {
 }
 
 /// `attention_biases[:, idxs]` as `[1, heads, N_q, N_k]`.
-fn gather_biases(table: Tensor<2>, idxs: &[i64], n_q: usize, n_k: usize) -> Tensor<4> {
+fn gather_biases(table: Tensor<2>, idxs: &Param<Tensor<1, Int>>, n_q: usize, n_k: usize) -> Tensor<4> {
     let [heads, _] = table.dims();
-    let device = table.device();
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(idxs.to_vec(), [idxs.len()]), &device);
-    table.select(1, idx).reshape([1, heads, n_q, n_k])
+    table.select(1, idxs.val()).reshape([1, heads, n_q, n_k])
 }
 
 /// Configuration of [`LevitAttention`] (the arguments of timm's `levit.Attention`; every default
@@ -222,8 +202,8 @@ pub struct LevitAttentionConfig {
     #[config(default = "[14, 14]")]
     pub resolution: [usize; 2],
     /// Activation in `proj`.
-    #[config(default = "LevitAct::HardSwish")]
-    pub act_layer: LevitAct,
+    #[config(default = "Activation::HardSwish")]
+    pub act_layer: Activation,
 }
 
 impl LevitAttentionConfig {
@@ -250,7 +230,7 @@ impl LevitAttentionConfig {
             key_dim: kd,
             val_dim: vd,
             resolution: self.resolution,
-            attention_bias_idxs: attention_bias_idxs(self.resolution, 1),
+            attention_bias_idxs: index_buffer(attention_bias_idxs(self.resolution, 1), device),
         }
     }
 }
@@ -274,9 +254,8 @@ pub struct LevitAttention {
     /// Token map `[H, W]`.
     #[module(skip)]
     pub resolution: [usize; 2],
-    /// `[N · N]` indices into the bias table (timm's buffer, recomputed).
-    #[module(skip)]
-    pub attention_bias_idxs: Vec<i64>,
+    /// `[N · N]` indices into the bias table (timm's buffer, built once at init).
+    pub attention_bias_idxs: Param<Tensor<1, Int>>,
 }
 
 impl LevitAttention {
@@ -402,8 +381,8 @@ pub struct LevitAttentionDownsampleConfig {
     #[config(default = false)]
     pub use_pool: bool,
     /// Activation in `proj`.
-    #[config(default = "LevitAct::HardSwish")]
-    pub act_layer: LevitAct,
+    #[config(default = "Activation::HardSwish")]
+    pub act_layer: Activation,
 }
 
 impl LevitAttentionDownsampleConfig {
@@ -442,7 +421,10 @@ impl LevitAttentionDownsampleConfig {
             stride: self.stride,
             resolution: self.resolution,
             resolution_out: self.resolution_out(),
-            attention_bias_idxs: attention_bias_idxs(self.resolution, self.stride),
+            attention_bias_idxs: index_buffer(
+                attention_bias_idxs(self.resolution, self.stride),
+                device,
+            ),
         }
     }
 }
@@ -473,9 +455,8 @@ pub struct LevitAttentionDownsample {
     /// Output token map `[⌈H/s⌉, ⌈W/s⌉]`.
     #[module(skip)]
     pub resolution_out: [usize; 2],
-    /// `[N_q · N_k]` indices into the bias table (timm's buffer, recomputed).
-    #[module(skip)]
-    pub attention_bias_idxs: Vec<i64>,
+    /// `[N_q · N_k]` indices into the bias table (timm's buffer, built once at init).
+    pub attention_bias_idxs: Param<Tensor<1, Int>>,
 }
 
 /// The paper's / official repository's name for [`LevitAttentionDownsample`].

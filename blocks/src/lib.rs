@@ -66,7 +66,7 @@ pub use bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode, ParamAttention,
     QkvLinear, TopkRouting,
 };
-pub use cbam::{CbamConfig, CbamModule, ChannelAttn, ConvBn, SpatialAttn};
+pub use cbam::{CbamConfig, CbamModule, ChannelAttn, SpatialAttn};
 pub use eca::{EcaConfig, EcaModule};
 pub use fca::{FcaAttention, FcaConfig, FrequencySelection};
 pub use halo_attention::{HaloAttn, HaloAttnConfig, HaloStats, PosEmbedRel};
@@ -74,7 +74,7 @@ pub use han::{
     ChannelSpatialAttention, ChannelSpatialAttentionConfig, LayerAttention, LayerAttentionConfig,
 };
 pub use levit_attention::{
-    ConvNorm, ConvNormConfig, LevitAct, LevitAttention, LevitAttentionConfig,
+    ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig,
     LevitAttentionDownsample, LevitAttentionDownsampleConfig, LevitAttentionSubsample,
     LevitAttentionSubsampleConfig, LevitProj, LevitSubsample, LevitSubsampleQuery, LinearNorm,
     LinearNormConfig,
@@ -92,9 +92,10 @@ pub use preact_bottleneck::{PreActBottleneck, PreActBottleneckConfig};
 pub use rcan_ca::{Rcab, RcabConfig, RcanChannelAttention, RcanChannelAttentionConfig};
 pub use residual_attention::{ResidualAttention, ResidualAttentionConfig};
 pub use scpa::{Scpa, ScpaConfig};
-pub use se::{ActLayer, GateLayer, SeConfig, SeModule};
+pub use layers::{Activation, ConvNormAct, ConvNormActConfig};
+pub use se::{SeConfig, SeModule};
 pub use split_attn::{SplitAttn, SplitAttnConfig};
-pub use triplet::{GateConv, TripletAttention, TripletAttentionConfig, ZPoolGate};
+pub use triplet::{TripletAttention, TripletAttentionConfig, ZPoolGate};
 pub use upa::{Upa, UpaConfig};
 pub use vit_attention::{
     LayerScale, TokenMlp, TokenMlpConfig, VitAttention, VitAttentionConfig, VitBlock,

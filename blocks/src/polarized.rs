@@ -30,7 +30,7 @@
 //! The official constructor `PSA_x(inplanes, planes, kernel_size=1, stride=1)` only works with
 //! `inplanes == planes` and stride 1 (the gates multiply the input), which is how it is used, so
 //! [`PolarizedConfig`] has one `channels`. PSA-s needs `channels ≥ 8` (`C/8 ≥ 1`).
-//! Official keys load one-to-one except the PSA-s `conv_up.{0,1,3}` (`keymaps::polarized()`).
+//! Official keys load one-to-one except the PSA-s `conv_up.{0,1,3}` ([`key_map`]).
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -243,4 +243,13 @@ impl PolarizedSelfAttention {
         };
         sigmoid(context.reshape([n, 1, h, w]))
     }
+}
+
+/// The official names of PSA-s's `conv_up` sequential.
+pub fn key_map() -> gaze_weights::KeyMap {
+    gaze_weights::KeyMap::new(&[
+        ("conv_up.0", "conv_up_seq.reduce"),
+        ("conv_up.1", "conv_up_seq.norm"),
+        ("conv_up.3", "conv_up_seq.expand"),
+    ])
 }

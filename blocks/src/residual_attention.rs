@@ -27,7 +27,7 @@
 //! `middle_2r_blocks` (2 units). The port's other CIFAR modules
 //! (`AttentionModule_stage{1,2}_cifar`) compute depths 2 and 1 under other names
 //! (`down_residual_blocks1`, `middle_2r_blocks`, `up_residual_blocks1`, `conv1_1_blocks`;
-//! `gaze_weights::keymaps::residual_attention_cifar(d)` maps them).
+//! [`cifar_key_map`] maps them).
 //!
 //! `maxpool` is 3×3, stride 2, padding 1; `up` is `nn.UpsamplingBilinear2d`, i.e. bilinear with
 //! **`align_corners = true`**. The port fixes the upsampling targets (`size1/2/3`) to the
@@ -35,7 +35,7 @@
 //! of the tensor the upsampled map is added to, which is the same thing for those inputs and
 //! makes the module work for any input size.
 //!
-//! The port's names are kept in checkpoints; `gaze_weights::keymaps::residual_attention(d)`
+//! The port's names are kept in checkpoints; [`key_map`]
 //! maps them onto the uniform fields here (`softmax{i}_blocks` → `softmax_down.{i-1}` /
 //! `softmax_bottom` / `softmax_up.{j}`, `skip{i}_connection_residual_block` →
 //! `skip_connections.{i-1}`, `softmax{2d}_blocks.{0,2,3,5}` → `mask_head.{bn1,conv1,bn2,conv2}`).
@@ -225,4 +225,77 @@ impl ResidualAttention {
             .forward(upsample_like(u, &trunk) + trunk.clone());
         (trunk, mask)
     }
+}
+
+/// The port's names of an ImageNet-style [`AttentionModule`] of `depth` (see the module docs).
+pub fn key_map(depth: usize) -> gaze_weights::KeyMap {
+    gaze_weights::KeyMap::new(imagenet_rules("", depth).as_slice())
+}
+
+/// The port's names of a CIFAR-style [`AttentionModule`] of `depth`.
+pub fn cifar_key_map(depth: usize) -> gaze_weights::KeyMap {
+    gaze_weights::KeyMap::new(cifar_rules("", depth).as_slice())
+}
+
+/// Renaming rules of an ImageNet-style module whose keys start with the fragment `prefix`
+/// (`""`, or e.g. `"attention1.{j:d}."` inside a network).
+pub fn imagenet_rules(prefix: &str, depth: usize) -> Vec<(String, String)> {
+    let mut rules = Vec::new();
+    let mut rule = |from: String, to: String| {
+        rules.push((format!("^{prefix}{from}"), format!("^{prefix}{to}")))
+    };
+    for i in 1..depth {
+        rule(
+            format!("softmax{i}_blocks"),
+            format!("softmax_down.{}", i - 1),
+        );
+        rule(
+            format!("skip{i}_connection_residual_block"),
+            format!("skip_connections.{}", i - 1),
+        );
+        rule(
+            format!("softmax{}_blocks", depth + i),
+            format!("softmax_up.{}", i - 1),
+        );
+    }
+    if depth > 0 {
+        rule(format!("softmax{depth}_blocks"), "softmax_bottom".into());
+        for (index, field) in [(0, "bn1"), (2, "conv1"), (3, "bn2"), (5, "conv2")] {
+            rule(
+                format!("softmax{}_blocks.{index}", 2 * depth),
+                format!("mask_head.{field}"),
+            );
+        }
+    }
+    rules
+}
+
+/// Renaming rules of a CIFAR-style module (see [`imagenet_rules`]).
+pub fn cifar_rules(prefix: &str, depth: usize) -> Vec<(String, String)> {
+    let mut rules = Vec::new();
+    let mut rule = |from: String, to: String| {
+        rules.push((format!("^{prefix}{from}"), format!("^{prefix}{to}")))
+    };
+    for i in 1..depth {
+        rule(
+            format!("down_residual_blocks{i}"),
+            format!("softmax_down.{}", i - 1),
+        );
+        rule(
+            format!("skip{i}_connection_residual_block"),
+            format!("skip_connections.{}", i - 1),
+        );
+        rule(
+            format!("up_residual_blocks{i}"),
+            format!("softmax_up.{}", i - 1),
+        );
+    }
+    rule("middle_2r_blocks".into(), "softmax_bottom".into());
+    for (index, field) in [(0, "bn1"), (2, "conv1"), (3, "bn2"), (5, "conv2")] {
+        rule(
+            format!("conv1_1_blocks.{index}"),
+            format!("mask_head.{field}"),
+        );
+    }
+    rules
 }

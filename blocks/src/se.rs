@@ -11,53 +11,13 @@
 //! `r = make_divisible(C · rd_ratio, rd_divisor, round_limit = 0)` (timm's defaults
 //! `rd_ratio = 1/16`, `rd_divisor = 8`, so `r ≥ 8`).
 //!
-//! This file also holds [`ActLayer`] and [`GateLayer`], the activation and gate choices timm's
-//! channel-attention modules take (`act_layer=`, `gate_layer=`).
+//! The activation and gate (`act_layer=`, `gate_layer=`) are [`Activation`]s.
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_sigmoid, relu, sigmoid, silu};
 
-use crate::layers::{conv_same, reduced_channels};
-
-/// The hidden activation of an attention MLP (timm's `act_layer`).
-#[derive(Config, Debug, PartialEq, Eq, Copy)]
-pub enum ActLayer {
-    /// `nn.ReLU` (timm's default everywhere here).
-    Relu,
-    /// `nn.SiLU` / swish (RegNetY, EfficientNet-style SE).
-    Silu,
-}
-
-impl ActLayer {
-    /// Applies the activation.
-    pub fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            ActLayer::Relu => relu(x),
-            ActLayer::Silu => silu(x),
-        }
-    }
-}
-
-/// The gating non-linearity of an attention module (timm's `gate_layer`).
-#[derive(Config, Debug, PartialEq, Eq, Copy)]
-pub enum GateLayer {
-    /// `'sigmoid'`: `1 / (1 + e⁻ˣ)` (timm's default).
-    Sigmoid,
-    /// `'hard_sigmoid'` (`nn.Hardsigmoid`): `clamp(x / 6 + 1/2, 0, 1)`.
-    HardSigmoid,
-}
-
-impl GateLayer {
-    /// Applies the gate.
-    pub fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            GateLayer::Sigmoid => sigmoid(x),
-            GateLayer::HardSigmoid => hard_sigmoid(x, 1.0 / 6.0, 0.5),
-        }
-    }
-}
+use crate::layers::{conv_same, reduced_channels, Activation};
 
 /// Configuration of [`SeModule`] (the arguments of timm's `SEModule`, same defaults).
 #[derive(Config, Debug)]
@@ -82,11 +42,11 @@ pub struct SeConfig {
     #[config(default = false)]
     pub use_norm: bool,
     /// The hidden activation.
-    #[config(default = "ActLayer::Relu")]
-    pub act_layer: ActLayer,
+    #[config(default = "Activation::Relu")]
+    pub act_layer: Activation,
     /// The gate.
-    #[config(default = "GateLayer::Sigmoid")]
-    pub gate_layer: GateLayer,
+    #[config(default = "Activation::Sigmoid")]
+    pub gate_layer: Activation,
 }
 
 impl SeConfig {
@@ -128,10 +88,10 @@ pub struct SeModule {
     pub add_maxpool: bool,
     /// Hidden activation.
     #[module(skip)]
-    pub act: ActLayer,
+    pub act: Activation,
     /// Gate.
     #[module(skip)]
-    pub gate: GateLayer,
+    pub gate: Activation,
 }
 
 impl SeModule {

@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
 
 use crate::layers::make_divisible;
-use crate::se::ActLayer;
+use crate::layers::Activation;
 
 /// Configuration of [`SplitAttn`] (the arguments of timm's `SplitAttn`; every default is
 /// timm's except `use_norm`, which is on as in ResNeSt — timm's bare default is
@@ -65,8 +65,8 @@ pub struct SplitAttnConfig {
     #[config(default = true)]
     pub use_norm: bool,
     /// The activation after `bn0` and after `bn1`.
-    #[config(default = "ActLayer::Relu")]
-    pub act_layer: ActLayer,
+    #[config(default = "Activation::Relu")]
+    pub act_layer: Activation,
 }
 
 impl SplitAttnConfig {
@@ -134,7 +134,7 @@ pub struct SplitAttn {
     pub cardinality: usize,
     /// Activation (timm's `act0` and `act1`).
     #[module(skip)]
-    pub act: ActLayer,
+    pub act: Activation,
 }
 
 impl SplitAttn {

@@ -19,14 +19,13 @@
 //! Official keys: `ChannelGateH.spatial.{conv.weight, bn.*}`, `ChannelGateW.…`,
 //! `SpatialGate.…` (root version: `cw.conv.{conv,bn}`, `hc.…`, `hw.…`); Rust fields are
 //! `channel_gate_h`, `channel_gate_w`, `spatial_gate`, each with `spatial.{conv, bn}`.
-//! `gaze_weights::keymaps::triplet()` maps both official namings.
+//! [`key_map`] maps both official namings.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use crate::layers::conv_same;
+use crate::layers::{ConvNormAct, ConvNormActConfig};
 
 /// Configuration of [`TripletAttention`].
 #[derive(Config, Debug)]
@@ -39,40 +38,29 @@ pub struct TripletAttentionConfig {
     pub kernel_size: usize,
 }
 
-/// Official `BasicConv(2, 1, k, padding=(k-1)/2, relu=False)`: bias-free conv, then BatchNorm.
-#[derive(Module, Debug)]
-pub struct GateConv {
-    /// `2 → 1` convolution, "same" padding, no bias.
-    pub conv: Conv2d,
-    /// BatchNorm over the single output channel (eps 1e-5, momentum 0.01).
-    pub bn: BatchNorm,
-}
-
 /// One branch's gate (official `SpatialGate` / `AttentionGate`): `x ⊙ σ(BN(conv(Z(x))))`,
 /// Z-pooling over dimension 1 of whatever layout it is given.
 #[derive(Module, Debug)]
 pub struct ZPoolGate {
     /// Conv + BN (official `spatial`, or `conv` in the root version).
-    pub spatial: GateConv,
+    pub spatial: ConvNormAct,
 }
 
 impl ZPoolGate {
     fn new(kernel_size: usize, device: &Device) -> Self {
         ZPoolGate {
-            spatial: GateConv {
-                conv: conv_same(2, 1, kernel_size, false, device),
-                bn: BatchNormConfig::new(1)
-                    .with_epsilon(1e-5)
-                    .with_momentum(0.01)
-                    .init(device),
-            },
+            // Official `BasicConv(2, 1, k, padding=(k-1)/2, relu=False)`: BN eps 1e-5,
+            // momentum 0.01.
+            spatial: ConvNormActConfig::new(2, 1, kernel_size)
+                .with_momentum(0.01)
+                .init(device),
         }
     }
 
     /// The gate `σ(BN(conv([max₁ x, mean₁ x])))`, `[N, 1, A, B]` for an `[N, K, A, B]` input.
     pub fn gate(&self, x: Tensor<4>) -> Tensor<4> {
         let z = Tensor::cat(vec![x.clone().max_dim(1), x.mean_dim(1)], 1);
-        sigmoid(self.spatial.bn.forward(self.spatial.conv.forward(z)))
+        sigmoid(self.spatial.forward(z))
     }
 
     /// `x ⊙ gate(x)`.
@@ -143,4 +131,19 @@ impl TripletAttention {
         let g_s = self.spatial_gate.as_ref().map(|g| g.gate(x));
         (g_h, g_w, g_s)
     }
+}
+
+/// The official names (`ChannelGateH`, `ChannelGateW`, `SpatialGate`, each `.spatial`); the
+/// `cw`/`hc`/`hw` naming of the other release is read too.
+pub fn key_map() -> gaze_weights::KeyMap {
+    gaze_weights::KeyMap::new(&[
+        ("ChannelGateH", "channel_gate_h"),
+        ("ChannelGateW", "channel_gate_w"),
+        ("SpatialGate", "spatial_gate"),
+    ])
+    .with_aliases(&[
+        ("cw.conv", "ChannelGateH.spatial"),
+        ("hc.conv", "ChannelGateW.spatial"),
+        ("hw.conv", "SpatialGate.spatial"),
+    ])
 }

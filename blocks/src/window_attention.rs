@@ -40,6 +40,8 @@
 //! save them; both are recomputed here, so load with `gaze_weights::keymaps::swin()`, which
 //! ignores those keys.
 
+pub use crate::layers::{window_partition, window_reverse};
+use crate::layers::index_buffer;
 use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -71,25 +73,6 @@ pub fn relative_position_index(win_h: usize, win_w: usize) -> Vec<i64> {
     index
 }
 
-/// `[B, H, W, C] → [B · nW, Wh, Ww, C]` (timm's `window_partition`; `H`, `W` multiples of the
-/// window; windows ordered batch-major, then row-major).
-pub fn window_partition(x: Tensor<4>, window: [usize; 2]) -> Tensor<4> {
-    let [b, h, w, c] = x.dims();
-    let [wh, ww] = window;
-    let x: Tensor<6> = x.reshape([b, h / wh, wh, w / ww, ww, c]);
-    x.permute([0, 1, 3, 2, 4, 5])
-        .reshape([b * (h / wh) * (w / ww), wh, ww, c])
-}
-
-/// The inverse of [`window_partition`]: `[B · nW, Wh, Ww, C] → [B, H, W, C]` (timm's
-/// `window_reverse`).
-pub fn window_reverse(windows: Tensor<4>, window: [usize; 2], h: usize, w: usize) -> Tensor<4> {
-    let [bn, wh, ww, c] = windows.dims();
-    assert_eq!([wh, ww], window, "window shape");
-    let b = bn / ((h / wh) * (w / ww));
-    let x: Tensor<6> = windows.reshape([b, h / wh, w / ww, wh, ww, c]);
-    x.permute([0, 1, 3, 2, 4, 5]).reshape([b, h, w, c])
-}
 
 /// The shifted-window attention mask of timm's `SwinTransformerBlock.get_attn_mask` for a
 /// padded `hp × wp` map: `[nW · N · N]` values, `0` within a region and
@@ -181,7 +164,7 @@ impl WindowAttentionConfig {
                 .with_bias(self.qkv_bias)
                 .init(device),
             proj: LinearConfig::new(attn_dim, self.dim).init(device),
-            relative_position_index: relative_position_index(wh, ww),
+            relative_position_index: index_buffer(relative_position_index(wh, ww), device),
             window_size: self.window_size,
             num_heads: self.num_heads,
             head_dim,
@@ -200,9 +183,9 @@ pub struct WindowAttention {
     pub qkv: Linear,
     /// Output projection `H · d → C`.
     pub proj: Linear,
-    /// timm's `relative_position_index` buffer, flattened (`N · N` rows of the table).
-    #[module(skip)]
-    pub relative_position_index: Vec<i64>,
+    /// timm's `relative_position_index` buffer, flattened (`N · N` rows of the table), built
+    /// once at init.
+    pub relative_position_index: Param<Tensor<1, Int>>,
     /// Window `[Wh, Ww]`.
     pub window_size: [usize; 2],
     /// Number of heads.
@@ -220,13 +203,10 @@ impl WindowAttention {
     /// The relative position bias `B`, `[1, H, N, N]` (timm's `_get_rel_pos_bias`).
     pub fn relative_position_bias(&self) -> Tensor<4> {
         let table = self.relative_position_bias_table.val();
-        let device = table.device();
         let n = self.window_size[0] * self.window_size[1];
-        let index = Tensor::<1, Int>::from_data(
-            TensorData::new(self.relative_position_index.clone(), [n * n]),
-            &device,
-        );
-        let bias: Tensor<3> = table.select(0, index).reshape([n, n, self.num_heads]);
+        let bias: Tensor<3> = table
+            .select(0, self.relative_position_index.val())
+            .reshape([n, n, self.num_heads]);
         bias.permute([2, 0, 1]).unsqueeze()
     }
 

@@ -2,10 +2,11 @@
 //!
 //! | head | used by | file |
 //! |---|---|---|
-//! | [`classifier::classify`]: global average pool + linear classifier | CNN and hierarchical transformer backbones | `classifier.rs` |
+//! | [`classifier::classify`], [`ClassifierHead`]: global average pool + linear classifier | CNN and hierarchical transformer backbones | `classifier.rs` |
 //! | [`SrHead`]: U-PA upsampling stages + output conv + bilinear global skip | PAN | `sr.rs` |
 
 pub mod classifier;
 pub mod sr;
 
+pub use classifier::ClassifierHead;
 pub use sr::{upsampling_factors, SrHead, SrHeadConfig};

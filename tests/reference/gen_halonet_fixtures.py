@@ -15,18 +15,16 @@ of the `halonet26t` / `halonet50ts` model cfgs of timm/models/byoanet.py:
   `dict(block_size=2, halo_size=1, num_heads=2)`.
 
 Both need H, W multiples of 64 (attention stage input stride x block size). 10 classes.
-Weights are random and non-trivial: every parameter ~ normal(0, 0.2) (the position tables
-too), BatchNorm weights 1 + 0.2 randn, running_mean 0.1 randn, running_var uniform(0.5, 1.5).
-Inputs are not stored: both sides compute `deterministic_input` (gen_resnet_fixtures.py /
-tests/common/mod.rs).
+Layout, weights, inputs (batch 2) and constants.json: see fixture_utils.py; the relative
+position tables are N(0, dim_head^-0.5) (timm's init: their logits q . rel are O(1)).
 
 Tensors in tiny26t.safetensors / tiny50ts.safetensors besides the state dict:
-* `logits_64`: 64x64 input;
-* `logits_128x64`: non-square 128x64 input;
+* `logits_64x64`, `feature{0..4}_64x64`: 64x64 input;
+* `logits_128x64`, `feature{0..4}_128x64`: non-square 128x64 input;
 * `logits_70x50`: a size timm rejects (HaloAttn asserts); computed by timm on the input
-  zero-padded bottom/right to 128x64, which is what gaze's `forward` does;
-* `feature0..4`: `forward_intermediates(x_128x64, intermediates_only=True)` (timm's
-  feature_info: stem.conv3 at stride 2, stages.0..2, final_conv (identity) at stride 32).
+  zero-padded bottom/right to 128x64, which is what gaze's `forward` does. Logits only.
+The features are `forward_intermediates(x, intermediates_only=True)` (timm's feature_info:
+stem.conv3 at stride 2, stages.0..2, final_conv (identity) at stride 32).
 
 `param_counts.json` holds timm's parameter counts of the full-size halonet26t and halonet50ts.
 """
@@ -37,12 +35,11 @@ import sys
 import timm
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from timm.models.byobnet import ByobNet, ByoBlockCfg, ByoModelCfg, interleave_blocks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen_resnet_fixtures import deterministic_input  # noqa: E402
+import fixture_utils as fu  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "halonet")
 FULL = ["halonet26t", "halonet50ts"]
@@ -80,21 +77,18 @@ TINY = dict(
 )
 
 
-def randomize(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    bns = {n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            owner, _, leaf = name.rpartition(".")
-            if owner in bns and leaf == "weight":
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.2 * torch.randn(p.shape, generator=g))
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
+SIZES = [(64, 64), (128, 64)]
+PADDED, PADDED_TO = (70, 50), (128, 64)
+REL_TABLES = [(r"pos_embed\.(height|width)_rel$", lambda p, g: torch.randn(p.shape, generator=g) * p.shape[-1] ** -0.5)]
+
+
+def padded_input():
+    (h, w), (ph, pw) = PADDED, PADDED_TO
+    return F.pad(fu.batch_input(PADDED), (0, pw - w, 0, ph - h))
+
+
+def padded_logits(model):
+    return {f"logits_{fu.tag(PADDED)}": model(padded_input())}
 
 
 def main():
@@ -107,27 +101,15 @@ def main():
         json.dump(counts, f, indent=1, sort_keys=True)
     print(counts)
 
+    constants = {}
     for seed, (tag, cfg) in enumerate(TINY.items()):
         torch.manual_seed(seed)
-        model = ByobNet(cfg, num_classes=10).eval()
-        randomize(model, seed)
-        t = {k: v.float().contiguous() for k, v in model.state_dict().items()
-             if not k.endswith("num_batches_tracked")}
-        with torch.no_grad():
-            t["logits_64"] = model(deterministic_input(1, 3, 64, 64)).contiguous()
-            x = deterministic_input(1, 3, 128, 64)
-            t["logits_128x64"] = model(x).contiguous()
-            feats = model.forward_intermediates(x, intermediates_only=True)
-            for j, fm in enumerate(feats):
-                t[f"feature{j}"] = fm.contiguous()
-            xp = F.pad(deterministic_input(1, 3, 70, 50), (0, 14, 0, 58))
-            t["logits_70x50"] = model(xp).contiguous()
-        path = os.path.join(OUT, f"{tag}.safetensors")
-        save_file(t, path)
-        params = sum(p.numel() for p in model.parameters())
-        print(f"{tag}: {os.path.getsize(path)} bytes, params {params}, "
-              f"|logits| {t['logits_64'].abs().max():.3f}, features {[list(f.shape) for f in feats]}")
+        model = ByobNet(cfg, num_classes=10)
+        _, constants[tag] = fu.make_fixture(OUT, tag, model, seed, SIZES, head=["head.fc"], overrides=REL_TABLES,
+                                            extra=padded_logits, calib_extra=[padded_input()])
         print(model.feature_info)
+    registered = {n: fu.model_constants(timm.create_model(n, pretrained=False)) for n in FULL}
+    print("wrote", fu.write_constants(OUT, constants, registered))
 
 
 if __name__ == "__main__":

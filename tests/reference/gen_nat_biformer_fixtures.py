@@ -10,11 +10,11 @@ scale, downsamplers, NATTEN's border windows, and NATTEN <= 0.14's padding of sm
 BiFormer: stem, routed stages with identity / adaptive-average-pooled keys, auto_pad, the
 AttentionLePE and Attention last stages, layer scale).
 
-Every parameter and BatchNorm statistic is re-initialised with non-trivial values. Inputs are not
-stored: both sides compute `deterministic_input` (gen_resnet_fixtures.py / tests/common). Each
-file holds the state dict (official keys), `logits_a` and `logits_b` (two input sizes, the second
-non-square) and `feature{i}` (each level's output, NCHW, for the second input).
-`param_counts.json` holds the reference parameter count of every full-size model.
+Layout, weights, inputs (batch 2) and constants.json: see fixture_utils.py. Each file holds the
+state dict (official keys), `logits_<HxW>` and `feature{0..3}_<HxW>` (each level's output,
+NCHW) at two sizes per variant (the second non-square; see VARIANTS). `param_counts.json`
+holds the reference parameter count of every full-size model; constants.json's "registered"
+part comes from the reference configs (ref.NAT_CONFIGS, ref.BIFORMER_CONFIGS).
 
 --crosscheck also runs the official model files (read with `git show` from the mirrors under
 $GAZE_MIRROR, default /work/.mirror) on the same weights: NAT's classification/nat.py with our
@@ -30,12 +30,11 @@ import tempfile
 import types
 
 import torch
-from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import fixture_utils as fu  # noqa: E402
 import token_official_reference as ref  # noqa: E402
-from gen_resnet_fixtures import deterministic_input  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "nat_biformer")
 
@@ -52,7 +51,7 @@ VARIANTS = {
                          num_classes=10, layer_scale=1e-5, legacy_pad=True), (64, 64), (48, 40)),
     # BiFormer-T/S path: identity kv, topk per stage, AttentionLePE (8 heads) last.
     "biformer_plain": (
-        3, ref.BiFormer, dict(depth=[1, 1, 1, 1], embed_dim=[8, 16, 16, 24], mlp_ratios=[3, 3, 3, 3], n_win=2,
+        6, ref.BiFormer, dict(depth=[1, 1, 1, 1], embed_dim=[8, 16, 16, 24], mlp_ratios=[3, 3, 3, 3], n_win=2,
                               kv_downsample_mode="identity", kv_per_wins=[-1, -1, -1, -1], topks=[1, 2, 2, -2],
                               side_dwconv=5, before_attn_dwconv=3, layer_scale_init_value=-1,
                               qk_dims=[8, 16, 16, 24], head_dim=8, num_classes=10), (64, 64), (64, 96)),
@@ -60,7 +59,7 @@ VARIANTS = {
     # padding, whose equal means would tie the routing), adaptive average pooled keys,
     # layer scale, vanilla Attention (topk -1) last, qk_dim != dim.
     "biformer_auto_pad": (
-        15, ref.BiFormer, dict(depth=[1, 1, 2, 1], embed_dim=[8, 16, 16, 24], mlp_ratios=[2, 2, 2, 2], n_win=3,
+        53, ref.BiFormer, dict(depth=[1, 1, 2, 1], embed_dim=[8, 16, 16, 24], mlp_ratios=[2, 2, 2, 2], n_win=3,
                               kv_downsample_mode="ada_avgpool", kv_per_wins=[2, 2, 1, 1], topks=[2, 3, 4, -1],
                               side_dwconv=3, before_attn_dwconv=3, layer_scale_init_value=0.5,
                               qk_dims=[16, 16, 16, 24], head_dim=8, auto_pad=True, num_classes=10),
@@ -68,30 +67,13 @@ VARIANTS = {
 }
 
 
-def reinit(m):
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.endswith("rpb"):
-                p.normal_(0.0, 0.5)
-            elif p.ndim >= 2:
-                p.normal_(0.0, 1.0 / p[0].numel() ** 0.5)
-            elif "gamma" in name or name.endswith("weight"):  # norms, layer scales
-                p.normal_(1.0, 0.2)
-            else:
-                p.normal_(0.0, 0.1)
-        for name, b in m.named_buffers():
-            if name.endswith("running_mean"):
-                b.normal_(0.0, 0.1)
-            elif name.endswith("running_var"):
-                b.uniform_(0.5, 1.5)
-
-
 def build(name):
-    seed, cls, kw, _, _ = VARIANTS[name]
+    """The variant with its scaled random weights (fixture_utils.scale_weights, calibrated on
+    both sizes), eval mode."""
+    seed, cls, kw, size_a, size_b = VARIANTS[name]
     torch.manual_seed(seed)
     m = cls(**kw)
-    reinit(m)
-    return m.eval()
+    return fu.scale_weights(m, seed, [fu.batch_input(size_a), fu.batch_input(size_b)], head=["head"])
 
 
 def routing_margins(m, x):
@@ -110,29 +92,14 @@ def routing_margins(m, x):
 
 def generate():
     os.makedirs(OUT, exist_ok=True)
-    total = 0
+    constants = {}
     for name, (_, _, _, size_a, size_b) in VARIANTS.items():
         m = build(name)
-        xa = deterministic_input(1, 3, *size_a)
-        xb = deterministic_input(1, 3, *size_b)
-        with torch.no_grad():
-            t = {k: v.detach().float().contiguous() for k, v in m.state_dict().items()
-                 if not k.endswith("num_batches_tracked")}
-            t["logits_a"] = m(xa).contiguous()
-            t["logits_b"] = m(xb).contiguous()
-            for i, f in enumerate(m.forward_intermediates(xb)):
-                t[f"feature{i}"] = f.contiguous()
-        margin = min(routing_margins(m, xa), routing_margins(m, xb))
+        margin = min(routing_margins(m, fu.batch_input(size_a)), routing_margins(m, fu.batch_input(size_b)))
         assert margin > 1e-3, f"{name}: routing ties ({margin})"
-        path = os.path.join(OUT, f"{name}.safetensors")
-        save_file(t, path)
-        size = os.path.getsize(path)
-        total += size
-        print(f"== {name}: {size} bytes, params={sum(p.numel() for p in m.parameters())}, "
-              f"|logits_a|max={t['logits_a'].abs().max():.4f} std={t['logits_a'].std():.4f}, "
-              f"|logits_b|max={t['logits_b'].abs().max():.4f}, routing margin={margin:.3e}, "
-              f"features={[list(t[f'feature{i}'].shape) for i in range(4)]}")
-    print(f"total {total} bytes")
+        print(f"   {name}: routing margin {margin:.3e}")
+        _, constants[name] = fu.make_fixture(OUT, name, m, None, [size_a, size_b],
+                                             run=lambda size, x, m=m: (m(x), m.forward_intermediates(x)))
 
     counts = {n: sum(p.numel() for p in ref.NAT(**c).parameters()) for n, c in ref.NAT_CONFIGS.items()}
     counts.update({n: sum(p.numel() for p in ref.BiFormer(**c).parameters())
@@ -141,6 +108,9 @@ def generate():
         json.dump(counts, f, indent=2, sort_keys=True)
         f.write("\n")
     print(counts)
+    registered = {n: fu.model_constants(ref.NAT(**c)) for n, c in ref.NAT_CONFIGS.items()}
+    registered.update({n: fu.model_constants(ref.BiFormer(**c)) for n, c in ref.BIFORMER_CONFIGS.items()})
+    print("wrote", fu.write_constants(OUT, constants, registered))
 
 
 # ----------------------------------------------------------------------------- cross-check
@@ -207,7 +177,7 @@ def crosscheck():
             worst = 0.0
             with torch.no_grad():
                 for size in (size_a, size_b):
-                    x = deterministic_input(1, 3, *size)
+                    x = fu.batch_input(size)
                     worst = max(worst, (o(x) - m(x)).abs().max().item())
             print(f"crosscheck {name}: official vs reference max |logits diff| = {worst:.3e}")
             assert worst < 1e-4, name

@@ -1,6 +1,6 @@
 """Generate ResNet-family fixtures into tests/fixtures/resnet/ (run from the repo root).
 
-    python tests/reference/gen_resnet_fixtures.py
+    /work/venv/bin/python tests/reference/gen_resnet_fixtures.py
 
 The reference is timm's own ResNet class. Each tiny variant (small `channels`, 10 classes)
 exercises one code path of the full-size models: plain / deep / tiered stem, strided-conv or
@@ -9,18 +9,19 @@ through timm's `attn_layer`. For the kinds timm lacks, the attention class comes
 reference re-implementations of the official code (attn_official_reference.py,
 attn_sr_reference.py, pan_reference.py).
 
-Inputs are not stored: both sides compute `deterministic_input` (see tests/common/mod.rs).
-Each file holds the state dict, logits for a 224x224 input and for a non-square one, and the
-five feature maps (timm features_only order) of the non-square input.
-`param_counts.json` holds timm's parameter count of every full-size registered model.
+Layout, weights, inputs and constants.json: see fixture_utils.py. Sizes (batch 2): 56x56 (the
+stages run 28, 14, 7, 4, 2: FcaNet's 7x7 DCT meets an exact 7x7 map in layer2, and 7 -> 4 is an
+odd downsampling) and the non-square 29x23; logits and the five feature maps (timm
+features_only order) at both. 56 rather than 224 keeps the committed feature maps small.
+`param_counts.json` holds timm's parameter count of every full-size registered model;
+constants.json's "registered" part comes from `timm.create_model(name)` where timm registers
+the name, else from the same `ResNet(**kwargs)` as the parameter counts.
 """
 import json
-import math
 import os
 import sys
 
-import torch
-from safetensors.torch import save_file
+import timm
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from timm.models.resnest import ResNestBottleneck
 
@@ -29,15 +30,10 @@ sys.path.insert(0, HERE)
 from attn_official_reference import MultiSpectralAttentionLayer, PSA_p, PSA_s, TripletAttention  # noqa: E402
 from attn_sr_reference import CALayer, CSAM_Module  # noqa: E402
 from pan_reference import PA  # noqa: E402
+import fixture_utils as fu  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "resnet")
-ODD = (1, 3, 29, 23)
-
-
-def deterministic_input(n, c, h, w):
-    """x[n,c,h,w] = sin(0.05 (h+1)(c+1) + 0.07 w + 0.3 n), computed in float64, stored f32."""
-    ni, ci, hi, wi = torch.meshgrid(*(torch.arange(s, dtype=torch.float64) for s in (n, c, h, w)), indexing="ij")
-    return torch.sin(0.05 * (hi + 1) * (ci + 1) + 0.07 * wi + 0.3 * ni).float()
+SIZES = [(56, 56), (29, 23)]
 
 
 # The attention kinds by gaze name: the class timm's create_attn builds (as timm's names, or
@@ -117,18 +113,8 @@ for kind in ["fca", "triplet", "psa_p", "psa_s", "ca", "pa", "csam"]:
                                    **dict(D, stem_width=8), **(SMALL16 if kind in ("fca", "ca") else SMALL))
 
 
-def randomize(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.5 / math.sqrt(max(1, p[0].numel()))) if p.dim() > 1
-                    else 1.0 + 0.2 * torch.randn(p.shape, generator=g) if name.endswith(("bn1.weight", "bn2.weight", "bn3.weight", ".weight")) and p.dim() == 1
-                    else 0.1 * torch.randn(p.shape, generator=g))
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
+def full_model(name):
+    return timm.create_model(name, pretrained=False) if timm.is_model(name) else ResNet(**FULL[name])
 
 
 def main():
@@ -136,25 +122,12 @@ def main():
     counts = {name: sum(p.numel() for p in ResNet(**kw).parameters()) for name, kw in FULL.items()}
     with open(os.path.join(OUT, "param_counts.json"), "w") as f:
         json.dump(counts, f, indent=1, sort_keys=True)
+    constants = {}
     for i, (name, kw) in enumerate(TINY.items()):
-        torch.manual_seed(100 + i)
-        model = ResNet(**kw).eval()
-        randomize(model, 100 + i)
-        with torch.no_grad():
-            logits_224 = model(deterministic_input(1, 3, 224, 224))
-            odd = deterministic_input(*ODD)
-            logits_odd = model(odd)
-            feats = model.forward_intermediates(odd, intermediates_only=True)
-        t = {k: v.float().contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
-        t["logits_224"] = logits_224.contiguous()
-        t["logits_odd"] = logits_odd.contiguous()
-        for j, fm in enumerate(feats):
-            t[f"feature{j}"] = fm.contiguous()
-        path = os.path.join(OUT, f"{name}.safetensors")
-        save_file(t, path)
-        params = sum(p.numel() for p in model.parameters())
-        print(f"{name}: {os.path.getsize(path)} bytes, params {params}, |logits| {logits_224.abs().max():.3f}, "
-              f"features {[list(f.shape) for f in feats]}")
+        model = ResNet(**kw)
+        _, constants[name] = fu.make_fixture(OUT, name, model, 100 + i, SIZES, head=["fc"])
+    registered = {name: fu.model_constants(full_model(name)) for name in FULL}
+    print("wrote", fu.write_constants(OUT, constants, registered))
 
 
 if __name__ == "__main__":

@@ -9,20 +9,18 @@ runtime size (timm's `dynamic_mask`; identical to the static mask at 64x64).
 Stage resolutions at 64x64 are 16, 8, 4, 2: stages 0-1 shift their odd blocks, stage 2 is a
 single 4x4 window (shift 0), stage 3 clips its window to the 2x2 input (shift 0).
 
-Weights are random and non-trivial: every parameter ~ normal(0, 0.2), except LayerNorm
-weights 1 + 0.1 randn. Inputs are not stored: both sides compute `deterministic_input`
-(gen_resnet_fixtures.py / tests/common/mod.rs).
-
-Tensors in tiny.safetensors besides the state dict:
-* `logits_64`: 64x64 input;
-* `logits_96x56`: non-square 96x56 input (patch grid 24x14: window padding in stages 0-1,
-  odd-width PatchMerging padding at 12x7, and 3x2 in stage 3 padded to the 2x2 window);
+Layout, weights, inputs (batch 2) and constants.json: see fixture_utils.py. Tensors in
+tiny.safetensors besides the state dict:
+* `logits_64x64`, `feature{0..3}_64x64`: 64x64 input;
+* `logits_96x56`, `feature{0..3}_96x56`: non-square 96x56 input (patch grid 24x14: window
+  padding in stages 0-1, odd-width PatchMerging padding at 12x7, and 3x2 in stage 3 padded to
+  the 2x2 window);
 * `logits_66x50`: a size that is not a multiple of the patch. timm's SwinTransformer builds its
   PatchEmbed without `dynamic_img_pad`, so it rejects such sizes; this output is computed with
   `model.patch_embed.dynamic_img_pad = True` (zero-pad bottom/right to a multiple of 4, the
-  behaviour gaze implements);
-* `feature0..3`: `forward_intermediates(x_96x56, intermediates_only=True)` (NCHW stage outputs
-  without the final norm).
+  behaviour gaze implements). Logits only.
+The features are `forward_intermediates(x, intermediates_only=True)` (NCHW stage outputs
+without the final norm).
 
 `param_counts.json` holds timm's parameter counts of the full-size registered models.
 """
@@ -32,12 +30,11 @@ import sys
 
 import timm
 import torch
-from safetensors.torch import save_file
 from timm.models.swin_transformer import SwinTransformer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen_resnet_fixtures import deterministic_input  # noqa: E402
+import fixture_utils as fu  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "swin")
 FULL = ["swin_tiny_patch4_window7_224", "swin_small_patch4_window7_224"]
@@ -45,16 +42,16 @@ TINY = dict(img_size=64, patch_size=4, embed_dim=6, depths=(2, 2, 2, 2), num_hea
             window_size=4, num_classes=10, strict_img_size=False)
 
 
-def randomize(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    norms = {n for n, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)}
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            owner, _, leaf = name.rpartition(".")
-            if owner in norms and leaf == "weight":
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+SIZES = [(64, 64), (96, 56)]
+PADDED = (66, 50)
+
+
+def padded_logits(model):
+    model.patch_embed.dynamic_img_pad = True
+    try:
+        return {f"logits_{fu.tag(PADDED)}": model(fu.batch_input(PADDED))}
+    finally:
+        model.patch_embed.dynamic_img_pad = False
 
 
 def main():
@@ -68,24 +65,10 @@ def main():
     print(counts)
 
     torch.manual_seed(0)
-    model = SwinTransformer(**TINY).eval()
-    randomize(model, 0)
-    t = {k: v.float().contiguous() for k, v in model.state_dict().items()}
-    print(sorted(t.keys())[:12], len(t))
-    with torch.no_grad():
-        t["logits_64"] = model(deterministic_input(1, 3, 64, 64)).contiguous()
-        x = deterministic_input(1, 3, 96, 56)
-        t["logits_96x56"] = model(x).contiguous()
-        feats = model.forward_intermediates(x, intermediates_only=True)
-        for j, fm in enumerate(feats):
-            t[f"feature{j}"] = fm.contiguous()
-        model.patch_embed.dynamic_img_pad = True
-        t["logits_66x50"] = model(deterministic_input(1, 3, 66, 50)).contiguous()
-    path = os.path.join(OUT, "tiny.safetensors")
-    save_file(t, path)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"tiny: {os.path.getsize(path)} bytes, params {params}, |logits| {t['logits_64'].abs().max():.3f}, "
-          f"features {[list(f.shape) for f in feats]}")
+    model = SwinTransformer(**TINY)
+    _, constants = fu.make_fixture(OUT, "tiny", model, 0, SIZES, head=["head.fc"], extra=padded_logits)
+    registered = {n: fu.model_constants(timm.create_model(n, pretrained=False)) for n in FULL}
+    print("wrote", fu.write_constants(OUT, {"tiny": constants}, registered))
 
 
 if __name__ == "__main__":

@@ -52,10 +52,21 @@ impl Checkpoint {
         };
         let raw = match format {
             Format::TorchLegacy | Format::TorchZip => {
-                read_store(PytorchStore::from_file(path)).map_err(corrupt)?
+                // zip 9.8.1 misreads some torch.save archives (21-character stems); those are
+                // read through a repaired temporary copy, which must outlive `read_store`.
+                let repaired =
+                    crate::torch_zip::repaired_copy(path).map_err(|source| LoadError::Io {
+                        path: shown.clone(),
+                        source,
+                    })?;
+                let source = repaired.as_deref().unwrap_or(path);
+                // Keys exactly as stored: burn-store would renumber `conv1.3` to `conv1.2`.
+                read_store(PytorchStore::from_file(source).map_indices_contiguous(false))
+                    .map_err(corrupt)?
             }
             Format::Safetensors => {
-                read_store(SafetensorsStore::from_file(path)).map_err(corrupt)?
+                read_store(SafetensorsStore::from_file(path).map_indices_contiguous(false))
+                    .map_err(corrupt)?
             }
             Format::Onnx => read_onnx(path).map_err(corrupt)?,
         };

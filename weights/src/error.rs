@@ -42,6 +42,50 @@ impl LoadReport {
     }
 }
 
+/// How many keys of each kind the short report names; [`LoadReport::verbose`] names all.
+const SHOWN: usize = 5;
+
+impl LoadReport {
+    /// The whole report, every key on its own line.
+    pub fn verbose(&self) -> String {
+        let mut out = format!(
+            "{} missing, {} unexpected, {} shape mismatches",
+            self.missing.len(),
+            self.unexpected.len(),
+            self.mismatched.len()
+        );
+        for m in &self.missing {
+            out.push_str(&format!("\n  missing:    {m}"));
+        }
+        for u in &self.unexpected {
+            out.push_str(&format!("\n  unexpected: {u}"));
+        }
+        for m in &self.mismatched {
+            out.push_str(&format!(
+                "\n  shape:      {} (model {:?}, checkpoint {:?})",
+                m.key, m.expected, m.found
+            ));
+        }
+        for o in &self.other {
+            out.push_str(&format!("\n  other:      {o}"));
+        }
+        out
+    }
+}
+
+fn first_few(f: &mut fmt::Formatter<'_>, what: &str, keys: &[String]) -> fmt::Result {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = keys.iter().take(SHOWN).map(String::as_str).collect();
+    write!(f, "\n  {what}: {}", shown.join(", "))?;
+    if keys.len() > SHOWN {
+        write!(f, ", … ({} more)", keys.len() - SHOWN)?;
+    }
+    Ok(())
+}
+
+/// A short report: the counts, then at most five keys of each kind on one line each.
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -51,30 +95,28 @@ impl fmt::Display for LoadReport {
             self.unexpected.len(),
             self.mismatched.len()
         )?;
-        if !self.missing.is_empty() {
-            write!(
-                f,
-                "; missing (model parameters not in the checkpoint): {}",
-                self.missing.join(", ")
-            )?;
-        }
-        if !self.unexpected.is_empty() {
-            write!(
-                f,
-                "; unexpected (checkpoint keys the model does not have): {}",
-                self.unexpected.join(", ")
-            )?;
-        }
-        for m in &self.mismatched {
-            write!(
-                f,
-                "; shape mismatch for '{}': model expects {:?}, checkpoint has {:?}",
-                m.key, m.expected, m.found
-            )?;
-        }
-        for o in &self.other {
-            write!(f, "; {o}")?;
-        }
+        first_few(
+            f,
+            "missing (model parameters not in the checkpoint)",
+            &self.missing,
+        )?;
+        first_few(
+            f,
+            "unexpected (checkpoint keys the model does not have)",
+            &self.unexpected,
+        )?;
+        let shapes: Vec<String> = self
+            .mismatched
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} (model {:?}, checkpoint {:?})",
+                    m.key, m.expected, m.found
+                )
+            })
+            .collect();
+        first_few(f, "shape mismatches", &shapes)?;
+        first_few(f, "other", &self.other)?;
         Ok(())
     }
 }
@@ -107,11 +149,13 @@ pub enum LoadError {
         message: String,
     },
     /// The checkpoint does not hold exactly the model's parameters.
-    #[error("checkpoint '{path}' does not match the model: {report}")]
+    #[error("checkpoint '{path}' does not match the model: {report}{}", hint.as_deref().map(|h| format!("\n  {h}")).unwrap_or_default())]
     Mismatch {
         /// The file.
         path: String,
         /// Everything that does not fit.
         report: LoadReport,
+        /// Which registered model the checkpoint does fit, when one does.
+        hint: Option<String>,
     },
 }

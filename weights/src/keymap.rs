@@ -1,30 +1,137 @@
-//! Renaming official checkpoint keys to gaze module paths.
+//! Renaming official checkpoint keys to gaze module paths, and back.
+//!
+//! A rule pairs two dotted key fragments: the official name and ours, e.g.
+//! `("SCPA_trunk", "scpa_trunk")` or `("^conv1.{i:d}", "^conv1.conv_{i}")`. A fragment matches
+//! whole segments only (it starts at the key's start or after a `.`, and ends at the key's end
+//! or before a `.`); `^` anchors it at the key's start and `$` at its end; `{name}` captures
+//! one segment's text
+//! (`[^.]+`) and `{name:d}` digits only. Because both sides are patterns, every rule runs both
+//! ways: [`KeyMap::map`] reads a checkpoint, [`KeyMap::unmap`] names what gaze saves, so timm or
+//! the official code loads it.
 
 use regex::Regex;
 
 /// Buffers that PyTorch saves but that carry no weights for inference.
 const ALWAYS_IGNORED: &str = r"(^|\.)num_batches_tracked$";
 
-/// An ordered list of regex rewrite rules from a checkpoint's key names to module paths, plus
-/// patterns of checkpoint keys to ignore (buffers we recompute, such as BatchNorm's
-/// `num_batches_tracked`). Every rule is applied in order to every key, like `sed -e … -e …`.
+/// One direction of a rule: a regex over keys and the replacement.
+#[derive(Debug, Clone)]
+struct Rewrite {
+    pattern: Regex,
+    replacement: String,
+}
+
+impl Rewrite {
+    fn new(from: &str, to: &str) -> Self {
+        let (anchored, from_body) = match from.strip_prefix('^') {
+            Some(rest) => (true, rest),
+            None => (false, from),
+        };
+        let (at_end, from_body) = match from_body.strip_suffix('$') {
+            Some(rest) => (true, rest),
+            None => (false, from_body),
+        };
+        let to_body = to.strip_prefix('^').unwrap_or(to);
+        let to_body = to_body.strip_suffix('$').unwrap_or(to_body);
+        let mut pattern = String::from(if anchored {
+            "^(?P<gz_pre>)"
+        } else {
+            r"(?P<gz_pre>^|\.)"
+        });
+        pattern.push_str(&template_regex(from_body));
+        pattern.push_str(if at_end {
+            "(?P<gz_post>)$"
+        } else {
+            r"(?P<gz_post>\.|$)"
+        });
+        let replacement = format!("${{gz_pre}}{}${{gz_post}}", template_replacement(to_body));
+        Rewrite {
+            pattern: Regex::new(&pattern)
+                .unwrap_or_else(|e| panic!("invalid key-map rule '{from}': {e}")),
+            replacement,
+        }
+    }
+
+    fn apply(&self, key: &str) -> String {
+        self.pattern
+            .replace_all(key, self.replacement.as_str())
+            .into_owned()
+    }
+}
+
+/// Splits a template into literal text and `{name}` / `{name:d}` captures.
+fn template_parts(template: &str) -> Vec<(bool, String)> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .unwrap_or_else(|| panic!("unclosed '{{' in key-map rule '{template}'"));
+        parts.push((false, rest[..open].to_string()));
+        parts.push((true, rest[open + 1..close].to_string()));
+        rest = &rest[close + 1..];
+    }
+    parts.push((false, rest.to_string()));
+    parts
+}
+
+fn template_regex(template: &str) -> String {
+    template_parts(template)
+        .into_iter()
+        .map(|(capture, text)| {
+            if !capture {
+                return regex::escape(&text);
+            }
+            match text.split_once(':') {
+                Some((name, "d")) => format!(r"(?P<{name}>\d+)"),
+                Some((_, kind)) => panic!("unknown capture kind ':{kind}' in key-map rule"),
+                None => format!(r"(?P<{text}>[^.]+)"),
+            }
+        })
+        .collect()
+}
+
+fn template_replacement(template: &str) -> String {
+    template_parts(template)
+        .into_iter()
+        .map(|(capture, text)| {
+            if capture {
+                let name = text.split_once(':').map_or(text.as_str(), |(n, _)| n);
+                format!("${{{name}}}")
+            } else {
+                text.replace('$', "$$")
+            }
+        })
+        .collect()
+}
+
+/// An ordered list of two-way renaming rules between a checkpoint's key names and module
+/// paths, plus patterns of checkpoint keys to ignore when loading (buffers gaze recomputes,
+/// such as BatchNorm's `num_batches_tracked` or Swin's `relative_position_index`).
 #[derive(Debug, Clone)]
 pub struct KeyMap {
-    rules: Vec<(Regex, String)>,
+    forward: Vec<Rewrite>,
+    backward: Vec<Rewrite>,
     ignore: Vec<Regex>,
 }
 
 impl KeyMap {
-    /// Builds a key map from `(pattern, replacement)` pairs (`$1` refers to capture groups).
+    /// Builds a key map from `(official, ours)` fragment pairs (see the module docs).
     ///
     /// # Panics
-    /// If a pattern is not a valid regex: key maps are constants written with the model, and
-    /// every one is exercised by the model's loading tests.
-    pub fn new(rules: &[(&str, &str)]) -> Self {
+    /// If a rule is malformed: key maps are constants written with the model, and every one is
+    /// exercised by the model's loading tests.
+    pub fn new<S: AsRef<str>>(rules: &[(S, S)]) -> Self {
         KeyMap {
-            rules: rules
+            forward: rules
                 .iter()
-                .map(|(p, r)| (Regex::new(p).expect("invalid key-map regex"), r.to_string()))
+                .map(|(a, b)| Rewrite::new(a.as_ref(), b.as_ref()))
+                .collect(),
+            backward: rules
+                .iter()
+                .rev()
+                .map(|(a, b)| Rewrite::new(b.as_ref(), a.as_ref()))
                 .collect(),
             ignore: vec![Regex::new(ALWAYS_IGNORED).unwrap()],
         }
@@ -32,10 +139,21 @@ impl KeyMap {
 
     /// The identity map (checkpoint keys already equal module paths).
     pub fn identity() -> Self {
-        Self::new(&[])
+        Self::new::<&str>(&[])
     }
 
-    /// Also ignore checkpoint keys matching any of `patterns`.
+    /// Other official namings of the same tensors (older releases, ports), read when loading
+    /// and never written: [`KeyMap::unmap`] keeps the primary naming of [`KeyMap::new`].
+    pub fn with_aliases<S: AsRef<str>>(mut self, rules: &[(S, S)]) -> Self {
+        let aliases: Vec<Rewrite> = rules
+            .iter()
+            .map(|(a, b)| Rewrite::new(a.as_ref(), b.as_ref()))
+            .collect();
+        self.forward.splice(0..0, aliases);
+        self
+    }
+
+    /// Also ignore checkpoint keys matching any of the regexes `patterns` when loading.
     pub fn ignoring(mut self, patterns: &[&str]) -> Self {
         self.ignore.extend(
             patterns
@@ -45,23 +163,34 @@ impl KeyMap {
         self
     }
 
-    /// This map's rules followed by `other`'s, ignoring what either ignores.
+    /// This map's rules followed by `other`'s (and back in the reverse order), ignoring what
+    /// either ignores.
     pub fn then(mut self, other: KeyMap) -> Self {
-        self.rules.extend(other.rules);
+        self.forward.extend(other.forward);
+        let mut backward = other.backward;
+        backward.extend(self.backward);
+        self.backward = backward;
         self.ignore.extend(other.ignore);
         self
     }
 
-    /// Whether the checkpoint key is a buffer to skip.
+    /// Whether the checkpoint key is a buffer to skip when loading.
     pub fn is_ignored(&self, key: &str) -> bool {
         self.ignore.iter().any(|r| r.is_match(key))
     }
 
     /// The module path for a checkpoint key.
     pub fn map(&self, key: &str) -> String {
-        self.rules.iter().fold(key.to_string(), |k, (re, rep)| {
-            re.replace_all(&k, rep.as_str()).into_owned()
-        })
+        self.forward
+            .iter()
+            .fold(key.to_string(), |k, rule| rule.apply(&k))
+    }
+
+    /// The official checkpoint key for a module path (the rules run backwards).
+    pub fn unmap(&self, path: &str) -> String {
+        self.backward
+            .iter()
+            .fold(path.to_string(), |k, rule| rule.apply(&k))
     }
 }
 
@@ -70,16 +199,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rules_apply_in_order() {
+    fn rules_apply_in_order_both_ways() {
         let m = KeyMap::new(&[
-            (r"^SCPA_trunk\.", "scpa_trunk."),
-            (r"^scpa_trunk\.(\d+)\.k1\.0\.", "scpa_trunk.$1.k1."),
+            ("^SCPA_trunk", "scpa_trunk"),
+            ("^scpa_trunk.{i:d}.k1.0", "scpa_trunk.{i}.k1"),
         ]);
         assert_eq!(m.map("SCPA_trunk.3.k1.0.weight"), "scpa_trunk.3.k1.weight");
+        assert_eq!(
+            m.unmap("scpa_trunk.3.k1.weight"),
+            "SCPA_trunk.3.k1.0.weight"
+        );
         assert_eq!(m.map("conv_first.bias"), "conv_first.bias");
         assert!(m.is_ignored("bn1.num_batches_tracked"));
         assert!(!m.is_ignored("bn1.running_mean"));
         let m = m.ignoring(&[r"relative_position_index$"]);
         assert!(m.is_ignored("layers.0.attn.relative_position_index"));
+    }
+
+    #[test]
+    fn fragments_match_whole_segments() {
+        let m = KeyMap::new(&[("k1.0", "k1"), ("{a}_{b:d}", "{a}.{b}")]);
+        assert_eq!(m.map("blocks.k1.0.weight"), "blocks.k1.weight");
+        assert_eq!(m.map("blocks.xk1.0.weight"), "blocks.xk1.0.weight");
+        assert_eq!(m.map("k1.01.weight"), "k1.01.weight");
+        assert_eq!(m.map("module_2.w"), "module.2.w");
+        assert_eq!(m.unmap("module.2.w"), "module_2.w");
+        let m = KeyMap::new(&[("body.0.{p}$", "conv1.{p}$")]);
+        assert_eq!(
+            m.map("body.4.body.0.body.0.weight"),
+            "body.4.body.0.conv1.weight"
+        );
+        assert_eq!(
+            m.unmap("body.4.body.0.conv1.weight"),
+            "body.4.body.0.body.0.weight"
+        );
+        let m = KeyMap::new(&[("Gate.spatial", "gate.spatial")]).with_aliases(&[("gw", "Gate")]);
+        assert_eq!(m.map("gw.spatial.w"), "gate.spatial.w");
+        assert_eq!(m.unmap("gate.spatial.w"), "Gate.spatial.w");
+        let chained = KeyMap::new(&[("a", "b")]).then(KeyMap::new(&[("b.0", "c")]));
+        assert_eq!(chained.map("a.0.w"), "c.w");
+        assert_eq!(chained.unmap("c.w"), "a.0.w");
     }
 }

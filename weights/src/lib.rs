@@ -19,16 +19,19 @@
 //! # Ok::<(), gaze_weights::LoadError>(())
 //! ```
 
+pub mod atomic_write;
 pub mod checkpoint;
 pub mod error;
 pub mod format;
 pub mod keymap;
-pub mod keymaps;
+pub mod save;
+mod torch_zip;
 
 pub use checkpoint::Checkpoint;
 pub use error::{LoadError, LoadReport, ShapeMismatch};
 pub use format::Format;
 pub use keymap::KeyMap;
+pub use save::{official_shapes, official_state_dict, save_safetensors, SaveError};
 
 use std::path::Path;
 
@@ -36,12 +39,15 @@ use burn::module::Module;
 use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter};
 
 /// Parameters as PyTorch counts them: every float tensor of the module except BatchNorm's
-/// running statistics, which PyTorch keeps as buffers (Burn's `num_params` counts them).
+/// running statistics, which PyTorch keeps as buffers (Burn's `num_params` counts them), and
+/// except integer index buffers.
 pub fn count_parameters<M: Module>(module: &M) -> usize {
     module
         .collect(None, None, true)
         .iter()
         .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
+        // Integer index buffers built at init are not parameters either.
+        .filter(|t| t.dtype.is_float())
         .map(|t| t.shape.num_elements())
         .sum()
 }
@@ -61,14 +67,26 @@ pub fn load_into<M: Module>(
     apply_checkpoint(module, checkpoint, keys).map_err(|report| LoadError::Mismatch {
         path: path.display().to_string(),
         report,
+        hint: None,
     })
 }
 
 /// Applies an already opened checkpoint; the error is the strict report.
 pub fn apply_checkpoint<M: Module>(
+    module: M,
+    checkpoint: Checkpoint,
+    keys: &KeyMap,
+) -> Result<M, LoadReport> {
+    apply_checkpoint_allowing(module, checkpoint, keys, &|_| false)
+}
+
+/// [`apply_checkpoint`], except that module parameters for which `may_be_missing(path)` holds
+/// keep their values when the checkpoint lacks them (a fresh classifier head).
+pub fn apply_checkpoint_allowing<M: Module>(
     mut module: M,
     checkpoint: Checkpoint,
     keys: &KeyMap,
+    may_be_missing: &dyn Fn(&str) -> bool,
 ) -> Result<M, LoadReport> {
     let mut report = LoadReport::default();
     let mut origin = std::collections::HashMap::new();
@@ -93,6 +111,8 @@ pub fn apply_checkpoint<M: Module>(
         .missing
         .iter()
         .map(|(path, _)| path.clone())
+        // Buffers the key map ignores are computed at init, never read from a checkpoint.
+        .filter(|path| !may_be_missing(path) && !keys.is_ignored(&keys.unmap(path)))
         .collect();
     report.unexpected = result.unused.iter().map(|p| checkpoint_name(p)).collect();
     for error in &result.errors {

@@ -11,6 +11,9 @@ use gaze_demos::cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// On a checkpoint that does not fit, list every missing, unexpected and mismatched key.
+    #[arg(long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +42,21 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            match e.downcast_ref::<gaze::LoadError>() {
+                Some(gaze::LoadError::Mismatch { path, report, hint }) if args.verbose => {
+                    eprintln!(
+                        "error: checkpoint '{path}' does not match the model: {}",
+                        report.verbose()
+                    );
+                    if let Some(hint) = hint {
+                        eprintln!("  {hint}");
+                    }
+                }
+                Some(gaze::LoadError::Mismatch { .. }) => {
+                    eprintln!("error: {e}\n  (--verbose lists every key)")
+                }
+                _ => eprintln!("error: {e}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use burn::prelude::*;
-use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
+use gaze::blocks::attention::{create_attn, Attention, AttentionKind};
+use gaze::burn::prelude::*;
 
 use super::CliResult;
-use crate::device::DeviceChoice;
+use gaze::DeviceChoice;
 
 /// Arguments of `gaze bench-attn`.
 #[derive(Debug, clap::Args)]
@@ -174,7 +174,7 @@ pub fn bench(args: &Args, device: &Device) -> Vec<BenchRow> {
                 .collect();
             BenchRow {
                 kind: kind.name().into(),
-                params: gaze_weights::count_parameters(&attn),
+                params: gaze::weights::count_parameters(&attn),
                 flops: attention_flops(&attn, shape),
                 median_ms: median(times),
             }

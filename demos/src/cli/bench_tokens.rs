@@ -5,12 +5,12 @@
 
 use std::time::Instant;
 
-use burn::prelude::*;
-use gaze_blocks::bi_routing_attention::BiLevelRoutingAttentionConfig;
-use gaze_blocks::halo_attention::HaloAttnConfig;
-use gaze_blocks::neighborhood_attention::NeighborhoodAttentionConfig;
-use gaze_blocks::vit_attention::VitAttentionConfig;
-use gaze_blocks::window_attention::{window_partition, WindowAttentionConfig};
+use gaze::blocks::bi_routing_attention::BiLevelRoutingAttentionConfig;
+use gaze::blocks::halo_attention::HaloAttnConfig;
+use gaze::blocks::neighborhood_attention::NeighborhoodAttentionConfig;
+use gaze::blocks::vit_attention::VitAttentionConfig;
+use gaze::blocks::window_attention::{window_partition, WindowAttentionConfig};
+use gaze::burn::prelude::*;
 
 use super::bench_attn::{median, Args};
 use super::CliResult;
@@ -118,7 +118,7 @@ pub fn run(args: &Args) -> CliResult {
         return Err("--size needs two numbers (H W)".into());
     }
     let device = args.device.open()?;
-    let measure_memory = matches!(args.device, crate::device::DeviceChoice::Cpu);
+    let measure_memory = matches!(args.device, gaze::DeviceChoice::Cpu);
     let mut rows = Vec::new();
     for (name, attn_elems, run) in mixers(args, &device)? {
         let peak_mib = if measure_memory {

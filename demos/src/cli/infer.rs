@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use burn::prelude::*;
-use gaze_backbones::Output;
+use gaze::burn::prelude::*;
+use gaze::Output;
 
 use super::{load_model, CliResult};
-use crate::device::DeviceChoice;
-use crate::npy::{read_npy_f32, write_npy_f32};
+use gaze::npy::{read_npy_f32, write_npy_f32};
+use gaze::DeviceChoice;
 
 /// Arguments of `gaze infer`.
 #[derive(Debug, clap::Args)]
@@ -35,8 +35,9 @@ pub struct Args {
 
 /// Runs `gaze infer`.
 pub fn run(args: &Args) -> CliResult {
+    // The model name first: a typo should not cost reading a large tensor.
+    let info = gaze::model_info(&args.model)?;
     let (shape, data) = read_npy_f32(&args.input)?;
-    let info = gaze_backbones::model_info(&args.model)?;
     let [n, c, h, w] = <[usize; 4]>::try_from(shape.as_slice()).map_err(|_| {
         format!(
             "'{}' has shape {:?}; gaze infer expects an NCHW tensor [N, C, H, W]",
@@ -71,14 +72,14 @@ pub fn run(args: &Args) -> CliResult {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
         for (i, level) in model
-            .forward_intermediates(x.clone())
+            .forward_intermediates(x.clone())?
             .into_iter()
             .enumerate()
         {
             write_tensor(&dir.join(format!("level{i}.npy")), Output::Image(level))?;
         }
     }
-    write_tensor(&args.output, model.forward(x))
+    write_tensor(&args.output, model.forward(x)?)
 }
 
 fn write_tensor(path: &std::path::Path, t: Output) -> CliResult {

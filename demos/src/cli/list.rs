@@ -1,6 +1,6 @@
 //! `gaze list [--markdown]`: the model registry as a table.
 
-use gaze_backbones::models;
+use gaze::backbones::models;
 
 use super::CliResult;
 

@@ -10,10 +10,10 @@ pub mod upscale;
 
 use std::path::Path;
 
-use burn::prelude::*;
-use gaze_backbones::{create_model, Model};
+use gaze::backbones::{create_model, Model};
+use gaze::burn::prelude::*;
 
-use crate::device::DeviceChoice;
+use gaze::DeviceChoice;
 
 /// The error type of the verbs: a message for the user.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -26,7 +26,7 @@ pub fn load_model(
     weights: Option<&Path>,
     device: DeviceChoice,
 ) -> CliResult<(Model, Device)> {
-    let info = gaze_backbones::model_info(name)?;
+    let info = gaze::backbones::model_info(name)?;
     let weights = weights.ok_or_else(|| {
         format!(
             "--weights is required: '{}' would otherwise run with random weights; the official checkpoint is published at {}",

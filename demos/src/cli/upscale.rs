@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use super::{load_model, CliResult};
-use crate::device::DeviceChoice;
-use crate::imageio::{read_image, write_image};
-use crate::sr::{upscale_image, Tiling};
+use gaze::io::{read_image, write_image};
+use gaze::sr::{upscale_image, Tiling};
+use gaze::DeviceChoice;
 
 /// Arguments of `gaze upscale`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,9 @@ pub struct Args {
 
 /// Runs `gaze upscale`.
 pub fn run(args: &Args) -> CliResult {
-    // Read the input first: a bad image should not cost a model load.
+    // The model name first, then the input: neither a typo nor a bad image should cost a
+    // model load.
+    gaze::model_info(&args.model)?;
     let image = read_image(&args.input)?;
     let (model, device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
     let tiling = match args.tile {

@@ -1,0 +1,689 @@
+//! The `gaze` binary end to end: every verb, and every bad input giving one clear error line,
+//! a non-zero exit and no output file. (A test of gaze-demos, which owns the binary; the
+//! helpers are the suite's.)
+
+#[path = "../../tests/suite/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{fixture, shared_dir, tmp_dir};
+use gaze::npy::{read_npy_f32, write_npy_f32};
+use image::{ImageBuffer, Luma, Rgb, Rgba};
+
+fn gaze(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gaze"))
+        .args(args)
+        .output()
+        .expect("gaze runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails unless the command failed with a one-line `error: …` containing `needle`.
+fn assert_user_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit status; stderr: {err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+}
+
+fn pan_x4_weights() -> Option<PathBuf> {
+    shared_dir().map(|s| s.join("weights/sr/pan/PANx4_DF2K.pth"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn small_rgb(dir: &Path) -> PathBuf {
+    let path = dir.join("small.png");
+    ImageBuffer::from_fn(13, 11, |x, y| {
+        Rgb([(x * 19) as u8, (y * 23) as u8, ((x + y) * 7) as u8])
+    })
+    .save(&path)
+    .unwrap();
+    path
+}
+
+#[test]
+fn list_prints_the_registry() {
+    let o = gaze(&["list"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("pan_x4") && out.contains("272,419") && out.contains("super-resolution x4"),
+        "{out}"
+    );
+    let md = String::from_utf8_lossy(&gaze(&["list", "--markdown"]).stdout).into_owned();
+    assert!(
+        md.starts_with("| model |") && md.contains("| `pan_x2` |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn unknown_model_suggests_close_names() {
+    let dir = tmp_dir("cli-unknown");
+    let input = small_rgb(&dir);
+    let out = dir.join("out.png");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x5",
+        "--weights",
+        "w.pth",
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(
+        &o,
+        "unknown model 'pan_x5'; did you mean pan_x2, pan_x3, pan_x4",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn upscale_without_weights_says_where_they_are() {
+    let dir = tmp_dir("cli-noweights");
+    let input = small_rgb(&dir);
+    let out = dir.join("out.png");
+    let o = gaze(&["upscale", "--model", "pan_x4", s(&input), "-o", s(&out)]);
+    assert_user_error(&o, "github.com/zhaohengyuan1/PAN");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&dir.join("nope.pth")),
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(&o, "does not exist");
+    // An image is not a checkpoint.
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&input),
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(&o, "is not a checkpoint gaze can read");
+    assert!(!out.exists());
+}
+
+#[test]
+fn corrupt_and_missing_images_are_errors() {
+    let dir = tmp_dir("cli-corrupt");
+    let bad = dir.join("bad.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nthis is not really a png").unwrap();
+    let out = dir.join("out.png");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        "w.pth",
+        s(&bad),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(&o, "cannot decode image");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        "w.pth",
+        s(&dir.join("absent.png")),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(&o, "cannot read image");
+    assert!(!out.exists());
+}
+
+#[test]
+#[cfg_attr(gaze_no_shared, ignore = "../shared not found (set GAZE_SHARED)")]
+fn wrong_checkpoint_names_keys_and_shapes() {
+    let Some(shared) = shared_dir() else { return };
+    let dir = tmp_dir("cli-imdn");
+    let input = small_rgb(&dir);
+    let out = dir.join("out.png");
+    let imdn = shared.join("weights/sr/imdn/IMDN_x4.pth");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&imdn),
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    // A short report: counts, the first keys of each kind, and which model the file fits.
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(err.contains("does not match the model"), "{err}");
+    assert!(
+        err.contains("missing") && err.contains("unexpected") && err.contains("more)"),
+        "{err}"
+    );
+    assert!(err.lines().count() <= 8, "short: {err}");
+    // --verbose names every key, in the checkpoint's naming.
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&imdn),
+        s(&input),
+        "-o",
+        s(&out),
+        "--verbose",
+    ]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("conv_first.weight")
+            && err.contains("fea_conv")
+            && err.contains("SCPA_trunk.15.k1.0.weight"),
+        "{err}"
+    );
+    // Right family, wrong scale: the x2 checkpoint lacks the second upsampling stage, and the
+    // report says which registered model it is.
+    let x2 = shared.join("weights/sr/pan/PANx2_DF2K.pth");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&x2),
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    let err = stderr(&o);
+    assert!(err.contains("HRconv2.weight"), "{err}");
+    assert!(
+        err.contains("this looks like a `pan_x2` checkpoint"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+#[cfg_attr(gaze_no_shared, ignore = "../shared not found (set GAZE_SHARED)")]
+fn upscale_handles_gray_rgba_16bit_and_jpeg() {
+    let Some(weights) = pan_x4_weights() else {
+        return;
+    };
+    let dir = tmp_dir("cli-kinds");
+    let (w, h) = (13u32, 11u32);
+    let gray = dir.join("gray.png");
+    ImageBuffer::from_fn(w, h, |x, y| Luma([(x * 17 + y * 5) as u8]))
+        .save(&gray)
+        .unwrap();
+    let rgba = dir.join("rgba.png");
+    ImageBuffer::from_fn(w, h, |x, y| {
+        Rgba([
+            (x * 19) as u8,
+            (y * 23) as u8,
+            90,
+            if x < 6 { 255 } else { 0 },
+        ])
+    })
+    .save(&rgba)
+    .unwrap();
+    let deep = dir.join("deep.png");
+    ImageBuffer::from_fn(w, h, |x, y| {
+        Rgb([(x * 4000) as u16, (y * 5000) as u16, 30000u16])
+    })
+    .save(&deep)
+    .unwrap();
+    let jpeg = dir.join("photo.jpg");
+    ImageBuffer::from_fn(w, h, |x, y| Rgb([(x * 19) as u8, (y * 23) as u8, 128u8]))
+        .save(&jpeg)
+        .unwrap();
+
+    for (input, expect) in [
+        (&gray, image::ColorType::L8),
+        (&rgba, image::ColorType::Rgba8),
+        (&deep, image::ColorType::Rgb16),
+        (&jpeg, image::ColorType::Rgb8),
+    ] {
+        let out = dir.join(format!(
+            "{}_x4.png",
+            input.file_stem().unwrap().to_str().unwrap()
+        ));
+        let o = gaze(&[
+            "upscale",
+            "--model",
+            "pan_x4",
+            "--weights",
+            s(&weights),
+            s(input),
+            "-o",
+            s(&out),
+        ]);
+        assert!(o.status.success(), "{}: {}", input.display(), stderr(&o));
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (4 * w, 4 * h));
+        assert_eq!(img.color(), expect, "{}", input.display());
+        if expect == image::ColorType::Rgba8 {
+            let a = img.to_rgba8();
+            assert_eq!(a.get_pixel(2, 20).0[3], 255);
+            assert_eq!(a.get_pixel(4 * w - 2, 20).0[3], 0);
+        }
+    }
+    // Leftover temp files would mean a non-atomic write.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().contains("tmp")),
+        "{names:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(gaze_no_shared, ignore = "../shared not found (set GAZE_SHARED)")]
+fn unwritable_output_leaves_nothing_behind() {
+    let Some(weights) = pan_x4_weights() else {
+        return;
+    };
+    let dir = tmp_dir("cli-unwritable");
+    let input = small_rgb(&dir);
+    let out = dir.join("no/such/dir/out.png");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(&o, "cannot write image");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        s(&input),
+        "-o",
+        s(&dir.join("out.xyz")),
+    ]);
+    assert_user_error(&o, "cannot write image");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "only the input remains"
+    );
+}
+
+#[test]
+#[cfg_attr(gaze_no_shared, ignore = "../shared not found (set GAZE_SHARED)")]
+fn sr_eval_reports_json_and_missing_pairs() {
+    let Some(shared) = shared_dir() else { return };
+    let set5 = shared.join("data/sr/Set5");
+    let weights = shared.join("weights/sr/pan/PANx4_DF2K.pth");
+    let o = gaze(&[
+        "sr-eval",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        "--hr",
+        s(&set5.join("HR")),
+        "--lr",
+        s(&set5.join("LR_bicubic/X4")),
+        "--scale",
+        "4",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    assert_eq!(report["model"], "pan_x4");
+    assert_eq!(report["scale"], 4);
+    let psnr = report["psnr_y"].as_f64().unwrap();
+    let ssim = report["ssim_y"].as_f64().unwrap();
+    assert!(
+        (psnr - 32.1311).abs() <= 0.005 && (ssim - 0.8948).abs() <= 0.0005,
+        "{psnr} {ssim}"
+    );
+    assert_eq!(report["images"].as_array().unwrap().len(), 5);
+    assert!(report["images"][0]["name"].is_string() && report["psnr_rgb"].as_f64().unwrap() > 29.0);
+
+    // An LR directory lacking a pair.
+    let dir = tmp_dir("cli-pairs");
+    for f in ["babyx4.png", "birdx4.png"] {
+        std::fs::copy(set5.join("LR_bicubic/X4").join(f), dir.join(f)).unwrap();
+    }
+    let o = gaze(&[
+        "sr-eval",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        "--hr",
+        s(&set5.join("HR")),
+        "--lr",
+        s(&dir),
+        "--scale",
+        "4",
+    ]);
+    assert_user_error(&o, "no LR image for");
+    // A scale the model does not have.
+    let o = gaze(&[
+        "sr-eval",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        "--hr",
+        s(&set5.join("HR")),
+        "--lr",
+        s(&set5.join("LR_bicubic/X2")),
+        "--scale",
+        "2",
+    ]);
+    assert_user_error(&o, "is not a x2 model");
+}
+
+#[test]
+#[cfg_attr(gaze_no_shared, ignore = "../shared not found (set GAZE_SHARED)")]
+fn infer_runs_npy_and_rejects_bad_shapes() {
+    let dir = tmp_dir("cli-infer");
+    let bad = dir.join("bad.npy");
+    write_npy_f32(&bad, &[3, 8, 8], &vec![0.5; 192]).unwrap();
+    let out = dir.join("y.npy");
+    let o = gaze(&[
+        "infer",
+        "--model",
+        "pan_x4",
+        "--weights",
+        "w.pth",
+        "--input",
+        s(&bad),
+        "--output",
+        s(&out),
+    ]);
+    assert_user_error(&o, "expects an NCHW tensor");
+    let o = gaze(&[
+        "infer",
+        "--model",
+        "pan_x4",
+        "--weights",
+        "w.pth",
+        "--input",
+        s(&fixture("pan/README.md")),
+        "--output",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!out.exists());
+
+    let Some(weights) = pan_x4_weights() else {
+        return;
+    };
+    let x = dir.join("x.npy");
+    let data: Vec<f32> = (0..2 * 3 * 6 * 7).map(|i| (i % 17) as f32 / 17.0).collect();
+    write_npy_f32(&x, &[2, 3, 6, 7], &data).unwrap();
+    let o = gaze(&[
+        "infer",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&x),
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, y) = read_npy_f32(&out).unwrap();
+    assert_eq!(shape, vec![2, 3, 24, 28]);
+    assert!(y.iter().all(|v| v.is_finite()));
+    let o = gaze(&[
+        "infer",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&x),
+        "--output",
+        s(&out),
+        "--features-dir",
+        s(&dir.join("f")),
+    ]);
+    assert_user_error(&o, "has no multi-scale feature maps");
+}
+
+#[test]
+fn readme_model_table_is_the_registry() {
+    let readme = std::fs::read_to_string(common::workspace_root().join("README.md")).unwrap();
+    let table = gaze_demos::cli::list::render(true);
+    assert!(
+        readme.contains(&table),
+        "README's model table is stale; paste `gaze list --markdown`:\n{table}"
+    );
+}
+
+#[test]
+fn bench_attn_prints_every_kind() {
+    let o = gaze(&[
+        "bench-attn",
+        "--channels",
+        "32",
+        "--size",
+        "12",
+        "10",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for kind in [
+        "se", "eca", "fca", "cbam", "triplet", "psa_p", "psa_s", "ca", "pa", "csam",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{kind} "))),
+            "{kind} missing:\n{out}"
+        );
+    }
+    let o = gaze(&[
+        "bench-attn",
+        "--channels",
+        "32",
+        "--size",
+        "8",
+        "8",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--csv",
+        "--kinds",
+        "se,cbam",
+    ]);
+    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<_> = csv.lines().collect();
+    assert_eq!(lines[0], "kind,params,flops,median_ms");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[1].starts_with("se,") && lines[2].starts_with("cbam,"));
+    // An unknown kind lists the known ones.
+    let o = gaze(&["bench-attn", "--kinds", "sea"]);
+    assert_eq!(o.status.code(), Some(2), "clap's usage error");
+    assert!(
+        stderr(&o).contains("known kinds: se, eca, fca"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn infer_runs_a_classifier_and_writes_its_feature_maps() {
+    use burn::prelude::*;
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+
+    let dir = tmp_dir("cli-classifier");
+    // A resnet18 checkpoint with timm's names, as a timm user would save it.
+    let device = Device::flex();
+    let model = gaze_backbones::create_model("resnet18", &device).unwrap();
+    let weights = dir.join("resnet18.safetensors");
+    let mut store = SafetensorsStore::from_file(&weights)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true);
+    model.net().save_into(&mut store).unwrap();
+
+    let x = dir.join("x.npy");
+    let data: Vec<f32> = (0..3 * 64 * 48)
+        .map(|i| ((i % 31) as f32 / 31.0) - 0.5)
+        .collect();
+    write_npy_f32(&x, &[1, 3, 64, 48], &data).unwrap();
+    let (out, feats) = (dir.join("logits.npy"), dir.join("features"));
+    let o = gaze(&[
+        "infer",
+        "--model",
+        "resnet18",
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&x),
+        "--output",
+        s(&out),
+        "--features-dir",
+        s(&feats),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, logits) = read_npy_f32(&out).unwrap();
+    assert_eq!(shape, vec![1, 1000]);
+    let expected = model
+        .forward(Tensor::from_data(
+            TensorData::new(data, [1, 3, 64, 48]),
+            &device,
+        ))
+        .into_logits()
+        .unwrap();
+    let expected = expected
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let diff = logits
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "CLI logits differ from the library's by {diff}"
+    );
+    for (i, (c, hw)) in [
+        (64, (32, 24)),
+        (64, (16, 12)),
+        (128, (8, 6)),
+        (256, (4, 3)),
+        (512, (2, 2)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (shape, _) = read_npy_f32(&feats.join(format!("level{i}.npy"))).unwrap();
+        assert_eq!(shape, vec![1, c, hw.0, hw.1], "level{i}");
+    }
+}
+
+#[test]
+fn infer_rejects_sizes_a_fixed_size_model_cannot_take() {
+    let dir = tmp_dir("cli-levit");
+    let x = dir.join("x.npy");
+    write_npy_f32(&x, &[1, 3, 200, 224], &vec![0.1; 3 * 200 * 224]).unwrap();
+    let o = gaze(&[
+        "infer",
+        "--model",
+        "levit_128s",
+        "--weights",
+        "w.pth",
+        "--input",
+        s(&x),
+        "--output",
+        s(&dir.join("y.npy")),
+    ]);
+    assert_user_error(
+        &o,
+        "levit_128s: this model takes 224×224 inputs only, got 200×224",
+    );
+}
+
+#[test]
+fn bench_attn_compares_the_token_mixers() {
+    let o = gaze(&[
+        "bench-attn",
+        "--tokens",
+        "--size",
+        "28",
+        "28",
+        "--dim",
+        "24",
+        "--heads",
+        "2",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    let names: Vec<_> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "global MHSA",
+            "window (Swin)",
+            "neighborhood (NAT)",
+            "halo (HaloNet)",
+            "bi-level routing"
+        ],
+        "{csv}"
+    );
+    // Local mixers build far smaller attention tensors than global attention.
+    let elems: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(elems[1..].iter().all(|&e| e < elems[0]), "{csv}");
+    let o = gaze(&["bench-attn", "--tokens", "--size", "15", "14"]);
+    assert_user_error(&o, "must be multiples of --window 7");
+}

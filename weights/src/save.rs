@@ -1,0 +1,208 @@
+//! Saving a module under the official key names, so the reference code loads what gaze saved.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use burn::tensor::{DType, TensorData};
+
+use crate::atomic_write::write_atomically;
+use crate::KeyMap;
+
+/// Why a module could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// A tensor could not be read back from its device, or has a dtype safetensors lacks.
+    #[error("cannot save '{key}': {message}")]
+    Tensor {
+        /// The official key of the tensor.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Two module paths map to one official key (a key-map bug).
+    #[error("two parameters would be saved as '{0}'")]
+    DuplicateKey(String),
+    /// The file could not be written.
+    #[error("cannot write '{path}': {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+struct View {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &View {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// The module's tensors in PyTorch layout (Linear weights `[out, in]`, norms' `weight`/`bias`)
+/// under the official names given by running `keys` backwards, in key order.
+pub fn official_state_dict<M: Module>(
+    module: &M,
+    keys: &KeyMap,
+) -> Result<Vec<(String, TensorData)>, SaveError> {
+    let mut out: Vec<(String, TensorData)> = Vec::new();
+    for tensor in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        let key = keys.unmap(&tensor.name);
+        // Buffers the key map ignores (index tables built at init) are not in the official
+        // state dict either.
+        if keys.is_ignored(&key) {
+            continue;
+        }
+        let data = burn::store::bridge::into_data(tensor).map_err(|e| SaveError::Tensor {
+            key: key.clone(),
+            message: e.to_string(),
+        })?;
+        out.push((key, data));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(SaveError::DuplicateKey(w[0].0.clone()));
+    }
+    Ok(out)
+}
+
+/// Writes `module` as a safetensors file under the official key names (see
+/// [`official_state_dict`]), atomically: a failed save leaves no half-written file.
+pub fn save_safetensors<M: Module>(
+    module: &M,
+    path: impl AsRef<Path>,
+    keys: &KeyMap,
+    metadata: &[(&str, &str)],
+) -> Result<(), SaveError> {
+    let path = path.as_ref();
+    let mut views = Vec::new();
+    for (key, data) in official_state_dict(module, keys)? {
+        let dtype = match data.dtype() {
+            DType::F32 => safetensors::Dtype::F32,
+            DType::F64 => safetensors::Dtype::F64,
+            DType::F16 => safetensors::Dtype::F16,
+            DType::BF16 => safetensors::Dtype::BF16,
+            DType::I64 => safetensors::Dtype::I64,
+            DType::I32 => safetensors::Dtype::I32,
+            other => {
+                return Err(SaveError::Tensor {
+                    key,
+                    message: format!("dtype {other:?} has no safetensors equivalent"),
+                })
+            }
+        };
+        let shape = data.shape().to_vec();
+        views.push((
+            key,
+            View {
+                dtype,
+                shape,
+                bytes: data.as_bytes().to_vec(),
+            },
+        ));
+    }
+    let info: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let bytes = safetensors::serialize(views.iter().map(|(k, v)| (k.as_str(), v)), Some(info))
+        .map_err(|e| SaveError::Tensor {
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+    write_atomically(path, |f| std::io::Write::write_all(f, &bytes)).map_err(|source| {
+        SaveError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    })
+}
+
+/// Collects `(official key, PyTorch shape)` of every parameter without initialising lazy
+/// parameters (so describing a large model costs no weights), with the same renaming as
+/// [`official_state_dict`]: norms' `gamma`/`beta` → `weight`/`bias`, Linear weights `[out, in]`.
+struct ShapeVisitor {
+    path: Vec<String>,
+    containers: Vec<String>,
+    out: Vec<(String, Vec<usize>)>,
+}
+
+impl burn::module::ModuleVisitor for ShapeVisitor {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.containers.push(container_type.to_string());
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.pop();
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
+    }
+
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let mut shape = param.lazy_shape().to_vec();
+        let mut path = self.path.clone();
+        let module = self
+            .containers
+            .iter()
+            .rev()
+            .find(|c| c.starts_with("Struct:"))
+            .map(String::as_str);
+        let name = path.last().map(String::as_str);
+        match (module, name) {
+            (Some("Struct:Linear"), Some("weight")) if shape.len() == 2 => shape.reverse(),
+            (
+                Some(
+                    "Struct:BatchNorm" | "Struct:LayerNorm" | "Struct:GroupNorm" | "Struct:RmsNorm",
+                ),
+                Some(n @ ("gamma" | "beta")),
+            ) => {
+                let renamed = if n == "gamma" { "weight" } else { "bias" };
+                *path.last_mut().unwrap() = renamed.to_string();
+            }
+            _ => {}
+        }
+        self.out.push((path.join("."), shape));
+    }
+}
+
+/// The official key and PyTorch shape of every tensor `module` saves (see
+/// [`official_state_dict`]), sorted by key, without initialising any weight.
+pub fn official_shapes<M: Module>(module: &M, keys: &KeyMap) -> Vec<(String, Vec<usize>)> {
+    let mut visitor = ShapeVisitor {
+        path: Vec::new(),
+        containers: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut visitor);
+    let mut out: Vec<(String, Vec<usize>)> = visitor
+        .out
+        .into_iter()
+        .map(|(path, shape)| (keys.unmap(&path), shape))
+        .collect();
+    out.sort();
+    out
+}
