@@ -27,11 +27,13 @@ use crate::model::{Features, InputSize, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
-use gaze_blocks::layers::{make_divisible, max_pool_3x3_s2, Activation, ConvNormAct, ConvNormActConfig};
+use gaze_blocks::layers::{
+    make_divisible, max_pool_3x3_s2, Activation, ConvNormAct, ConvNormActConfig,
+};
 use gaze_blocks::{HaloAttn, HaloAttnConfig};
 use gaze_weights::KeyMap;
 
@@ -308,7 +310,6 @@ impl HaloNetConfig {
         }
     }
 }
-
 
 /// The tiered stem (timm `Stem`: `conv1` 3×3 stride 2, `conv2`, `conv3`, then a 3×3 stride-2
 /// max pool without parameters).

@@ -34,7 +34,7 @@ use crate::variant;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use gaze_blocks::{
-    ConvNorm, ConvNormConfig, Activation, LevitAttention, LevitAttentionConfig,
+    Activation, ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig,
     LevitAttentionDownsample, LevitAttentionDownsampleConfig, LinearNorm, LinearNormConfig,
 };
 use gaze_weights::KeyMap;

@@ -45,50 +45,50 @@ macro_rules! families {
         impl ModelConfig {
             /// Builds the network with random weights.
             pub fn init(&self, device: &Device) -> Net {
-                match self { $(ModelConfig::$variant(c) => Net::$variant(c.init(device)),)* }
+                match self { $(ModelConfig::$variant(c) => Net::$variant(Family::init(c, device)),)* }
             }
             /// The key map from the official checkpoint's names to the module's paths.
             pub fn key_map(&self) -> KeyMap {
-                match self { $(ModelConfig::$variant(c) => c.key_map(),)* }
+                match self { $(ModelConfig::$variant(c) => Family::key_map(c),)* }
             }
             /// The input sizes the architecture accepts.
             pub fn input_size(&self) -> InputSize {
-                match self { $(ModelConfig::$variant(c) => c.input_size(),)* }
+                match self { $(ModelConfig::$variant(c) => Family::input_size(c),)* }
             }
             /// The multi-scale feature maps' channels and strides.
             pub fn feature_info(&self) -> Vec<FeatureInfo> {
-                match self { $(ModelConfig::$variant(c) => c.feature_info(),)* }
+                match self { $(ModelConfig::$variant(c) => Family::feature_info(c),)* }
             }
             /// Image channels in.
             pub fn in_chans(&self) -> usize {
-                match self { $(ModelConfig::$variant(c) => c.in_chans(),)* }
+                match self { $(ModelConfig::$variant(c) => Family::in_chans(c),)* }
             }
             /// Sets the image channels in.
             pub fn set_in_chans(&mut self, in_chans: usize) {
-                match self { $(ModelConfig::$variant(c) => c.set_in_chans(in_chans),)* }
+                match self { $(ModelConfig::$variant(c) => Family::set_in_chans(c, in_chans),)* }
             }
             /// Classifier outputs (None for models without a classifier).
             pub fn num_classes(&self) -> Option<usize> {
-                match self { $(ModelConfig::$variant(c) => c.num_classes(),)* }
+                match self { $(ModelConfig::$variant(c) => Family::num_classes(c),)* }
             }
             /// Replaces the classifier by a fresh one (0: none).
             pub fn set_num_classes(&mut self, n: usize) -> Result<(), String> {
-                match self { $(ModelConfig::$variant(c) => c.set_num_classes(n),)* }
+                match self { $(ModelConfig::$variant(c) => Family::set_num_classes(c, n),)* }
             }
         }
 
         impl Net {
             fn forward(&self, x: Tensor<4>) -> Output {
-                match self { $(Net::$variant(m) => m.forward(x),)* }
+                match self { $(Net::$variant(m) => FamilyNet::forward(m, x),)* }
             }
             fn forward_features(&self, x: Tensor<4>) -> Features {
-                match self { $(Net::$variant(m) => m.forward_features(x),)* }
+                match self { $(Net::$variant(m) => FamilyNet::forward_features(m, x),)* }
             }
             fn forward_head(&self, f: Features) -> Result<Output, String> {
-                match self { $(Net::$variant(m) => m.forward_head(f),)* }
+                match self { $(Net::$variant(m) => FamilyNet::forward_head(m, f),)* }
             }
             fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-                match self { $(Net::$variant(m) => m.forward_intermediates(x),)* }
+                match self { $(Net::$variant(m) => FamilyNet::forward_intermediates(m, x),)* }
             }
         }
 

@@ -6,7 +6,7 @@
 //! the official checkpoints load through [`key_map`].
 
 use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;

@@ -36,7 +36,7 @@
 //! stage keeps the third's resolution).
 
 use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -351,6 +351,9 @@ const RAN_CIFAR: &str =
     "https://github.com/tengshaofeng/ResidualAttentionNetwork-pytorch/blob/master/\
      Residual-Attention-Network/model_92_sgd.pkl (state_dict, CIFAR-10 top-1 95.4%)";
 const RAN_NONE: &str = "none published (the PyTorch port whose names gaze keeps releases only a CIFAR-10 Attention-92)";
+
+/// CIFAR-10 classification.
+const CIFAR10: Task = Task::Classification { num_classes: 10 };
 
 static VARIANTS: &[ModelInfo] = &[
     variant!(

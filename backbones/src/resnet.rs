@@ -11,7 +11,7 @@
 //! * Zhang et al., "ResNeSt: Split-Attention Networks", 2020.
 
 use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;

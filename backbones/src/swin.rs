@@ -29,7 +29,7 @@
 //! (`nn.LayerNorm`); the MLPs use the exact GELU.
 
 use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;

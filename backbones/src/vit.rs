@@ -8,7 +8,7 @@
 //!   non-distilled DeiT models are this architecture with DeiT's weights).
 
 use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;

@@ -178,7 +178,12 @@ pub fn attention_bias_idxs(resolution: [usize; 2], stride: usize) -> Vec<i64> {
 }
 
 /// `attention_biases[:, idxs]` as `[1, heads, N_q, N_k]`.
-fn gather_biases(table: Tensor<2>, idxs: &Param<Tensor<1, Int>>, n_q: usize, n_k: usize) -> Tensor<4> {
+fn gather_biases(
+    table: Tensor<2>,
+    idxs: &Param<Tensor<1, Int>>,
+    n_q: usize,
+    n_k: usize,
+) -> Tensor<4> {
     let [heads, _] = table.dims();
     table.select(1, idxs.val()).reshape([1, heads, n_q, n_k])
 }

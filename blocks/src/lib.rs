@@ -73,11 +73,11 @@ pub use halo_attention::{HaloAttn, HaloAttnConfig, HaloStats, PosEmbedRel};
 pub use han::{
     ChannelSpatialAttention, ChannelSpatialAttentionConfig, LayerAttention, LayerAttentionConfig,
 };
+pub use layers::{Activation, ConvNormAct, ConvNormActConfig};
 pub use levit_attention::{
-    ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig,
-    LevitAttentionDownsample, LevitAttentionDownsampleConfig, LevitAttentionSubsample,
-    LevitAttentionSubsampleConfig, LevitProj, LevitSubsample, LevitSubsampleQuery, LinearNorm,
-    LinearNormConfig,
+    ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig, LevitAttentionDownsample,
+    LevitAttentionDownsampleConfig, LevitAttentionSubsample, LevitAttentionSubsampleConfig,
+    LevitProj, LevitSubsample, LevitSubsampleQuery, LinearNorm, LinearNormConfig,
 };
 pub use neighborhood_attention::{
     NeighborhoodAttention, NeighborhoodAttentionConfig, NeighborhoodPlan,
@@ -92,7 +92,6 @@ pub use preact_bottleneck::{PreActBottleneck, PreActBottleneckConfig};
 pub use rcan_ca::{Rcab, RcabConfig, RcanChannelAttention, RcanChannelAttentionConfig};
 pub use residual_attention::{ResidualAttention, ResidualAttentionConfig};
 pub use scpa::{Scpa, ScpaConfig};
-pub use layers::{Activation, ConvNormAct, ConvNormActConfig};
 pub use se::{SeConfig, SeModule};
 pub use split_attn::{SplitAttn, SplitAttnConfig};
 pub use triplet::{TripletAttention, TripletAttentionConfig, ZPoolGate};

@@ -21,7 +21,6 @@
 //! `channel_gate_h`, `channel_gate_w`, `spatial_gate`, each with `spatial.{conv, bn}`.
 //! [`key_map`] maps both official namings.
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 

@@ -40,8 +40,8 @@
 //! save them; both are recomputed here, so load with `gaze_weights::keymaps::swin()`, which
 //! ignores those keys.
 
-pub use crate::layers::{window_partition, window_reverse};
 use crate::layers::index_buffer;
+pub use crate::layers::{window_partition, window_reverse};
 use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -72,7 +72,6 @@ pub fn relative_position_index(win_h: usize, win_w: usize) -> Vec<i64> {
     }
     index
 }
-
 
 /// The shifted-window attention mask of timm's `SwinTransformerBlock.get_attn_mask` for a
 /// padded `hp × wp` map: `[nW · N · N]` values, `0` within a region and

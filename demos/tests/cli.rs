@@ -549,17 +549,13 @@ fn bench_attn_prints_every_kind() {
 #[test]
 fn infer_runs_a_classifier_and_writes_its_feature_maps() {
     use burn::prelude::*;
-    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 
     let dir = tmp_dir("cli-classifier");
-    // A resnet18 checkpoint with timm's names, as a timm user would save it.
+    // A resnet18 checkpoint with timm's names, as gaze (or timm) saves it.
     let device = Device::flex();
-    let model = gaze_backbones::create_model("resnet18", &device).unwrap();
+    let model = gaze::create_model("resnet18", &device).unwrap();
     let weights = dir.join("resnet18.safetensors");
-    let mut store = SafetensorsStore::from_file(&weights)
-        .with_to_adapter(BurnToPyTorchAdapter)
-        .skip_enum_variants(true);
-    model.net().save_into(&mut store).unwrap();
+    model.save_safetensors(&weights).unwrap();
 
     let x = dir.join("x.npy");
     let data: Vec<f32> = (0..3 * 64 * 48)
@@ -588,6 +584,7 @@ fn infer_runs_a_classifier_and_writes_its_feature_maps() {
             TensorData::new(data, [1, 3, 64, 48]),
             &device,
         ))
+        .unwrap()
         .into_logits()
         .unwrap();
     let expected = expected

@@ -32,7 +32,8 @@ impl ClassifierHead {
     /// A head from `num_features` pooled features to `num_classes` outputs (none when 0).
     pub fn new(num_features: usize, num_classes: usize, device: &Device) -> Self {
         ClassifierHead {
-            fc: (num_classes > 0).then(|| LinearConfig::new(num_features, num_classes).init(device)),
+            fc: (num_classes > 0)
+                .then(|| LinearConfig::new(num_features, num_classes).init(device)),
         }
     }
 

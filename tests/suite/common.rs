@@ -230,7 +230,7 @@ pub struct BackboneCheck<'a, M> {
 /// main output and every feature map match the reference at every size; and the module saves
 /// back to exactly the checkpoint's official keys and values (the key map run backwards).
 /// Returns the loaded module.
-pub fn check_backbone<M: burn::module::Module>(
+pub fn check_backbone<M: burn::module::Module + burn::module::ModuleDisplay>(
     check: BackboneCheck<'_, M>,
     build: impl Fn() -> M,
     keys: &gaze::weights::KeyMap,
@@ -251,6 +251,9 @@ pub fn check_backbone<M: burn::module::Module>(
         .collect();
     let net = gaze::weights::apply_checkpoint(build(), weights, keys)
         .unwrap_or_else(|report| panic!("{name}.safetensors: {report}"));
+    // Constants random weights barely see: every norm's epsilon is the reference's.
+    let (family, stem) = name.split_once('/').unwrap();
+    assert_norm_eps(name, &net, keys, &constants(family)["fixtures"][stem]);
 
     // The .pth copy: the same tensors, keys read exactly as stored.
     let pth = Checkpoint::open(fixture(&format!("{name}.pth"))).expect("the .pth fixture opens");
@@ -281,7 +284,7 @@ pub fn check_backbone<M: burn::module::Module>(
             .or_else(|| outputs.get(&format!("output_{tag}")))
             .unwrap_or_else(|| panic!("{name}: no logits_{tag} or output_{tag}"));
         let ours = (check.forward)(&net, x.clone());
-        let values: Vec<f32> = want.clone().convert::<f32>().to_vec().unwrap();
+        let values: Vec<f32> = want.clone().convert::<f32>().try_to_vec::<f32>().unwrap();
         assert_eq!(
             values.len(),
             ours.dims().iter().product::<usize>(),
@@ -315,4 +318,102 @@ pub fn check_backbone<M: burn::module::Module>(
 pub fn logits4(logits: Tensor<2>) -> Tensor<4> {
     let [n, k] = logits.dims();
     logits.reshape([n, k, 1, 1])
+}
+
+/// Every LayerNorm/BatchNorm of `module` with its epsilon, by official module name (read from
+/// the module's Display, the one place Burn shows a LayerNorm's epsilon).
+pub fn norm_eps<M: burn::module::ModuleDisplay>(
+    module: &M,
+    keys: &gaze::weights::KeyMap,
+) -> Vec<(String, f64)> {
+    let text = burn::module::ModuleDisplay::format(module, Default::default());
+    let leaf = regex::Regex::new(r"^(\s*)([^\s:]+): (LayerNorm|BatchNorm) \{(.*)\}$").unwrap();
+    let open = regex::Regex::new(r"^(\s*)([^\s:]+): .*\{$").unwrap();
+    let eps = regex::Regex::new(r"epsilon: ([0-9.eE+-]+)").unwrap();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(c) = leaf.captures(line) {
+            let indent = c[1].len();
+            stack.retain(|(i, _)| *i < indent);
+            let mut path: Vec<&str> = stack
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .filter(|n| *n != "_0")
+                .collect();
+            path.push(&c[2]);
+            let value: f64 = eps.captures(&c[4]).expect("epsilon shown")[1]
+                .parse()
+                .unwrap();
+            let official = keys.unmap(&format!("{}.weight", path.join(".")));
+            out.push((official.trim_end_matches(".weight").to_string(), value));
+        } else if let Some(c) = open.captures(line) {
+            let indent = c[1].len();
+            stack.retain(|(i, _)| *i < indent);
+            stack.push((indent, c[2].to_string()));
+        }
+    }
+    out
+}
+
+/// The norms of `module` have the epsilons of the reference's `constants.json` entry
+/// (`{"norm_eps": {"1e-05": [patterns]}}`, `*` standing for a run of digits), and every
+/// reference norm has a counterpart.
+pub fn assert_norm_eps<M: burn::module::ModuleDisplay>(
+    what: &str,
+    module: &M,
+    keys: &gaze::weights::KeyMap,
+    reference: &serde_json::Value,
+) {
+    let ours = norm_eps(module, keys);
+    let mut patterns: Vec<(regex::Regex, String, f64)> = Vec::new();
+    if let Some(map) = reference.get("norm_eps").and_then(|v| v.as_object()) {
+        for (value, list) in map {
+            for p in list.as_array().unwrap() {
+                let p = p.as_str().unwrap();
+                let re = format!("^{}$", regex::escape(p).replace(r"\*", r"\d+"));
+                patterns.push((
+                    regex::Regex::new(&re).unwrap(),
+                    p.to_string(),
+                    value.parse().unwrap(),
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        ours.is_empty(),
+        patterns.is_empty(),
+        "{what}: norms {ours:?} vs reference {patterns:?}",
+        patterns = patterns.iter().map(|p| &p.1).collect::<Vec<_>>()
+    );
+    for (name, eps) in &ours {
+        let matching: Vec<_> = patterns
+            .iter()
+            .filter(|(re, _, _)| re.is_match(name))
+            .collect();
+        assert!(
+            !matching.is_empty(),
+            "{what}: norm '{name}' is not in the reference's constants"
+        );
+        for (_, p, want) in matching {
+            assert!(
+                (eps - want).abs() <= want * 1e-9,
+                "{what}: '{name}' has eps {eps}, the reference's '{p}' {want}"
+            );
+        }
+    }
+    for (re, p, _) in &patterns {
+        assert!(
+            ours.iter().any(|(name, _)| re.is_match(name)),
+            "{what}: the reference's norm '{p}' has no counterpart"
+        );
+    }
+}
+
+/// `tests/fixtures/<family>/constants.json`.
+pub fn constants(family: &str) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(fixture(&format!("{family}/constants.json"))).unwrap(),
+    )
+    .unwrap()
 }

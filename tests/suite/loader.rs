@@ -208,7 +208,7 @@ fn torch_zip_checkpoints_load_whatever_their_file_name() {
             let tensor = checkpoint.tensors[name].clone();
             let values: Vec<f32> = burn::store::bridge::into_data(tensor)
                 .unwrap()
-                .to_vec()
+                .try_to_vec::<f32>()
                 .unwrap();
             let want: Vec<f32> = t["values"]
                 .as_array()

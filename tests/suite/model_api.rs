@@ -3,8 +3,8 @@
 //! under the official key names and loading back, the readable mismatch report, and training
 //! as a Burn module.
 
-use burn::module::{AutodiffModule, Module};
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::module::Module;
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use gaze::backbones::{Features, InputSize};
 use gaze::weights::{official_shapes, Checkpoint, KeyMap};

@@ -6,7 +6,7 @@
 //! (both printed by the script as `params=` and `bn_stats=`).
 
 use burn::prelude::*;
-use gaze::blocks::{Activation, CbamConfig, EcaConfig, Activation, SeConfig, SplitAttnConfig};
+use gaze::blocks::{Activation, CbamConfig, EcaConfig, SeConfig, SplitAttnConfig};
 use gaze::weights::KeyMap;
 
 fn device() -> Device {

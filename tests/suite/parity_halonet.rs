@@ -47,7 +47,7 @@ fn tiny50ts() -> HaloNetConfig {
         interleave_blocks([Bottle, SelfAttn], 2, 1, false, 128, 2),
     ])
     .with_stem_chs(8)
-    .with_act_layer(Act::Silu)
+    .with_act_layer(Activation::Silu)
     .with_self_attn_kwargs(
         HaloKwargs::new()
             .with_block_size(2)
@@ -67,8 +67,8 @@ fn check_tiny(tag: &str, config: HaloNetConfig) {
             // 70×50 is zero-padded to 128×64 on both sides (logits only).
             sizes: &[[64, 64], [128, 64], [70, 50]],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::halonet::HaloNet, x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::halonet::HaloNet, x: Tensor<4>| {
                 let h = x.dims()[2];
                 let maps = m.forward_intermediates(x);
                 for (map, level) in maps.iter().zip(&info) {

@@ -35,8 +35,8 @@ fn check(name: &str, config: LevitConfig, sizes: &[[usize; 2]]) {
             fixture: &format!("levit/{name}"),
             sizes,
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::levit::Levit, x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::levit::Levit, x: Tensor<4>| {
                 let [_, _, h, _] = x.dims();
                 let maps = m.forward_intermediates(x);
                 assert_eq!(maps.len(), 3);

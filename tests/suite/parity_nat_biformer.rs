@@ -34,8 +34,8 @@ fn nat(name: &str, config: NatConfig, size_a: [usize; 2], size_b: [usize; 2]) {
             fixture: &format!("nat_biformer/{name}"),
             sizes: &[size_a, size_b],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::nat::Nat, x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::nat::Nat, x: Tensor<4>| {
                 let h = x.dims()[2];
                 checked_levels(m.forward_intermediates(x), h, &info)
             },
@@ -53,8 +53,8 @@ fn biformer(name: &str, config: BiFormerConfig, size_a: [usize; 2], size_b: [usi
             fixture: &format!("nat_biformer/{name}"),
             sizes: &[size_a, size_b],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::biformer::BiFormer, x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::biformer::BiFormer, x: Tensor<4>| {
                 let h = x.dims()[2];
                 checked_levels(m.forward_intermediates(x), h, &info)
             },

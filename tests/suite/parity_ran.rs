@@ -29,8 +29,10 @@ fn check(name: &str, config: ResidualAttentionNetConfig, main: [usize; 2], odd: 
             fixture: &format!("ran/{name}"),
             sizes: &[main, odd],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::residual_attention_net::ResidualAttentionNet,
+                       x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::residual_attention_net::ResidualAttentionNet,
+                        x: Tensor<4>| {
                 let [_, _, h, _] = x.dims();
                 let maps = m.forward_intermediates(x);
                 assert_eq!(maps.len(), info.len());

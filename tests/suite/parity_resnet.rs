@@ -38,8 +38,8 @@ fn check(name: &str, config: ResNetConfig) {
             fixture: &format!("resnet/{name}"),
             sizes: &[[56, 56], [29, 23]],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::resnet::ResNet, x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::resnet::ResNet, x: Tensor<4>| {
                 let maps = m.forward_intermediates(x);
                 for (map, level) in maps.iter().zip(&info) {
                     assert_eq!(map.dims()[1], level.channels, "feature channels");

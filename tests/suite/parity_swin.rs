@@ -30,8 +30,8 @@ fn tiny_swin_matches_timm() {
             fixture: "swin/tiny",
             sizes: &[[64, 64], [96, 56], [66, 50]],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| {
+            forward: &|m: &gaze::backbones::swin::Swin, x: Tensor<4>| logits4(m.forward(x)),
+            features: &|m: &gaze::backbones::swin::Swin, x: Tensor<4>| {
                 let [_, _, h, _] = x.dims();
                 let maps = m.forward_intermediates(x);
                 for (map, level) in maps.iter().zip(&info) {

@@ -11,7 +11,8 @@
 use crate::common::{fixture, take_tensor};
 use burn::prelude::*;
 use gaze::blocks::{
-    ConvNormConfig, HaloAttnConfig, Activation, LevitAttentionConfig, LevitAttentionDownsampleConfig,
+    Activation, ConvNormConfig, HaloAttnConfig, LevitAttentionConfig,
+    LevitAttentionDownsampleConfig,
 };
 use gaze::weights::{apply_checkpoint, Checkpoint, KeyMap};
 

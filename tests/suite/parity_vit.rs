@@ -16,8 +16,12 @@ fn check(name: &str, config: VitConfig) {
             fixture: &format!("vit/{name}"),
             sizes: &[[64, 64], [80, 48]],
             in_chans: 3,
-            forward: &|m, x| logits4(m.forward(x)),
-            features: &|m, x| m.forward_intermediates(x),
+            forward: &|m: &gaze::backbones::vit::VisionTransformer, x: Tensor<4>| {
+                logits4(m.forward(x))
+            },
+            features: &|m: &gaze::backbones::vit::VisionTransformer, x: Tensor<4>| {
+                m.forward_intermediates(x)
+            },
         },
         || config.init(&device),
         &config.key_map(),

@@ -41,3 +41,27 @@ fn every_registered_model_builds_and_runs() {
         }
     }
 }
+
+/// The registered models' norms have the epsilons of the reference models (timm's
+/// `create_model(name)` or the official constructors; `constants.json` of each family).
+#[test]
+fn registered_models_have_the_reference_norm_epsilons() {
+    for family in [
+        "resnet",
+        "ran",
+        "vit",
+        "swin",
+        "levit",
+        "nat_biformer",
+        "halonet",
+        "pan",
+    ] {
+        let constants = crate::common::constants(family);
+        for (name, reference) in constants["registered"].as_object().unwrap() {
+            let info = gaze::model_info(name).unwrap();
+            let config = info.config();
+            let net = config.init(&Device::flex());
+            crate::common::assert_norm_eps(name, &net, &config.key_map(), reference);
+        }
+    }
+}

@@ -5,7 +5,6 @@ use crate::common::{assert_close, load_fixture, shared_dir};
 use burn::prelude::*;
 use gaze::backbones::PanConfig;
 use gaze::weights::apply_checkpoint;
-use gaze::DeviceChoice;
 
 #[test]
 #[cfg_attr(gaze_no_wgpu, ignore = "no WGPU adapter (install mesa-vulkan-drivers)")]
@@ -149,7 +148,7 @@ fn levit_on_wgpu_equals_cpu() {
 
 /// A fixture's network weights (logits and feature tensors dropped).
 fn fixture_weights(file: &str) -> gaze::weights::Checkpoint {
-    let mut checkpoint = gaze::weights::Checkpoint::open(common::fixture(file)).unwrap();
+    let mut checkpoint = gaze::weights::Checkpoint::open(crate::common::fixture(file)).unwrap();
     checkpoint
         .tensors
         .retain(|k, _| !k.starts_with("logits") && !k.starts_with("feature"));

@@ -64,7 +64,7 @@ pub struct BenchRow {
     pub median_ms: f64,
 }
 
-fn dims4(t: &burn::module::Param<Tensor<4>>) -> [usize; 4] {
+fn dims4(t: &gaze::burn::module::Param<Tensor<4>>) -> [usize; 4] {
     t.val().dims()
 }
 
@@ -155,7 +155,11 @@ pub fn bench(args: &Args, device: &Device) -> Vec<BenchRow> {
     } else {
         args.kinds.clone()
     };
-    let x = Tensor::<4>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), device);
+    let x = Tensor::<4>::random(
+        shape,
+        gaze::burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    );
     kinds
         .into_iter()
         .map(|kind| {

@@ -59,7 +59,7 @@ fn mixers(args: &Args, device: &Device) -> Result<Vec<(&'static str, usize, Mixe
     let halo_block = if h % 8 == 0 && w % 8 == 0 { 8 } else { k };
     let x = Tensor::<4>::random(
         [1, h, w, dim],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
+        gaze::burn::tensor::Distribution::Normal(0.0, 1.0),
         device,
     );
     let n = h * w;
