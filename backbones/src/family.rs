@@ -71,3 +71,105 @@ pub trait FamilyNet: burn::module::Module {
         Vec::new()
     }
 }
+
+/// `Family` and `FamilyNet` for a classifier family whose configuration has `in_chans` and
+/// `num_classes` fields and inherent `init`/`feature_info`, and whose network has inherent
+/// `forward` (logits), `forward_features`, `forward_head` and `forward_intermediates`:
+///
+/// ```ignore
+/// classifier_family!(ResNetConfig => ResNet, features: Map, key_map: |c| c.official_key_map());
+/// classifier_family!(LevitConfig => Levit, features: Map, key_map: |_| key_map(),
+///     input_size: |c| InputSize::Fixed(c.img_size));
+/// ```
+///
+/// `features: Map` hands the head the last stage's NCHW map, `features: Tokens` the token
+/// sequence of `forward_tokens` (ViT). Each family file keeps its own `VARIANTS` table.
+#[macro_export]
+macro_rules! classifier_family {
+    ($config:ty => $net:ty, features: $kind:ident, key_map: $key_map:expr $(, input_size: $input_size:expr)? $(,)?) => {
+        impl $crate::family::Family for $config {
+            type Net = $net;
+
+            fn variants() -> &'static [$crate::registry::ModelInfo] {
+                VARIANTS
+            }
+
+            fn init(&self, device: &burn::prelude::Device) -> $net {
+                <$config>::init(self, device)
+            }
+
+            fn key_map(&self) -> gaze_weights::KeyMap {
+                let rule: fn(&$config) -> gaze_weights::KeyMap = $key_map;
+                rule(self)
+            }
+
+            $(
+                fn input_size(&self) -> $crate::model::InputSize {
+                    let rule: fn(&$config) -> $crate::model::InputSize = $input_size;
+                    rule(self)
+                }
+            )?
+
+            fn feature_info(&self) -> Vec<$crate::features::FeatureInfo> {
+                <$config>::feature_info(self)
+            }
+
+            fn in_chans(&self) -> usize {
+                self.in_chans
+            }
+
+            fn set_in_chans(&mut self, in_chans: usize) {
+                self.in_chans = in_chans;
+            }
+
+            fn num_classes(&self) -> Option<usize> {
+                Some(self.num_classes)
+            }
+
+            fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+                self.num_classes = num_classes;
+                Ok(())
+            }
+        }
+
+        impl $crate::family::FamilyNet for $net {
+            fn forward(&self, x: burn::prelude::Tensor<4>) -> $crate::model::Output {
+                $crate::model::Output::Logits(<$net>::forward(self, x))
+            }
+
+            fn forward_features(&self, x: burn::prelude::Tensor<4>) -> $crate::model::Features {
+                $crate::classifier_family!(@features $kind, self, $net, x)
+            }
+
+            fn forward_head(
+                &self,
+                features: $crate::model::Features,
+            ) -> Result<$crate::model::Output, String> {
+                match features {
+                    $crate::model::Features::$kind(f) => {
+                        Ok($crate::model::Output::Logits(<$net>::forward_head(self, f)))
+                    }
+                    _ => Err(concat!(
+                        "expects the ",
+                        stringify!($kind),
+                        " features of forward_features"
+                    )
+                    .into()),
+                }
+            }
+
+            fn forward_intermediates(
+                &self,
+                x: burn::prelude::Tensor<4>,
+            ) -> Vec<burn::prelude::Tensor<4>> {
+                <$net>::forward_intermediates(self, x)
+            }
+        }
+    };
+    (@features Map, $self:ident, $net:ty, $x:ident) => {
+        $crate::model::Features::Map(<$net>::forward_features($self, $x))
+    };
+    (@features Tokens, $self:ident, $net:ty, $x:ident) => {
+        $crate::model::Features::Tokens(<$net>::forward_tokens($self, $x))
+    };
+}

@@ -22,8 +22,7 @@
 //! zero-pad the image at the bottom and right to the next multiple (a no-op for the sizes timm
 //! accepts), so their outputs are timm's outputs on that padded image.
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::InputSize;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -516,67 +515,12 @@ pub fn key_map() -> KeyMap {
     KeyMap::identity()
 }
 
-impl Family for HaloNetConfig {
-    type Net = HaloNet;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> HaloNet {
-        HaloNetConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        key_map()
-    }
-
-    fn input_size(&self) -> InputSize {
-        InputSize::PaddedTo(self.input_multiple())
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        HaloNetConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for HaloNet {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
-            _ => Err("expects the feature map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    HaloNetConfig => HaloNet,
+    features: Map,
+    key_map: |_| key_map(),
+    input_size: |c| InputSize::PaddedTo(c.input_multiple()),
+);
 
 /// timm's `ConvNormAct` as the byob cfgs build it: bias-free, `k / 2` padding.
 fn conv_norm_act(

@@ -26,8 +26,7 @@
 //! stride-16 stem (each stride-2 3×3 conv with padding 1 gives `⌊(H-1)/2⌋+1`). Any other size
 //! panics with a message naming the accepted map (timm fails there with a shape error).
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::InputSize;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -594,64 +593,9 @@ pub fn key_map() -> KeyMap {
     KeyMap::identity().ignoring(&[r"(^|\.)attention_bias_idxs$"])
 }
 
-impl Family for LevitConfig {
-    type Net = Levit;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> Levit {
-        LevitConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        key_map()
-    }
-
-    fn input_size(&self) -> InputSize {
-        InputSize::Fixed(self.img_size)
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        LevitConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for Levit {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
-            _ => Err("expects the feature map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    LevitConfig => Levit,
+    features: Map,
+    key_map: |_| key_map(),
+    input_size: |c| InputSize::Fixed(c.img_size),
+);

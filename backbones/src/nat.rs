@@ -30,8 +30,7 @@
 //! [`gaze_weights::keymaps::nat`] (the identity: `patch_embed.proj` is a `Vec`, so
 //! `proj.0` / `proj.1` are our paths too).
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, InputSize, Output};
+use crate::model::InputSize;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -396,64 +395,9 @@ pub fn key_map() -> KeyMap {
     KeyMap::identity()
 }
 
-impl Family for NatConfig {
-    type Net = Nat;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> Nat {
-        NatConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        key_map()
-    }
-
-    fn input_size(&self) -> InputSize {
-        InputSize::AtLeast([self.min_input_size(); 2])
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        NatConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for Nat {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
-            _ => Err("expects the feature map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    NatConfig => Nat,
+    features: Map,
+    key_map: |_| key_map(),
+    input_size: |c| InputSize::AtLeast([c.min_input_size(); 2]),
+);

@@ -35,8 +35,6 @@
 //! the ImageNet layout and 1/2/4/4 for the CIFAR layout (no stem downsampling, and the fourth
 //! stage keeps the third's resolution).
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -388,8 +386,10 @@ static VARIANTS: &[ModelInfo] = &[
     ),
 ];
 
-/// The official checkpoint's names (and buffers gaze recomputes instead of loading).
-pub fn key_map() -> KeyMap {
+/// The port's names for a network of this layout: stem, stages, and each attention module's
+/// soft-mask branch (`softmax{i}_blocks` in the ImageNet modules, `down_residual_blocks{i}` …
+/// in the CIFAR ones).
+pub fn key_map(layout: RanLayout) -> KeyMap {
     let mut rules: Vec<(String, String)> = vec![
         ("^conv1.0".into(), "conv1.conv".into()),
         ("^conv1.1".into(), "conv1.bn".into()),
@@ -404,72 +404,18 @@ pub fn key_map() -> KeyMap {
     }
     for stage in 1..=3 {
         let prefix = format!("attention{stage}.{{j:d}}.");
-        rules.extend(gaze_blocks::residual_attention::imagenet_rules(
-            &prefix,
-            4 - stage,
-        ));
-        rules.extend(gaze_blocks::residual_attention::cifar_rules(
-            &prefix,
-            3 - stage,
-        ));
+        rules.extend(match layout {
+            RanLayout::ImageNet => {
+                gaze_blocks::residual_attention::imagenet_rules(&prefix, 4 - stage)
+            }
+            RanLayout::Cifar => gaze_blocks::residual_attention::cifar_rules(&prefix, 3 - stage),
+        });
     }
     KeyMap::new(rules.as_slice())
 }
 
-impl Family for ResidualAttentionNetConfig {
-    type Net = ResidualAttentionNet;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> ResidualAttentionNet {
-        ResidualAttentionNetConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        key_map()
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        ResidualAttentionNetConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for ResidualAttentionNet {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
-            _ => Err("expects the feature map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    ResidualAttentionNetConfig => ResidualAttentionNet,
+    features: Map,
+    key_map: |c| key_map(c.layout),
+);

@@ -10,8 +10,6 @@
 //!   variants: deep stem, average-pool shortcut downsampling).
 //! * Zhang et al., "ResNeSt: Split-Attention Networks", 2020.
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -982,60 +980,8 @@ impl ResNetConfig {
     }
 }
 
-impl Family for ResNetConfig {
-    type Net = ResNet;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> ResNet {
-        ResNetConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        self.official_key_map()
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        ResNetConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for ResNet {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
-            _ => Err("expects the feature map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    ResNetConfig => ResNet,
+    features: Map,
+    key_map: |c| c.official_key_map(),
+);

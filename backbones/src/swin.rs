@@ -28,8 +28,6 @@
 //! from the runtime size (timm's `dynamic_mask`). All LayerNorms use eps 1e-5
 //! (`nn.LayerNorm`); the MLPs use the exact GELU.
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -334,60 +332,8 @@ pub fn key_map() -> KeyMap {
     KeyMap::identity().ignoring(&[r"(^|\.)relative_position_index$", r"(^|\.)attn_mask$"])
 }
 
-impl Family for SwinConfig {
-    type Net = Swin;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> Swin {
-        SwinConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        key_map()
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        SwinConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for Swin {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(map) => Ok(Output::Logits(Self::forward_head(self, map))),
-            _ => Err("expects the feature map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    SwinConfig => Swin,
+    features: Map,
+    key_map: |_| key_map(),
+);

@@ -7,8 +7,6 @@
 //! * Touvron et al., "Training data-efficient image transformers (DeiT)", ICML 2021 (the
 //!   non-distilled DeiT models are this architecture with DeiT's weights).
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, Output};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -301,60 +299,8 @@ pub fn key_map() -> KeyMap {
     KeyMap::identity()
 }
 
-impl Family for VitConfig {
-    type Net = VisionTransformer;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> VisionTransformer {
-        VitConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        key_map()
-    }
-
-    fn feature_info(&self) -> Vec<crate::features::FeatureInfo> {
-        VitConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = num_classes;
-        Ok(())
-    }
-}
-
-impl FamilyNet for VisionTransformer {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Logits(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Tokens(self.forward_tokens(x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Tokens(tokens) => Ok(Output::Logits(Self::forward_head(self, tokens))),
-            _ => Err("expects the tokens of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::classifier_family!(
+    VitConfig => VisionTransformer,
+    features: Tokens,
+    key_map: |_| key_map(),
+);

@@ -14,7 +14,7 @@
 //!
 //! Semantics and names follow the official `RCAN_TrainCode/code/model/rcan.py`
 //! (github.com/yulunzhang/RCAN). Official keys: `conv_du.0.*` / `conv_du.2.*` for the CA layer
-//! and `body.0.*`, `body.2.*`, `body.3.conv_du.{0,2}.*` for RCAB; [`key_map`]
+//! and `body.0.*`, `body.2.*`, `body.3.conv_du.{0,2}.*` for RCAB; [`rcab_key_map`]
 //! maps them onto the fields here.
 
 use burn::nn::conv::Conv2d;
@@ -135,15 +135,18 @@ impl Rcab {
     }
 }
 
-/// The official RCAN names of [`RcanChannelAttention`] (`conv_du.0`, `conv_du.2`) and
-/// [`Rcab`] (`body.0`, `body.2`, `body.3`).
+/// The official RCAN names of [`RcanChannelAttention`] (`conv_du.0`, `conv_du.2`), also
+/// inside any network that plugs it in as an attention kind.
 pub fn key_map() -> gaze_weights::KeyMap {
-    gaze_weights::KeyMap::new(&[
-        ("conv_du.0", "conv_down"),
-        ("conv_du.2", "conv_up"),
+    gaze_weights::KeyMap::new(&[("conv_du.0", "conv_down"), ("conv_du.2", "conv_up")])
+}
+
+/// The official RCAN names of an [`Rcab`] (`body.0`, `body.2`, `body.3.conv_du.*`).
+pub fn rcab_key_map() -> gaze_weights::KeyMap {
+    key_map().then(gaze_weights::KeyMap::new(&[
         ("body.0.{p}$", "conv1.{p}$"),
         ("body.2.{p}$", "conv2.{p}$"),
         ("body.3.conv_down", "ca.conv_down"),
         ("body.3.conv_up", "ca.conv_up"),
-    ])
+    ]))
 }

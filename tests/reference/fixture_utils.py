@@ -9,6 +9,10 @@ Fixture files (tests/fixtures/<family>/)
       `model.state_dict()` (`num_batches_tracked` and other integer buffers left out);
     * `logits_<H>x<W>`: `[2, num_classes]`, the model's output for
       `deterministic_input(2, 3, H, W)` (batch 2 everywhere);
+    * every output (logits, SR output, feature maps) is computed in float64 (`float64_copy`:
+      the float32 weights and buffers exactly, widened; the float32 input widened) and then
+      rounded to float32, so that it is the exact result for the stored weights to float32
+      precision and the tests' tolerance is left to gaze's own rounding;
     * `feature<i>_<H>x<W>`: the i-th feature map (`forward_intermediates` order of the reference,
       NCHW) of the same input, for every size the script lists as a feature size;
     * SR models (PAN): `output_<H>x<W>` (`[2, 3, sH, sW]`) and `feature0_<H>x<W>` (the
@@ -59,11 +63,17 @@ Random, then scaled so that activations stay O(1-10) and the logits O(1):
      together; 3 significant digits; v raised to at least half its mean over the channels
      and to 1e-3, so that no channel with a chance small variance is amplified on other
      inputs): running_mean = m + N(0, 0.1) sqrt(v), running_var = v U(0.5, 1.5) (the random
-     statistics of step 1 as perturbations).
+     statistics of step 1 as perturbations); a BatchNorm the script gives a target (e.g. the
+     last one of a residual branch, whose scale the conv before it cannot set) then also
+     has its weight and bias multiplied by the factor that brings its largest output RMS
+     over the inputs to that target.
 `check_ranges` then asserts 0.5 <= max |logits| (or SR output) <= 20, max |feature| <= 30 and
-every module output <= 50. Everything is seeded and PyTorch runs single-threaded, so a rerun
-gives byte-identical files.
+every module output <= 50, and `make_fixture` that a float32 run of the same model (the
+float32 rounding error a float32 implementation such as gaze's is expected to have) stays
+within FP32_ERROR_MAX = 3e-5 of the float64 outputs, a third of the tests' 1e-4. Everything
+is seeded and PyTorch runs single-threaded, so a rerun gives byte-identical files.
 """
+import copy
 import json
 import os
 import re
@@ -83,12 +93,17 @@ BATCH = 2
 LOGIT_RANGE = (0.5, 20.0)
 FEATURE_MAX = 30.0
 ACTIVATION_MAX = 50.0
+FP32_ERROR_MAX = 3e-5
 
 
 def deterministic_input(n, c, h, w):
     """x[n,c,h,w] = sin(0.05 (h+1)(c+1) + 0.07 w + 0.3 n), computed in float64, stored f32."""
     ni, ci, hi, wi = torch.meshgrid(*(torch.arange(s, dtype=torch.float64) for s in (n, c, h, w)), indexing="ij")
-    return torch.sin(0.05 * (hi + 1) * (ci + 1) + 0.07 * wi + 0.3 * ni).float()
+    Float64Mode.making_input += 1  # float32 by definition, also while the float64 reference runs
+    try:
+        return torch.sin(0.05 * (hi + 1) * (ci + 1) + 0.07 * wi + 0.3 * ni).to(torch.float32)
+    finally:
+        Float64Mode.making_input -= 1
 
 
 def tag(size):
@@ -168,7 +183,8 @@ def calibrate(model, xs, head=(), rms=1.0, head_rms=2.0, targets=(), forward=Non
     inputs under every x: BatchNorm statistics over all of them, conv / linear scaled so that
     the largest output RMS over the inputs is the target. `head`: module paths of the
     classifier(s), brought to `head_rms`; `targets`: pairs (regex on the module path, RMS)
-    for other conv / linear outputs (first match wins, else `rms`). `forward(model, x)`
+    for other conv / linear outputs (first match wins, else `rms`) and for BatchNorm outputs
+    (only those that match; the others keep their random affine). `forward(model, x)`
     defaults to `model(x)`."""
     forward = forward or (lambda m, v: m(v))
     head = set(head)
@@ -177,10 +193,18 @@ def calibrate(model, xs, head=(), rms=1.0, head_rms=2.0, targets=(), forward=Non
     assert not missing, f"no head module {missing}"
     calibrated = LINEAR_TYPES + (nn.modules.batchnorm._BatchNorm,)
 
-    def target(name):
+    def target(name, default=rms):
         if name in head:
             return head_rms
-        return next((r for rx, r in targets if re.search(rx, name)), rms)
+        return next((r for rx, r in targets if re.search(rx, name)), default)
+
+    def rescale(mod, captured, goal):
+        r = max(type(mod).forward(mod, *a).pow(2).mean().sqrt().item() for a in captured)
+        if r > 1e-6:
+            factor = _round_sig(goal / r)
+            mod.weight.mul_(factor)
+            if mod.bias is not None:
+                mod.bias.mul_(factor)
 
     # Execution order (first call of each module).
     order = []
@@ -224,13 +248,12 @@ def calibrate(model, xs, head=(), rms=1.0, head_rms=2.0, targets=(), forward=Non
                 mean = _round_sig_t(x.mean(1))
                 mod.running_mean.copy_(mean + mod.running_mean * var.sqrt())
                 mod.running_var.mul_(var)
+                goal = target(names[mod], None)
+                if goal is not None:
+                    assert mod.affine, names[mod]
+                    rescale(mod, captured, goal)
                 continue
-            r = max(type(mod).forward(mod, *a).pow(2).mean().sqrt().item() for a in captured)
-            if r > 1e-6:
-                factor = _round_sig(target(names[mod]) / r)
-                mod.weight.mul_(factor)
-                if mod.bias is not None:
-                    mod.bias.mul_(factor)
+            rescale(mod, captured, target(names[mod]))
     unused = [n for m, n in names.items() if isinstance(m, calibrated) and m not in order]
     if unused:  # e.g. the RAN port's shortcut convs of blocks without projection
         print(f"   note: {len(unused)} conv/linear/BatchNorm never run (left uncalibrated), e.g. {unused[0]}")
@@ -283,6 +306,49 @@ def check_ranges(name, outputs, activation=None, logit_range=LOGIT_RANGE, featur
         line += f"; max activation {activation[0]:.3g} ({activation[1] or 'model'})"
         assert activation[0] <= ACTIVATION_MAX, f"{name}: activation {activation}"
     print(line)
+
+
+# ----------------------------------------------------------------------------- float64 outputs
+
+
+def dtype_of(model):
+    """The floating dtype of `model`'s weights (float64 for a `float64_copy`): run functions
+    cast their own inputs (e.g. padded ones) with `x.to(fu.dtype_of(model))`."""
+    return next(t.dtype for t in model.state_dict().values() if t.is_floating_point())
+
+
+def float64_copy(model):
+    """A float64 copy of `model` (eval mode): the same float32 weights and buffers (BatchNorm
+    running statistics included) widened exactly, integer buffers untouched. `train()` then
+    `eval()` drops eval-mode caches built from the float32 weights (timm LeViT's attention
+    bias cache)."""
+    m = copy.deepcopy(model)
+    m.train()
+    return m.double().eval()
+
+
+class Float64Mode(TorchFunctionMode):
+    """Active while the float64 copy runs. `Tensor.float()` of a float64 tensor returns it as
+    it is (timm casts the position embeddings to float32 before resampling them, ViT), and
+    any other op that narrows a float64 tensor to a lower floating precision raises, so that
+    no float32 rounding hides inside the reference outputs."""
+
+    NARROW = (torch.float32, torch.float16, torch.bfloat16)
+    making_input = 0  # > 0 inside deterministic_input
+
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.float and torch.is_tensor(args[0]) and args[0].dtype == torch.float64:
+            return args[0]
+        out = func(*args, **kwargs)
+        wide = any(torch.is_tensor(a) and a.dtype == torch.float64
+                   for a in list(args) + list(kwargs.values()))
+        if wide and not Float64Mode.making_input:
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if torch.is_tensor(t) and t.dtype in self.NARROW:
+                    raise AssertionError(f"float64 reference: {getattr(func, '__name__', func)} gives {t.dtype}")
+        return out
 
 
 # ----------------------------------------------------------------------------- saving
@@ -443,34 +509,53 @@ def write_constants(out_dir, fixtures, registered):
 # ----------------------------------------------------------------------------- driver
 
 
-def timm_run(model, **kw):
+def timm_run(**kw):
     """`run` for timm models: logits and `forward_intermediates(x, intermediates_only=True)`."""
-    return lambda size, x: (model(x), model.forward_intermediates(x, intermediates_only=True, **kw))
+    return lambda model, size, x: (model(x), model.forward_intermediates(x, intermediates_only=True, **kw))
 
 
-def make_fixture(out_dir, name, model, seed, sizes, *, head=(), run=None, feature_sizes=None, overrides=(),
-                 targets=(), calib_sizes=None, calib_extra=(), extra=None, output_key="logits"):
-    """Scales `model`'s weights (`scale_weights`, calibrated on `calib_sizes`, default all the
-    sizes, plus the inputs `calib_extra`; `model(x)` must take them), computes for
-    each size `run(size, x) -> (output, [feature maps])` (default `timm_run`) on
-    `batch_input(size)`, stores `<output_key>_<HxW>` and, for the sizes in `feature_sizes`
-    (default all), `feature<i>_<HxW>`; `extra(model)` may add outputs (e.g. padded sizes).
-    Checks the ranges, saves .safetensors + .pth and returns (outputs, constants)."""
-    run = run or timm_run(model)
-    xs = [batch_input(s) for s in calib_sizes or sizes] + list(calib_extra)
-    if seed is not None:  # None: already scaled by the caller
-        scale_weights(model, seed, xs, head=head, overrides=overrides, targets=targets)
+def _outputs(model, sizes, run, feature_sizes, extra, output_key):
     outputs = {}
     with torch.no_grad():
         for size in sizes:
-            y, feats = run(size, batch_input(size))
+            y, feats = run(model, size, batch_input(size).to(dtype_of(model)))
             outputs[f"{output_key}_{tag(size)}"] = y
             if feature_sizes is None or size in feature_sizes:
                 for i, f in enumerate(feats):
                     outputs[f"feature{i}_{tag(size)}"] = f
         if extra is not None:
             outputs.update(extra(model))
-    check_ranges(name, outputs, max(max_activation(model, x) for x in xs))
+    return outputs
+
+
+def make_fixture(out_dir, name, model, seed, sizes, *, head=(), run=None, feature_sizes=None, overrides=(),
+                 targets=(), calib_sizes=None, calib_extra=(), extra=None, output_key="logits"):
+    """Scales `model`'s weights (`scale_weights`, calibrated on `calib_sizes`, default all the
+    sizes, plus the inputs `calib_extra`; `model(x)` must take them), computes for
+    each size `run(model, size, x) -> (output, [feature maps])` (default `timm_run()`) on
+    `batch_input(size)`, stores `<output_key>_<HxW>` and, for the sizes in `feature_sizes`
+    (default all), `feature<i>_<HxW>`; `extra(model)` may add outputs (e.g. padded sizes).
+    The stored outputs come from `float64_copy(model)` under `Float64Mode` (x cast to float64;
+    `run` and `extra` must cast their own inputs to `dtype_of(model)`), rounded to float32; a
+    float32 run of the same functions must stay within FP32_ERROR_MAX of them.
+    Checks the ranges, saves .safetensors + .pth and returns (outputs, constants)."""
+    run = run or timm_run()
+    xs = [batch_input(s) for s in calib_sizes or sizes] + list(calib_extra)
+    if seed is not None:  # None: already scaled by the caller
+        scale_weights(model, seed, xs, head=head, overrides=overrides, targets=targets)
+    model.eval()
+    wide = float64_copy(model)
+    with Float64Mode():
+        outputs = _outputs(wide, sizes, run, feature_sizes, extra, output_key)
+        activation = max(max_activation(wide, x.double()) for x in xs)
+    assert all(v.dtype == torch.float64 for v in outputs.values()), name
+    narrow = _outputs(model, sizes, run, feature_sizes, extra, output_key)
+    assert list(narrow) == list(outputs), name
+    err, err_key = max((((narrow[k].double() - v).abs().max().item(), k) for k, v in outputs.items()))
+    outputs = {k: v.to(torch.float32) for k, v in outputs.items()}
+    check_ranges(name, outputs, activation)
+    print(f"   {name}: float32 run vs float64 reference max |diff| {err:.3g} ({err_key})")
+    assert err <= FP32_ERROR_MAX, f"{name}: float32 error {err} ({err_key})"
     st, pth = save_fixture(out_dir, name, model, outputs)
     params = sum(p.numel() for p in model.parameters())
     print(f"== {name}: {st} + {pth} bytes, params {params}, "

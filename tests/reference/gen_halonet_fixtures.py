@@ -88,7 +88,7 @@ def padded_input():
 
 
 def padded_logits(model):
-    return {f"logits_{fu.tag(PADDED)}": model(padded_input())}
+    return {f"logits_{fu.tag(PADDED)}": model(padded_input().to(fu.dtype_of(model)))}
 
 
 def main():

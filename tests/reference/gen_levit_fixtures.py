@@ -47,6 +47,8 @@ TINY = {
     ),
 }
 
+TARGETS = ()
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
@@ -61,7 +63,7 @@ def main():
     for i, (name, (cls, kw, sizes, head)) in enumerate(TINY.items()):
         torch.manual_seed(200 + i)
         model = cls(**kw)
-        _, constants[name] = fu.make_fixture(OUT, name, model, 200 + i, sizes, head=head)
+        _, constants[name] = fu.make_fixture(OUT, name, model, 200 + i, sizes, head=head, targets=TARGETS)
     registered = {n: fu.model_constants(timm.create_model(n, pretrained=False)) for n in FULL}
     print("wrote", fu.write_constants(OUT, constants, registered))
 

@@ -99,7 +99,7 @@ def generate():
         assert margin > 1e-3, f"{name}: routing ties ({margin})"
         print(f"   {name}: routing margin {margin:.3e}")
         _, constants[name] = fu.make_fixture(OUT, name, m, None, [size_a, size_b],
-                                             run=lambda size, x, m=m: (m(x), m.forward_intermediates(x)))
+                                             run=lambda model, size, x: (model(x), model.forward_intermediates(x)))
 
     counts = {n: sum(p.numel() for p in ref.NAT(**c).parameters()) for n, c in ref.NAT_CONFIGS.items()}
     counts.update({n: sum(p.numel() for p in ref.BiFormer(**c).parameters())

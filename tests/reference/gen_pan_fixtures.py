@@ -93,7 +93,7 @@ def main():
         m = PAN(in_nc=3, out_nc=3, nf=8, unf=6, nb=2, scale=s)
         _, constants[f"pan_x{s}"] = fu.make_fixture(
             OUT_DIR, f"pan_x{s}", m, 10 + s, SIZES, output_key="output",
-            run=lambda size, x, m=m: (m(x), [features(m, x)]))
+            run=lambda model, size, x: (model(x), [features(model, x)]))
     registered = {f"pan_x{s}": fu.model_constants(PAN(scale=s), fu.batch_input((8, 8))) for s in (2, 3, 4)}
     print("wrote", fu.write_constants(OUT_DIR, constants, registered))
 

@@ -66,9 +66,10 @@ def main():
         torch.manual_seed(200 + i)
         model = ResidualAttentionModel(depth, cifar, input_size=main_size, **TINY_WIDTH)
 
-        def run(size, x, model=model, depth=depth, cifar=cifar):
-            # The port's modules for this size (interpolation targets, pool kernel), same weights.
-            m = ResidualAttentionModel(depth, cifar, input_size=size, **TINY_WIDTH).eval()
+        def run(model, size, x, depth=depth, cifar=cifar):
+            # The port's modules for this size (interpolation targets, pool kernel), same
+            # weights, same dtype (fixture_utils runs a float64 copy too).
+            m = ResidualAttentionModel(depth, cifar, input_size=size, **TINY_WIDTH).to(fu.dtype_of(model)).eval()
             m.load_state_dict(model.state_dict())
             return m(x), m.forward_intermediates(x)
 

@@ -49,7 +49,7 @@ PADDED = (66, 50)
 def padded_logits(model):
     model.patch_embed.dynamic_img_pad = True
     try:
-        return {f"logits_{fu.tag(PADDED)}": model(fu.batch_input(PADDED))}
+        return {f"logits_{fu.tag(PADDED)}": model(fu.batch_input(PADDED).to(fu.dtype_of(model)))}
     finally:
         model.patch_embed.dynamic_img_pad = False
 

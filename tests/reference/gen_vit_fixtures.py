@@ -41,7 +41,7 @@ def main():
         model = VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=4, num_heads=2, num_classes=10,
                                   dynamic_img_size=True, **kw)
         _, constants[name] = fu.make_fixture(OUT, name, model, i, SIZES, head=["head"],
-                                             run=fu.timm_run(model, indices=4))
+                                             run=fu.timm_run(indices=4))
     registered = {n: fu.model_constants(timm.create_model(n, pretrained=False)) for n in REGISTERED}
     print("wrote", fu.write_constants(OUT, constants, registered))
     print(counts)

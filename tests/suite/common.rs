@@ -330,6 +330,7 @@ pub fn norm_eps<M: burn::module::ModuleDisplay>(
     let leaf = regex::Regex::new(r"^(\s*)([^\s:]+): (LayerNorm|BatchNorm) \{(.*)\}$").unwrap();
     let open = regex::Regex::new(r"^(\s*)([^\s:]+): .*\{$").unwrap();
     let eps = regex::Regex::new(r"epsilon: ([0-9.eE+-]+)").unwrap();
+    let field = regex::Regex::new(r"^(\s*)epsilon: ([0-9.eE+-]+)$").unwrap();
     let mut stack: Vec<(usize, String)> = Vec::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -347,6 +348,20 @@ pub fn norm_eps<M: burn::module::ModuleDisplay>(
                 .unwrap();
             let official = keys.unmap(&format!("{}.weight", path.join(".")));
             out.push((official.trim_end_matches(".weight").to_string(), value));
+        } else if let Some(c) = field.captures(line) {
+            // A norm of our own (e.g. PSA's context LayerNorm) with an `epsilon` field.
+            let indent = c[1].len();
+            stack.retain(|(i, _)| *i < indent);
+            let path: Vec<&str> = stack
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .filter(|n| *n != "_0")
+                .collect();
+            let official = keys.unmap(&format!("{}.weight", path.join(".")));
+            out.push((
+                official.trim_end_matches(".weight").to_string(),
+                c[2].parse().unwrap(),
+            ));
         } else if let Some(c) = open.captures(line) {
             let indent = c[1].len();
             stack.retain(|(i, _)| *i < indent);

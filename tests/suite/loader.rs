@@ -107,7 +107,12 @@ fn wrong_checkpoint_lists_missing_unexpected_and_shapes() {
     );
     assert_eq!(
         report.unexpected,
-        vec!["input".to_string(), "output".to_string()]
+        [
+            "feature0_11x13",
+            "feature0_12x12",
+            "output_11x13",
+            "output_12x12"
+        ]
     );
     let first = report
         .mismatched
@@ -118,12 +123,19 @@ fn wrong_checkpoint_lists_missing_unexpected_and_shapes() {
         (first.expected.clone(), first.found.clone()),
         (vec![40, 3, 3, 3], vec![8, 3, 3, 3])
     );
+    // The short report gives counts and a few keys; the verbose one every key and shape.
     let text = err.to_string();
     assert!(
-        text.contains("conv_first.weight")
-            && text.contains("[40, 3, 3, 3]")
-            && text.contains("[8, 3, 3, 3]"),
+        text.contains("33 shape mismatches") && text.contains("more)"),
         "{text}"
+    );
+    assert!(text.lines().count() <= 6, "{text}");
+    let all = report.verbose();
+    assert!(
+        all.contains("conv_first.weight")
+            && all.contains("[40, 3, 3, 3]")
+            && all.contains("[8, 3, 3, 3]"),
+        "{all}"
     );
 }
 

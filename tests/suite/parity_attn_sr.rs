@@ -42,7 +42,7 @@ fn rcab_matches_reference() {
     let block = apply_checkpoint(
         RcabConfig::new(8).with_reduction(2).init(&device()),
         f.checkpoint,
-        &gaze::blocks::rcan_ca::key_map(),
+        &gaze::blocks::rcan_ca::rcab_key_map(),
     )
     .unwrap();
     assert_eq!(block.num_params(), 1244);
