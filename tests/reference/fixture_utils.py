@@ -259,11 +259,11 @@ def calibrate(model, xs, head=(), rms=1.0, head_rms=2.0, targets=(), forward=Non
         print(f"   note: {len(unused)} conv/linear/BatchNorm never run (left uncalibrated), e.g. {unused[0]}")
 
 
-def scale_weights(model, seed, xs, head=(), overrides=(), targets=(), forward=None):
+def scale_weights(model, seed, xs, head=(), overrides=(), targets=(), forward=None, head_rms=2.0):
     """`randomize` then `calibrate` on the inputs `xs`; the model is left in eval mode."""
     model.eval()
     randomize(model, seed, overrides)
-    calibrate(model, xs, head=head, targets=targets, forward=forward)
+    calibrate(model, xs, head=head, targets=targets, forward=forward, head_rms=head_rms)
     return model
 
 
@@ -529,9 +529,10 @@ def _outputs(model, sizes, run, feature_sizes, extra, output_key):
 
 
 def make_fixture(out_dir, name, model, seed, sizes, *, head=(), run=None, feature_sizes=None, overrides=(),
-                 targets=(), calib_sizes=None, calib_extra=(), extra=None, output_key="logits"):
+                 targets=(), head_rms=2.0, calib_sizes=None, calib_extra=(), extra=None, output_key="logits"):
     """Scales `model`'s weights (`scale_weights`, calibrated on `calib_sizes`, default all the
-    sizes, plus the inputs `calib_extra`; `model(x)` must take them), computes for
+    sizes, plus the inputs `calib_extra`; `model(x)` must take them; `targets`, `head_rms`:
+    see `calibrate`), computes for
     each size `run(model, size, x) -> (output, [feature maps])` (default `timm_run()`) on
     `batch_input(size)`, stores `<output_key>_<HxW>` and, for the sizes in `feature_sizes`
     (default all), `feature<i>_<HxW>`; `extra(model)` may add outputs (e.g. padded sizes).
@@ -542,7 +543,7 @@ def make_fixture(out_dir, name, model, seed, sizes, *, head=(), run=None, featur
     run = run or timm_run()
     xs = [batch_input(s) for s in calib_sizes or sizes] + list(calib_extra)
     if seed is not None:  # None: already scaled by the caller
-        scale_weights(model, seed, xs, head=head, overrides=overrides, targets=targets)
+        scale_weights(model, seed, xs, head=head, overrides=overrides, targets=targets, head_rms=head_rms)
     model.eval()
     wide = float64_copy(model)
     with Float64Mode():

@@ -223,7 +223,7 @@ fn a_model_trains_as_a_burn_module() {
     for _ in 0..5 {
         let loss = loss_of(&model);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(0.05, model, grads);
+        model = optim.step(0.005, model, grads);
     }
     let last = loss_of(&model).into_scalar::<f32>();
     assert!(last < first, "loss {first} → {last}");
@@ -233,6 +233,11 @@ fn a_model_trains_as_a_burn_module() {
     inner
         .save_safetensors(dir.join("trained.safetensors"))
         .unwrap();
+    // With GAZE_EXPORT_DIR set, also write what tests/reference/check_gaze_saved_in_timm.py
+    // loads into timm: the fine-tuned model and its logits on a deterministic batch.
+    if let Some(export) = std::env::var_os("GAZE_EXPORT_DIR") {
+        export_for_timm(&inner, std::path::Path::new(&export));
+    }
     assert_eq!(
         inner.num_params(),
         create_model_with("resnet18", &options, &Device::flex())
@@ -240,4 +245,40 @@ fn a_model_trains_as_a_burn_module() {
             .num_params()
     );
     let _ = inner.to_device(&Device::flex()).fork(&Device::flex());
+}
+
+/// Writes gaze-saved models and their logits for tests/reference/check_gaze_saved_in_timm.py.
+fn export_for_timm(tuned: &gaze::Model, export: &std::path::Path) {
+    std::fs::create_dir_all(export).unwrap();
+    let cpu = Device::flex();
+    let write_logits = |file: &str, logits: Tensor<2>| {
+        let data = logits.to_data().convert::<f32>();
+        gaze::npy::write_npy_f32(
+            &export.join(format!("{file}_logits.npy")),
+            data.shape(),
+            &data.try_to_vec::<f32>().unwrap(),
+        )
+        .unwrap();
+    };
+    let tuned = tuned.clone().to_device(&cpu);
+    tuned
+        .save_safetensors(export.join("resnet18_finetuned_3.safetensors"))
+        .unwrap();
+    let x = deterministic_input([2, 3, 40, 36], &cpu);
+    write_logits(
+        "resnet18_finetuned_3",
+        tuned.forward(x).unwrap().into_logits().unwrap(),
+    );
+    for name in [
+        "vit_tiny_patch16_224",
+        "swin_tiny_patch4_window7_224",
+        "levit_128s",
+    ] {
+        let model = create_model(name, &cpu).unwrap();
+        model
+            .save_safetensors(export.join(format!("{name}.safetensors")))
+            .unwrap();
+        let x = deterministic_input([1, 3, 224, 224], &cpu);
+        write_logits(name, model.forward(x).unwrap().into_logits().unwrap());
+    }
 }

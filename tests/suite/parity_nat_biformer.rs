@@ -10,7 +10,7 @@ use crate::common::{check_backbone, deterministic_input, logits4, BackboneCheck}
 use burn::prelude::*;
 use gaze::backbones::biformer::BiFormerConfig;
 use gaze::backbones::nat::NatConfig;
-use gaze::backbones::{Family, FeatureInfo};
+use gaze::backbones::{Family, FamilyNet, FeatureInfo};
 use gaze::blocks::bi_routing_attention::KvDownsampleMode;
 use gaze::weights::KeyMap;
 
@@ -26,7 +26,11 @@ fn checked_levels(maps: Vec<Tensor<4>>, h: usize, info: &[FeatureInfo]) -> Vec<T
     maps
 }
 
-fn nat(name: &str, config: NatConfig, size_a: [usize; 2], size_b: [usize; 2]) {
+/// Logits at both sizes and the four level maps, through the family's uniform API.
+fn check<C: Family>(name: &str, config: C, size_a: [usize; 2], size_b: [usize; 2])
+where
+    C::Net: burn::module::ModuleDisplay,
+{
     let device = Device::flex();
     let info = config.feature_info();
     check_backbone(
@@ -34,10 +38,12 @@ fn nat(name: &str, config: NatConfig, size_a: [usize; 2], size_b: [usize; 2]) {
             fixture: &format!("nat_biformer/{name}"),
             sizes: &[size_a, size_b],
             in_chans: 3,
-            forward: &|m: &gaze::backbones::nat::Nat, x: Tensor<4>| logits4(m.forward(x)),
-            features: &|m: &gaze::backbones::nat::Nat, x: Tensor<4>| {
+            forward: &|m: &C::Net, x: Tensor<4>| {
+                logits4(FamilyNet::forward(m, x).into_logits().unwrap())
+            },
+            features: &|m: &C::Net, x: Tensor<4>| {
                 let h = x.dims()[2];
-                checked_levels(m.forward_intermediates(x), h, &info)
+                checked_levels(FamilyNet::forward_intermediates(m, x), h, &info)
             },
         },
         || config.init(&device),
@@ -45,23 +51,12 @@ fn nat(name: &str, config: NatConfig, size_a: [usize; 2], size_b: [usize; 2]) {
     );
 }
 
+fn nat(name: &str, config: NatConfig, size_a: [usize; 2], size_b: [usize; 2]) {
+    check(name, config, size_a, size_b);
+}
+
 fn biformer(name: &str, config: BiFormerConfig, size_a: [usize; 2], size_b: [usize; 2]) {
-    let device = Device::flex();
-    let info = config.feature_info();
-    check_backbone(
-        BackboneCheck {
-            fixture: &format!("nat_biformer/{name}"),
-            sizes: &[size_a, size_b],
-            in_chans: 3,
-            forward: &|m: &gaze::backbones::biformer::BiFormer, x: Tensor<4>| logits4(m.forward(x)),
-            features: &|m: &gaze::backbones::biformer::BiFormer, x: Tensor<4>| {
-                let h = x.dims()[2];
-                checked_levels(m.forward_intermediates(x), h, &info)
-            },
-        },
-        || config.init(&device),
-        &config.key_map(),
-    );
+    check(name, config, size_a, size_b);
 }
 
 #[test]
