@@ -296,7 +296,32 @@ static VARIANTS: &[ModelInfo] = &[
 
 /// The official checkpoint's names (and buffers gaze recomputes instead of loading).
 pub fn key_map() -> KeyMap {
-    KeyMap::identity()
+    KeyMap::identity().with_transform(r"^pos_embed$", resample_pos_embed_table)
+}
+
+/// timm's `checkpoint_filter_fn` for `pos_embed`: a checkpoint trained at another image size
+/// has a table for another (square) grid; resample it to the model's grid with the same
+/// anti-aliased bicubic interpolation the forward pass uses, keeping the class token's entry.
+fn resample_pos_embed_table(data: TensorData, target: &[usize]) -> Result<TensorData, String> {
+    let shape = data.shape().to_vec();
+    let square = |tokens: usize| {
+        let g = ((tokens - 1) as f64).sqrt().round() as usize;
+        (g * g + 1 == tokens).then_some(g)
+    };
+    match (shape.as_slice(), target) {
+        ([1, n, d], [1, m, e]) if d == e && *n > 1 && *m > 1 => {
+            let (Some(from), Some(to)) = (square(*n), square(*m)) else {
+                return Err(format!(
+                    "position table {shape:?} or {target:?} is not a square grid"
+                ));
+            };
+            let pos = Tensor::<3>::from_data(data.convert::<f32>(), &Device::flex());
+            Ok(resample_abs_pos_embed(pos, [from, from], [to, to], 1).into_data())
+        }
+        _ => Err(format!(
+            "cannot resample a {shape:?} position table to {target:?}"
+        )),
+    }
 }
 
 crate::classifier_family!(

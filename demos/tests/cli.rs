@@ -93,6 +93,52 @@ fn unknown_model_suggests_close_names() {
     assert!(!out.exists());
 }
 
+/// An unknown model name is reported before any file is read: every input here is missing.
+#[test]
+fn unknown_model_is_reported_before_any_file_is_read() {
+    let missing = "/nonexistent/gaze/input";
+    for args in [
+        vec![
+            "upscale",
+            "--model",
+            "pan_x5",
+            "--weights",
+            missing,
+            missing,
+            "-o",
+            "/tmp/x.png",
+        ],
+        vec![
+            "infer",
+            "--model",
+            "resnt50",
+            "--weights",
+            missing,
+            "--input",
+            missing,
+            "--output",
+            "/tmp/y.npy",
+        ],
+        vec![
+            "sr-eval",
+            "--model",
+            "pan_x5",
+            "--weights",
+            missing,
+            "--hr",
+            missing,
+            "--lr",
+            missing,
+            "--scale",
+            "4",
+        ],
+    ] {
+        let o = gaze(&args);
+        assert_user_error(&o, "unknown model");
+        assert!(stderr(&o).contains("did you mean"), "{}", stderr(&o));
+    }
+}
+
 #[test]
 fn upscale_without_weights_says_where_they_are() {
     let dir = tmp_dir("cli-noweights");

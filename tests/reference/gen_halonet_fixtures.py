@@ -81,6 +81,19 @@ SIZES = [(64, 64), (128, 64)]
 PADDED, PADDED_TO = (70, 50), (128, 64)
 REL_TABLES = [(r"pos_embed\.(height|width)_rel$", lambda p, g: torch.randn(p.shape, generator=g) * p.shape[-1] ** -0.5)]
 
+# Output scales (fixture_utils.calibrate targets): every block adds its branch (closed by
+# conv3_1x1's BatchNorm) to an un-normalized residual stream, started by each stage's
+# projection shortcut (its BatchNorm); with the random BatchNorm affines the stream reaches
+# ~15 and the float32 rounding error 1e-4. Smaller branches and shortcuts keep the
+# features O(1-5), the logits at HEAD_RMS.
+BRANCH_RMS = 0.25
+SHORTCUT_RMS = 0.5
+HEAD_RMS = 1.0
+
+
+def targets():
+    return [(r"conv3_1x1\.bn$", BRANCH_RMS), (r"shortcut\.bn$", SHORTCUT_RMS)]
+
 
 def padded_input():
     (h, w), (ph, pw) = PADDED, PADDED_TO
@@ -106,6 +119,7 @@ def main():
         torch.manual_seed(seed)
         model = ByobNet(cfg, num_classes=10)
         _, constants[tag] = fu.make_fixture(OUT, tag, model, seed, SIZES, head=["head.fc"], overrides=REL_TABLES,
+                                            targets=targets(), head_rms=HEAD_RMS,
                                             extra=padded_logits, calib_extra=[padded_input()])
         print(model.feature_info)
     registered = {n: fu.model_constants(timm.create_model(n, pretrained=False)) for n in FULL}

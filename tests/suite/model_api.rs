@@ -282,3 +282,24 @@ fn export_for_timm(tuned: &gaze::Model, export: &std::path::Path) {
         write_logits(name, model.forward(x).unwrap().into_logits().unwrap());
     }
 }
+
+/// timm's `checkpoint_filter_fn`: a ViT checkpoint trained at 32² loads into a 64² model, its
+/// position table resampled to the new grid exactly as the 32² model resamples it on the fly.
+#[test]
+fn a_position_table_of_another_grid_is_resampled_on_load() {
+    use gaze::backbones::vit::VitConfig;
+    use gaze::backbones::Family;
+    let small = VitConfig::new(32, 1, 2)
+        .with_img_size(32)
+        .with_num_classes(5);
+    let large = small.clone().with_img_size(64);
+    let trained = small.init(&device());
+    let dir = tmp_dir("pos-embed");
+    let path = dir.join("vit32.safetensors");
+    gaze::weights::save_safetensors(&trained, &path, &small.key_map(), &[]).unwrap();
+    let loaded = gaze::weights::load_into(large.init(&device()), &path, &large.key_map()).unwrap();
+    assert_eq!(loaded.pos_embed.dims(), [1, 1 + 16, 32]);
+    let x = deterministic_input([2, 3, 64, 64], &device());
+    let diff = max_abs_diff(trained.forward(x.clone()), loaded.forward(x));
+    assert!(diff < 1e-5, "{diff}");
+}

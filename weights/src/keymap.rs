@@ -106,14 +106,21 @@ fn template_replacement(template: &str) -> String {
         .collect()
 }
 
+/// Adapts a checkpoint tensor whose shape differs from the module's to the module's shape
+/// (timm's `checkpoint_filter_fn`: e.g. resampling a position table to another grid).
+pub type Transform =
+    fn(burn::tensor::TensorData, &[usize]) -> Result<burn::tensor::TensorData, String>;
+
 /// An ordered list of two-way renaming rules between a checkpoint's key names and module
-/// paths, plus patterns of checkpoint keys to ignore when loading (buffers gaze recomputes,
-/// such as BatchNorm's `num_batches_tracked` or Swin's `relative_position_index`).
+/// paths, value transforms for tensors whose shape depends on the configuration, plus patterns
+/// of checkpoint keys to ignore when loading (buffers gaze recomputes, such as BatchNorm's
+/// `num_batches_tracked` or Swin's `relative_position_index`).
 #[derive(Debug, Clone)]
 pub struct KeyMap {
     forward: Vec<Rewrite>,
     backward: Vec<Rewrite>,
     ignore: Vec<Regex>,
+    transforms: Vec<(Regex, Transform)>,
 }
 
 impl KeyMap {
@@ -134,6 +141,7 @@ impl KeyMap {
                 .map(|(a, b)| Rewrite::new(b.as_ref(), a.as_ref()))
                 .collect(),
             ignore: vec![Regex::new(ALWAYS_IGNORED).unwrap()],
+            transforms: Vec::new(),
         }
     }
 
@@ -171,7 +179,26 @@ impl KeyMap {
         backward.extend(self.backward);
         self.backward = backward;
         self.ignore.extend(other.ignore);
+        self.transforms.extend(other.transforms);
         self
+    }
+
+    /// Adapts checkpoint tensors whose official key matches the regex `pattern` with
+    /// `transform` when their shape differs from the module's.
+    pub fn with_transform(mut self, pattern: &str, transform: Transform) -> Self {
+        self.transforms.push((
+            Regex::new(pattern).expect("invalid transform regex"),
+            transform,
+        ));
+        self
+    }
+
+    /// The transform for a checkpoint key, if any.
+    pub fn transform_for(&self, key: &str) -> Option<Transform> {
+        self.transforms
+            .iter()
+            .find(|(re, _)| re.is_match(key))
+            .map(|(_, t)| *t)
     }
 
     /// Whether the checkpoint key is a buffer to skip when loading.

@@ -30,7 +30,7 @@ mod torch_zip;
 pub use checkpoint::Checkpoint;
 pub use error::{LoadError, LoadReport, ShapeMismatch};
 pub use format::Format;
-pub use keymap::KeyMap;
+pub use keymap::{KeyMap, Transform};
 pub use save::{official_shapes, official_state_dict, save_safetensors, SaveError};
 
 use std::path::Path;
@@ -91,9 +91,20 @@ pub fn apply_checkpoint_allowing<M: Module>(
     let mut report = LoadReport::default();
     let mut origin = std::collections::HashMap::new();
     let mut tensors = Vec::new();
+    let expected: std::collections::HashMap<String, Vec<usize>> =
+        official_shapes(&module, keys).into_iter().collect();
     for (name, mut tensor) in checkpoint.tensors {
         if keys.is_ignored(&name) {
             continue;
+        }
+        // Configuration-dependent shapes (a position table of another grid) are adapted.
+        if let (Some(transform), Some(shape)) = (keys.transform_for(&name), expected.get(&name)) {
+            if tensor.shape.to_vec() != *shape {
+                let data = burn::store::bridge::into_data(tensor)
+                    .map_err(|e| one_error(&name, e.to_string()))?;
+                let data = transform(data, shape).map_err(|e| one_error(&name, e))?;
+                tensor = burn::store::bridge::from_data(data, name.clone(), None);
+            }
         }
         let mapped = keys.map(&name);
         origin.insert(mapped.clone(), name);
@@ -134,5 +145,12 @@ pub fn apply_checkpoint_allowing<M: Module>(
     } else {
         report.sort();
         Err(report)
+    }
+}
+
+fn one_error(key: &str, message: String) -> LoadReport {
+    LoadReport {
+        other: vec![format!("{key}: {message}")],
+        ..LoadReport::default()
     }
 }

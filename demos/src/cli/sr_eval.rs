@@ -36,6 +36,8 @@ pub struct Args {
 
 /// Runs `gaze sr-eval`.
 pub fn run(args: &Args) -> CliResult {
+    // The model name first: a typo should not cost reading two image folders.
+    gaze::model_info(&args.model)?;
     let pairs = pair_images(&args.hr, &args.lr, args.scale)?;
     let (model, device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
     if model.scale() != Some(args.scale) {
