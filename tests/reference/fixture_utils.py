@@ -9,14 +9,15 @@ Fixture files (tests/fixtures/<family>/)
       `model.state_dict()` (`num_batches_tracked` and other integer buffers left out);
     * `logits_<H>x<W>`: `[2, num_classes]`, the model's output for
       `deterministic_input(2, 3, H, W)` (batch 2 everywhere);
-    * every output (logits, SR output, feature maps) is computed in float64 (`float64_copy`:
-      the float32 weights and buffers exactly, widened; the float32 input widened) and then
-      rounded to float32, so that it is the exact result for the stored weights to float32
-      precision and the tests' tolerance is left to gaze's own rounding;
     * `feature<i>_<H>x<W>`: the i-th feature map (`forward_intermediates` order of the reference,
       NCHW) of the same input, for every size the script lists as a feature size;
     * SR models (PAN): `output_<H>x<W>` (`[2, 3, sH, sW]`) and `feature0_<H>x<W>` (the
-      low-resolution trunk features, gaze's `forward_features`) instead of logits.
+      low-resolution trunk features, gaze's `forward_features`) instead of logits;
+    * every output (logits, SR outputs, feature maps) is computed in float64 (`float64_copy`:
+      the float32 weights and buffers exactly, widened; the float32 input widened) and then
+      rounded to float32, so that it is the exact result for the stored weights to float32
+      precision and the tests' tolerance is left to gaze's own rounding (the
+      weights themselves stay the float32 ones, as stored).
     `<H>x<W>` is always the input's height x width in pixels, e.g. `logits_224x224`,
     `feature3_29x23`: one naming for every family, derived from the size the test runs.
 `<fixture>.pth`
@@ -56,9 +57,10 @@ Random, then scaled so that activations stay O(1-10) and the logits O(1):
    only; HaloNet: plus the padded input), module by module in execution order, each given the
    already calibrated ones before it:
    * conv / linear: weight and bias times the factor (rounded to 3 significant digits) that
-     brings the largest output RMS over the inputs to 1 (2 for the classifier head(s);
-     scripts may set other targets, e.g. smaller residual branches where a deep
-     un-normalized residual stream would grow);
+     brings the largest output RMS over the inputs to 1 (2 for the classifier head(s), or the
+     script's `head_rms`; scripts may set other targets, e.g. smaller residual branches
+     where a deep un-normalized residual stream would grow, or a long chain of layers
+     amplifies the float32 rounding error);
    * BatchNorm: with m, v the per-channel mean and variance of its inputs (all the inputs
      together; 3 significant digits; v raised to at least half its mean over the channels
      and to 1e-3, so that no channel with a chance small variance is amplified on other

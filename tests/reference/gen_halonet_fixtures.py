@@ -16,7 +16,8 @@ of the `halonet26t` / `halonet50ts` model cfgs of timm/models/byoanet.py:
 
 Both need H, W multiples of 64 (attention stage input stride x block size). 10 classes.
 Layout, weights, inputs (batch 2) and constants.json: see fixture_utils.py; the relative
-position tables are N(0, dim_head^-0.5) (timm's init: their logits q . rel are O(1)).
+position tables are N(0, dim_head^-0.5) (timm's init: their logits q . rel are O(1)); the
+residual branches and shortcuts are scaled down (`targets`).
 
 Tensors in tiny26t.safetensors / tiny50ts.safetensors besides the state dict:
 * `logits_64x64`, `feature{0..4}_64x64`: 64x64 input;

@@ -11,7 +11,8 @@ mode. Tiny variants with random weights, eval mode:
   per-stage attn/mlp ratios, depth (1, 2, 1); sizes 80x48 and 77x47.
 LeViT's resolution is fixed, but like timm any input the stem maps onto the configured token
 map is accepted: the second size of each is such an input. Logits and the three stage maps at
-both sizes, batch 2. Layout, weights, inputs and constants.json: see fixture_utils.py.
+both sizes, batch 2. Layout, weights (output scales: `targets`), inputs and constants.json: see
+fixture_utils.py.
 `param_counts.json` holds `timm.create_model(name)`'s parameter count of every registered LeViT.
 """
 import json

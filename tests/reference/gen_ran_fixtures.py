@@ -15,8 +15,8 @@ projects its shortcut as in the full-size models):
 * attention92_cifar: CIFAR layout (ResidualAttentionModel_92_32input_update), Attention-92;
   sizes 32x32 (the port's) and 19x13.
 
-Layout, weights (calibrated on the first size), inputs (batch 2) and constants.json: see
-fixture_utils.py. Each file holds `logits_<HxW>` and the four stage feature maps
+Layout, weights (calibrated on the first size, with the output scales of `targets`), inputs
+(batch 2) and constants.json: see fixture_utils.py. Each file holds `logits_<HxW>` and the four stage feature maps
 `feature{0..3}_<HxW>` (the last one after mpool2's BatchNorm + ReLU) at both sizes.
 `param_counts.json` holds the parameter count of every full-size registered model.
 """
@@ -59,13 +59,15 @@ HEAD_RMS = 1.0
 
 
 def targets(model):
+    """The calibration targets: residual branches, shortcuts, each mask head's conv before its
+    sigmoid, mpool2's BatchNorm."""
     masks = [n for n, m in model.named_modules()
              if isinstance(m, torch.nn.Sequential) and len(m) and isinstance(m[-1], torch.nn.Sigmoid)]
     out = [(r"conv3$", BRANCH_RMS), (r"conv4$", SHORTCUT_RMS)]
     out += [(rf"^{re.escape(n)}\.{len(model.get_submodule(n)) - 2}$", MASK_RMS) for n in masks]
-    if FINAL_BN_RMS is not None:
-        out.append((r"^mpool2\.0$", FINAL_BN_RMS))
-    return out
+    return out + [(r"^mpool2\.0$", FINAL_BN_RMS)]
+
+
 TINY_WIDTH = dict(stem_channels=8, channels=(16, 16, 24, 32), num_classes=10)
 # name: (depth, cifar, main input size, odd input size)
 TINY = {

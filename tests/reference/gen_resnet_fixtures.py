@@ -9,7 +9,8 @@ through timm's `attn_layer`. For the kinds timm lacks, the attention class comes
 reference re-implementations of the official code (attn_official_reference.py,
 attn_sr_reference.py, pan_reference.py).
 
-Layout, weights, inputs and constants.json: see fixture_utils.py. Sizes (batch 2): 56x56 (the
+Layout, weights (residual branches and shortcuts scaled down: `targets`), inputs and
+constants.json: see fixture_utils.py. Sizes (batch 2): 56x56 (the
 stages run 28, 14, 7, 4, 2: FcaNet's 7x7 DCT meets an exact 7x7 map in layer2, and 7 -> 4 is an
 odd downsampling) and the non-square 29x23; logits and the five feature maps (timm
 features_only order) at both. 56 rather than 224 keeps the committed feature maps small.
@@ -19,9 +20,11 @@ the name, else from the same `ResNet(**kwargs)` as the parameter counts.
 """
 import json
 import os
+import re
 import sys
 
 import timm
+import torch.nn as nn
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from timm.models.resnest import ResNestBottleneck
 
@@ -112,6 +115,26 @@ for kind in ["fca", "triplet", "psa_p", "psa_s", "ca", "pa", "csam"]:
     TINY[f"basic_d_{kind}"] = dict(block=BasicBlock, layers=(1, 1, 1, 1), block_args=dict(attn_layer=ATTN[kind]),
                                    **dict(D, stem_width=8), **(SMALL16 if kind in ("fca", "ca") else SMALL))
 
+# Output scales (fixture_utils.calibrate targets): every block adds its branch (closed by its
+# last BatchNorm) to an un-normalized residual stream, started by each stage's projection
+# shortcut (downsample's BatchNorm); with the random BatchNorm affines the stream reaches ~10
+# and the float32 rounding error of the deepest features 6e-5. Smaller branches and
+# shortcuts keep the features O(1-5).
+BRANCH_RMS = 0.25
+SHORTCUT_RMS = 0.5
+
+
+def targets(model):
+    out = []
+    for name, block in model.named_modules():
+        if re.fullmatch(r"layer\d+\.\d+", name):
+            last = [n for n, m in block.named_children() if isinstance(m, nn.BatchNorm2d)][-1]
+            out.append((rf"^{re.escape(name)}\.{last}$", BRANCH_RMS))
+            if block.downsample is not None:
+                bn = [n for n, m in block.downsample.named_children() if isinstance(m, nn.BatchNorm2d)][-1]
+                out.append((rf"^{re.escape(name)}\.downsample\.{bn}$", SHORTCUT_RMS))
+    return out
+
 
 def full_model(name):
     return timm.create_model(name, pretrained=False) if timm.is_model(name) else ResNet(**FULL[name])
@@ -125,7 +148,7 @@ def main():
     constants = {}
     for i, (name, kw) in enumerate(TINY.items()):
         model = ResNet(**kw)
-        _, constants[name] = fu.make_fixture(OUT, name, model, 100 + i, SIZES, head=["fc"])
+        _, constants[name] = fu.make_fixture(OUT, name, model, 100 + i, SIZES, head=["fc"], targets=targets(model))
     registered = {name: fu.model_constants(full_model(name)) for name in FULL}
     print("wrote", fu.write_constants(OUT, constants, registered))
 
