@@ -186,9 +186,12 @@ pub fn index_buffer(values: Vec<i64>, device: &Device) -> Param<Tensor<1, Int>> 
     )
 }
 
-/// LeakyReLU with the 0.2 slope that ESRGAN-lineage SR networks (PAN, RCAN heads, …) use.
+/// The negative slope of ESRGAN-lineage SR networks' LeakyReLU (PAN, RCAN heads, …).
+pub const LRELU_SLOPE: f64 = 0.2;
+
+/// LeakyReLU with [`LRELU_SLOPE`].
 pub fn lrelu(x: Tensor<4>) -> Tensor<4> {
-    burn::tensor::activation::leaky_relu(x, 0.2)
+    burn::tensor::activation::leaky_relu(x, LRELU_SLOPE)
 }
 
 /// Nearest-neighbour upsampling by an integer factor, exactly PyTorch's

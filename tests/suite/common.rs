@@ -253,7 +253,9 @@ pub fn check_backbone<M: burn::module::Module + burn::module::ModuleDisplay>(
         .unwrap_or_else(|report| panic!("{name}.safetensors: {report}"));
     // Constants random weights barely see: every norm's epsilon is the reference's.
     let (family, stem) = name.split_once('/').unwrap();
-    assert_norm_eps(name, &net, keys, &constants(family)["fixtures"][stem]);
+    let consts = &constants(family)["fixtures"][stem];
+    assert_norm_eps(name, &net, keys, consts);
+    assert_attention_scales(name, &net, keys, consts);
 
     // The .pth copy: the same tensors, keys read exactly as stored.
     let pth = Checkpoint::open(fixture(&format!("{name}.pth"))).expect("the .pth fixture opens");
@@ -431,4 +433,97 @@ pub fn constants(family: &str) -> serde_json::Value {
         &std::fs::read_to_string(fixture(&format!("{family}/constants.json"))).unwrap(),
     )
     .unwrap()
+}
+
+/// Every attention module of `module` with its scale, by official module name: the scale field
+/// where a block stores one, else `d^-½` of the width it scales by (read from the Display).
+pub fn attention_scales<M: burn::module::ModuleDisplay>(
+    module: &M,
+    keys: &gaze::weights::KeyMap,
+) -> Vec<(String, f64)> {
+    let text = burn::module::ModuleDisplay::format(module, Default::default());
+    let open = regex::Regex::new(r"^(\s*)([^\s:]+): (\w+)(<[^>]*>)? \{$").unwrap();
+    let field =
+        regex::Regex::new(r"^(\s*)(head_dim|key_dim|dim_head_qk|scale): ([0-9.eE+-]+)$").unwrap();
+    let mut stack: Vec<(usize, String, String)> = Vec::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(c) = open.captures(line) {
+            let indent = c[1].len();
+            stack.retain(|(i, _, _)| *i < indent);
+            stack.push((indent, c[2].to_string(), c[3].to_string()));
+        } else if let Some(c) = field.captures(line) {
+            let indent = c[1].len();
+            stack.retain(|(i, _, _)| *i < indent);
+            let Some((_, _, kind)) = stack.last() else {
+                continue;
+            };
+            let value: f64 = c[3].parse().unwrap();
+            let scale = match (kind.as_str(), &c[2]) {
+                (
+                    "NeighborhoodAttention"
+                    | "BiLevelRoutingAttention"
+                    | "TopkRouting"
+                    | "AttentionLePE",
+                    "scale",
+                ) => value,
+                ("VitAttention" | "WindowAttention", "head_dim")
+                | ("LevitAttention" | "LevitAttentionDownsample", "key_dim")
+                | ("HaloAttn", "dim_head_qk") => value.powf(-0.5),
+                _ => continue,
+            };
+            let path: Vec<&str> = stack
+                .iter()
+                .map(|(_, n, _)| n.as_str())
+                .filter(|n| *n != "_0")
+                .collect();
+            let official = keys.unmap(&format!("{}.weight", path.join(".")));
+            out.push((official.trim_end_matches(".weight").to_string(), scale));
+        }
+    }
+    out
+}
+
+/// The attention scales of `module` are the reference's (`constants.json` `attn_scale`), and
+/// every reference attention module has a counterpart.
+pub fn assert_attention_scales<M: burn::module::ModuleDisplay>(
+    what: &str,
+    module: &M,
+    keys: &gaze::weights::KeyMap,
+    reference: &serde_json::Value,
+) {
+    let ours = attention_scales(module, keys);
+    let mut patterns: Vec<(regex::Regex, String, f64)> = Vec::new();
+    if let Some(map) = reference.get("attn_scale").and_then(|v| v.as_object()) {
+        for (value, list) in map {
+            for p in list.as_array().unwrap() {
+                let p = p.as_str().unwrap();
+                let re = format!("^{}$", regex::escape(p).replace(r"\*", r"\d+"));
+                patterns.push((
+                    regex::Regex::new(&re).unwrap(),
+                    p.to_string(),
+                    value.parse().unwrap(),
+                ));
+            }
+        }
+    }
+    for (re, p, want) in &patterns {
+        let matching: Vec<_> = ours.iter().filter(|(name, _)| re.is_match(name)).collect();
+        assert!(
+            !matching.is_empty(),
+            "{what}: the reference's attention '{p}' has no counterpart in {ours:?}"
+        );
+        for (name, scale) in matching {
+            assert!(
+                (scale - want).abs() <= want * 1e-9,
+                "{what}: '{name}' scales by {scale}, the reference's '{p}' by {want}"
+            );
+        }
+    }
+    for (name, _) in &ours {
+        assert!(
+            patterns.iter().any(|(re, _, _)| re.is_match(name)),
+            "{what}: attention '{name}' is not in the reference's constants"
+        );
+    }
 }

@@ -42,10 +42,11 @@ fn every_registered_model_builds_and_runs() {
     }
 }
 
-/// The registered models' norms have the epsilons of the reference models (timm's
+/// The registered models' norms and attention modules have the epsilons and scales of the
+/// reference models (timm's
 /// `create_model(name)` or the official constructors; `constants.json` of each family).
 #[test]
-fn registered_models_have_the_reference_norm_epsilons() {
+fn registered_models_have_the_reference_norm_epsilons_and_attention_scales() {
     for family in [
         "resnet",
         "ran",
@@ -62,6 +63,46 @@ fn registered_models_have_the_reference_norm_epsilons() {
             let config = info.config();
             let net = config.init(&Device::flex());
             crate::common::assert_norm_eps(name, &net, &config.key_map(), reference);
+            crate::common::assert_attention_scales(name, &net, &config.key_map(), reference);
         }
     }
+}
+
+/// The activation constants the references record: every LeakyReLU of the SR references has
+/// gaze's slope, and every GELU is the exact (erf) one, which is the only GELU gaze uses.
+#[test]
+fn activation_constants_are_the_references() {
+    for family in [
+        "resnet",
+        "ran",
+        "vit",
+        "swin",
+        "levit",
+        "nat_biformer",
+        "halonet",
+        "pan",
+    ] {
+        let constants = crate::common::constants(family);
+        for section in ["fixtures", "registered"] {
+            for (name, c) in constants[section].as_object().unwrap() {
+                if let Some(slopes) = c.get("leaky_relu_slope").and_then(|v| v.as_object()) {
+                    for slope in slopes.keys() {
+                        let slope: f64 = slope.parse().unwrap();
+                        assert_eq!(slope, gaze::blocks::layers::LRELU_SLOPE, "{family} {name}");
+                    }
+                }
+                if let Some(gelu) = c.get("gelu_approximate").and_then(|v| v.as_object()) {
+                    assert!(
+                        gelu.keys().all(|k| k == "none"),
+                        "{family} {name}: {gelu:?}"
+                    );
+                }
+            }
+        }
+    }
+    // The PAN references do use LeakyReLU, so the check above is not vacuous.
+    let pan = crate::common::constants("pan");
+    assert!(pan["registered"]["pan_x4"]
+        .get("leaky_relu_slope")
+        .is_some());
 }
