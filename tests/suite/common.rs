@@ -254,8 +254,7 @@ pub fn check_backbone<M: burn::module::Module + burn::module::ModuleDisplay>(
     // Constants random weights barely see: every norm's epsilon is the reference's.
     let (family, stem) = name.split_once('/').unwrap();
     let consts = &constants(family)["fixtures"][stem];
-    assert_norm_eps(name, &net, keys, consts);
-    assert_attention_scales(name, &net, keys, consts);
+    assert_constants_match(name, &net, keys, consts);
 
     // The .pth copy: the same tensors, keys read exactly as stored.
     let pth = Checkpoint::open(fixture(&format!("{name}.pth"))).expect("the .pth fixture opens");
@@ -322,69 +321,89 @@ pub fn logits4(logits: Tensor<2>) -> Tensor<4> {
     logits.reshape([n, k, 1, 1])
 }
 
-/// Every LayerNorm/BatchNorm of `module` with its epsilon, by official module name (read from
-/// the module's Display, the one place Burn shows a LayerNorm's epsilon).
-pub fn norm_eps<M: burn::module::ModuleDisplay>(
+/// The constants of `module` that random-weight outputs barely see, read from its Display (the
+/// one place Burn shows a LayerNorm's epsilon), by official module name: every norm's epsilon
+/// and every attention module's scale (the scale field where a block stores one, else `d^-½` of
+/// the width it scales by).
+pub struct ModuleConstants {
+    /// `(module, epsilon)` of every LayerNorm/BatchNorm and own norm with an `epsilon` field.
+    pub norm_eps: Vec<(String, f64)>,
+    /// `(module, scale)` of every attention module.
+    pub attn_scale: Vec<(String, f64)>,
+}
+
+pub fn module_constants<M: burn::module::ModuleDisplay>(
     module: &M,
     keys: &gaze::weights::KeyMap,
-) -> Vec<(String, f64)> {
+) -> ModuleConstants {
     let text = burn::module::ModuleDisplay::format(module, Default::default());
     let leaf = regex::Regex::new(r"^(\s*)([^\s:]+): (LayerNorm|BatchNorm) \{(.*)\}$").unwrap();
-    let open = regex::Regex::new(r"^(\s*)([^\s:]+): .*\{$").unwrap();
+    let open = regex::Regex::new(r"^(\s*)([^\s:]+): (\w+)(<[^>]*>)? \{$").unwrap();
     let eps = regex::Regex::new(r"epsilon: ([0-9.eE+-]+)").unwrap();
-    let field = regex::Regex::new(r"^(\s*)epsilon: ([0-9.eE+-]+)$").unwrap();
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    let mut out = Vec::new();
+    let field =
+        regex::Regex::new(r"^(\s*)(epsilon|head_dim|key_dim|dim_head_qk|scale): ([0-9.eE+-]+)$")
+            .unwrap();
+    // (indent, field name, type) of the enclosing modules.
+    let mut stack: Vec<(usize, String, String)> = Vec::new();
+    let official = |stack: &[(usize, String, String)], leaf: Option<&str>| {
+        let mut path: Vec<&str> = stack
+            .iter()
+            .map(|(_, n, _)| n.as_str())
+            .filter(|n| *n != "_0")
+            .collect();
+        path.extend(leaf);
+        let key = keys.unmap(&format!("{}.weight", path.join(".")));
+        key.trim_end_matches(".weight").to_string()
+    };
+    let mut out = ModuleConstants {
+        norm_eps: Vec::new(),
+        attn_scale: Vec::new(),
+    };
     for line in text.lines() {
         if let Some(c) = leaf.captures(line) {
-            let indent = c[1].len();
-            stack.retain(|(i, _)| *i < indent);
-            let mut path: Vec<&str> = stack
-                .iter()
-                .map(|(_, n)| n.as_str())
-                .filter(|n| *n != "_0")
-                .collect();
-            path.push(&c[2]);
-            let value: f64 = eps.captures(&c[4]).expect("epsilon shown")[1]
+            stack.retain(|(i, _, _)| *i < c[1].len());
+            let value = eps.captures(&c[4]).expect("epsilon shown")[1]
                 .parse()
                 .unwrap();
-            let official = keys.unmap(&format!("{}.weight", path.join(".")));
-            out.push((official.trim_end_matches(".weight").to_string(), value));
+            out.norm_eps.push((official(&stack, Some(&c[2])), value));
         } else if let Some(c) = field.captures(line) {
-            // A norm of our own (e.g. PSA's context LayerNorm) with an `epsilon` field.
-            let indent = c[1].len();
-            stack.retain(|(i, _)| *i < indent);
-            let path: Vec<&str> = stack
-                .iter()
-                .map(|(_, n)| n.as_str())
-                .filter(|n| *n != "_0")
-                .collect();
-            let official = keys.unmap(&format!("{}.weight", path.join(".")));
-            out.push((
-                official.trim_end_matches(".weight").to_string(),
-                c[2].parse().unwrap(),
-            ));
+            stack.retain(|(i, _, _)| *i < c[1].len());
+            let Some((_, _, kind)) = stack.last() else {
+                continue;
+            };
+            let value: f64 = c[3].parse().unwrap();
+            match (kind.as_str(), &c[2]) {
+                // A norm of our own (e.g. PSA's context LayerNorm) with an `epsilon` field.
+                (_, "epsilon") => out.norm_eps.push((official(&stack, None), value)),
+                (
+                    "NeighborhoodAttention"
+                    | "BiLevelRoutingAttention"
+                    | "TopkRouting"
+                    | "AttentionLePE",
+                    "scale",
+                ) => out.attn_scale.push((official(&stack, None), value)),
+                ("VitAttention" | "WindowAttention", "head_dim")
+                | ("LevitAttention" | "LevitAttentionDownsample", "key_dim")
+                | ("HaloAttn", "dim_head_qk") => out
+                    .attn_scale
+                    .push((official(&stack, None), value.powf(-0.5))),
+                _ => {}
+            }
         } else if let Some(c) = open.captures(line) {
             let indent = c[1].len();
-            stack.retain(|(i, _)| *i < indent);
-            stack.push((indent, c[2].to_string()));
+            stack.retain(|(i, _, _)| *i < indent);
+            stack.push((indent, c[2].to_string(), c[3].to_string()));
         }
     }
     out
 }
 
-/// The norms of `module` have the epsilons of the reference's `constants.json` entry
-/// (`{"norm_eps": {"1e-05": [patterns]}}`, `*` standing for a run of digits), and every
-/// reference norm has a counterpart.
-pub fn assert_norm_eps<M: burn::module::ModuleDisplay>(
-    what: &str,
-    module: &M,
-    keys: &gaze::weights::KeyMap,
-    reference: &serde_json::Value,
-) {
-    let ours = norm_eps(module, keys);
+/// `ours` equals the reference's `constants.json` entry `reference[kind]`
+/// (`{"1e-05": [patterns]}`, `*` standing for a run of digits): every module of ours is in the
+/// reference with the same value, and every reference pattern has a counterpart.
+fn assert_constants(what: &str, kind: &str, ours: &[(String, f64)], reference: &serde_json::Value) {
     let mut patterns: Vec<(regex::Regex, String, f64)> = Vec::new();
-    if let Some(map) = reference.get("norm_eps").and_then(|v| v.as_object()) {
+    if let Some(map) = reference.get(kind).and_then(|v| v.as_object()) {
         for (value, list) in map {
             for p in list.as_array().unwrap() {
                 let p = p.as_str().unwrap();
@@ -397,35 +416,53 @@ pub fn assert_norm_eps<M: burn::module::ModuleDisplay>(
             }
         }
     }
-    assert_eq!(
-        ours.is_empty(),
-        patterns.is_empty(),
-        "{what}: norms {ours:?} vs reference {patterns:?}",
-        patterns = patterns.iter().map(|p| &p.1).collect::<Vec<_>>()
-    );
-    for (name, eps) in &ours {
+    for (name, value) in ours {
         let matching: Vec<_> = patterns
             .iter()
             .filter(|(re, _, _)| re.is_match(name))
             .collect();
         assert!(
             !matching.is_empty(),
-            "{what}: norm '{name}' is not in the reference's constants"
+            "{what}: {kind} of '{name}' is not in the reference's constants"
         );
         for (_, p, want) in matching {
             assert!(
-                (eps - want).abs() <= want * 1e-9,
-                "{what}: '{name}' has eps {eps}, the reference's '{p}' {want}"
+                (value - want).abs() <= want * 1e-9,
+                "{what}: {kind} of '{name}' is {value}, the reference's '{p}' {want}"
             );
         }
     }
     for (re, p, _) in &patterns {
         assert!(
             ours.iter().any(|(name, _)| re.is_match(name)),
-            "{what}: the reference's norm '{p}' has no counterpart"
+            "{what}: the reference's {kind} of '{p}' has no counterpart in {ours:?}"
         );
     }
 }
+
+/// The norms' epsilons and the attention scales of `module` are the reference's.
+pub fn assert_constants_match<M: burn::module::ModuleDisplay>(
+    what: &str,
+    module: &M,
+    keys: &gaze::weights::KeyMap,
+    reference: &serde_json::Value,
+) {
+    let ours = module_constants(module, keys);
+    assert_constants(what, "norm_eps", &ours.norm_eps, reference);
+    assert_constants(what, "attn_scale", &ours.attn_scale, reference);
+}
+
+/// The backbone fixture folders, each with a `constants.json`.
+pub const FIXTURE_FAMILIES: [&str; 8] = [
+    "resnet",
+    "ran",
+    "vit",
+    "swin",
+    "levit",
+    "nat_biformer",
+    "halonet",
+    "pan",
+];
 
 /// `tests/fixtures/<family>/constants.json`.
 pub fn constants(family: &str) -> serde_json::Value {
@@ -433,97 +470,4 @@ pub fn constants(family: &str) -> serde_json::Value {
         &std::fs::read_to_string(fixture(&format!("{family}/constants.json"))).unwrap(),
     )
     .unwrap()
-}
-
-/// Every attention module of `module` with its scale, by official module name: the scale field
-/// where a block stores one, else `d^-½` of the width it scales by (read from the Display).
-pub fn attention_scales<M: burn::module::ModuleDisplay>(
-    module: &M,
-    keys: &gaze::weights::KeyMap,
-) -> Vec<(String, f64)> {
-    let text = burn::module::ModuleDisplay::format(module, Default::default());
-    let open = regex::Regex::new(r"^(\s*)([^\s:]+): (\w+)(<[^>]*>)? \{$").unwrap();
-    let field =
-        regex::Regex::new(r"^(\s*)(head_dim|key_dim|dim_head_qk|scale): ([0-9.eE+-]+)$").unwrap();
-    let mut stack: Vec<(usize, String, String)> = Vec::new();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if let Some(c) = open.captures(line) {
-            let indent = c[1].len();
-            stack.retain(|(i, _, _)| *i < indent);
-            stack.push((indent, c[2].to_string(), c[3].to_string()));
-        } else if let Some(c) = field.captures(line) {
-            let indent = c[1].len();
-            stack.retain(|(i, _, _)| *i < indent);
-            let Some((_, _, kind)) = stack.last() else {
-                continue;
-            };
-            let value: f64 = c[3].parse().unwrap();
-            let scale = match (kind.as_str(), &c[2]) {
-                (
-                    "NeighborhoodAttention"
-                    | "BiLevelRoutingAttention"
-                    | "TopkRouting"
-                    | "AttentionLePE",
-                    "scale",
-                ) => value,
-                ("VitAttention" | "WindowAttention", "head_dim")
-                | ("LevitAttention" | "LevitAttentionDownsample", "key_dim")
-                | ("HaloAttn", "dim_head_qk") => value.powf(-0.5),
-                _ => continue,
-            };
-            let path: Vec<&str> = stack
-                .iter()
-                .map(|(_, n, _)| n.as_str())
-                .filter(|n| *n != "_0")
-                .collect();
-            let official = keys.unmap(&format!("{}.weight", path.join(".")));
-            out.push((official.trim_end_matches(".weight").to_string(), scale));
-        }
-    }
-    out
-}
-
-/// The attention scales of `module` are the reference's (`constants.json` `attn_scale`), and
-/// every reference attention module has a counterpart.
-pub fn assert_attention_scales<M: burn::module::ModuleDisplay>(
-    what: &str,
-    module: &M,
-    keys: &gaze::weights::KeyMap,
-    reference: &serde_json::Value,
-) {
-    let ours = attention_scales(module, keys);
-    let mut patterns: Vec<(regex::Regex, String, f64)> = Vec::new();
-    if let Some(map) = reference.get("attn_scale").and_then(|v| v.as_object()) {
-        for (value, list) in map {
-            for p in list.as_array().unwrap() {
-                let p = p.as_str().unwrap();
-                let re = format!("^{}$", regex::escape(p).replace(r"\*", r"\d+"));
-                patterns.push((
-                    regex::Regex::new(&re).unwrap(),
-                    p.to_string(),
-                    value.parse().unwrap(),
-                ));
-            }
-        }
-    }
-    for (re, p, want) in &patterns {
-        let matching: Vec<_> = ours.iter().filter(|(name, _)| re.is_match(name)).collect();
-        assert!(
-            !matching.is_empty(),
-            "{what}: the reference's attention '{p}' has no counterpart in {ours:?}"
-        );
-        for (name, scale) in matching {
-            assert!(
-                (scale - want).abs() <= want * 1e-9,
-                "{what}: '{name}' scales by {scale}, the reference's '{p}' by {want}"
-            );
-        }
-    }
-    for (name, _) in &ours {
-        assert!(
-            patterns.iter().any(|(re, _, _)| re.is_match(name)),
-            "{what}: attention '{name}' is not in the reference's constants"
-        );
-    }
 }

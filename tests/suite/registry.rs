@@ -62,8 +62,7 @@ fn registered_models_have_the_reference_norm_epsilons_and_attention_scales() {
             let info = gaze::model_info(name).unwrap();
             let config = info.config();
             let net = config.init(&Device::flex());
-            crate::common::assert_norm_eps(name, &net, &config.key_map(), reference);
-            crate::common::assert_attention_scales(name, &net, &config.key_map(), reference);
+            crate::common::assert_constants_match(name, &net, &config.key_map(), reference);
         }
     }
 }
