@@ -6,7 +6,8 @@ use std::str::FromStr;
 use burn::prelude::*;
 
 /// The devices the `gaze` binary runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// The CPU, through Burn's `flex` backend.
     #[default]

@@ -58,29 +58,33 @@ pub enum ImageIoError {
 
 /// Reads an image file; the format is recognised from its content.
 pub fn read_image(path: impl AsRef<Path>) -> Result<Image, ImageIoError> {
-    let path = path.as_ref();
+    Ok(Image::from_dynamic(&decode_image(path.as_ref())?))
+}
+
+/// Decodes an image file as stored (bit depth, channels, palette expanded); the format is
+/// recognised from its content. An empty image is an error.
+pub fn decode_image(path: &Path) -> Result<DynamicImage, ImageIoError> {
     let shown = path.display().to_string();
-    let reader = image::ImageReader::open(path)
-        .map_err(|source| ImageIoError::Io {
-            path: shown.clone(),
-            source,
-        })?
-        .with_guessed_format()
-        .map_err(|source| ImageIoError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-    let decoded = reader.decode().map_err(|e| ImageIoError::Decode {
+    let io = |source| ImageIoError::Io {
         path: shown.clone(),
-        message: e.to_string(),
-    })?;
+        source,
+    };
+    let decoded = image::ImageReader::open(path)
+        .map_err(io)?
+        .with_guessed_format()
+        .map_err(io)?
+        .decode()
+        .map_err(|e| ImageIoError::Decode {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
     if decoded.width() == 0 || decoded.height() == 0 {
         return Err(ImageIoError::Decode {
             path: shown,
             message: "the image is empty".into(),
         });
     }
-    Ok(Image::from_dynamic(&decoded))
+    Ok(decoded)
 }
 
 impl Image {

@@ -34,11 +34,15 @@
 //! super-resolution and its evaluation), [`metrics`] (PSNR/SSIM with the papers' protocol),
 //! [`npy`] and [`device`]. The `gaze` command-line tool (crate `gaze-demos`) is built on these.
 
+pub mod classify;
+pub mod data;
 pub mod device;
 pub mod io;
 pub mod metrics;
 pub mod npy;
+pub mod preprocess;
 pub mod sr;
+pub mod train;
 
 pub use gaze_backbones as backbones;
 pub use gaze_blocks as blocks;
@@ -46,6 +50,7 @@ pub use gaze_heads as heads;
 pub use gaze_weights as weights;
 pub use gaze_weights::atomic_write;
 
+pub use classify::{classify, Classifier, Labels, Prediction};
 pub use device::DeviceChoice;
 pub use gaze_backbones::{
     create_model, create_model_with, model_info, models, Features, LoadSummary, Model, ModelError,
@@ -87,6 +92,9 @@ pub enum Error {
     /// A file-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A data set could not be opened.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
     /// Anything else, as a sentence.
     #[error("{0}")]
     Message(String),

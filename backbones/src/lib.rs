@@ -35,8 +35,8 @@ pub use model::{
 };
 pub use pan::{Pan, PanConfig};
 pub use registry::{
-    create_model, create_model_with, model_info, models, DataConfig, Interpolation, ModelInfo,
-    Task, UnknownModel,
+    create_model, create_model_with, model_info, models, CropMode, DataConfig, ImageConfig,
+    Interpolation, LabelSet, ModelInfo, Task, UnknownModel,
 };
 pub use residual_attention_net::{ResidualAttentionNet, ResidualAttentionNetConfig};
 pub use resnet::{ResNet, ResNetConfig};

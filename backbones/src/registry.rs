@@ -40,32 +40,117 @@ impl fmt::Display for Task {
     }
 }
 
-/// Resampling filter of the eval transform.
+/// Resampling filter of the eval transform (PIL's filters, as timm names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interpolation {
-    /// Bilinear (PIL `BILINEAR`).
+    /// PIL `NEAREST`.
+    Nearest,
+    /// PIL `BOX`.
+    Box,
+    /// PIL `BILINEAR` (triangle filter, antialiased when reducing).
     Bilinear,
-    /// Bicubic (PIL `BICUBIC`).
+    /// PIL `HAMMING`.
+    Hamming,
+    /// PIL `BICUBIC` (Keys, a = -0.5, antialiased when reducing).
     Bicubic,
+    /// PIL `LANCZOS` (3 lobes).
+    Lanczos,
+}
+
+impl Interpolation {
+    /// timm's name (`"bicubic"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Interpolation::Nearest => "nearest",
+            Interpolation::Box => "box",
+            Interpolation::Bilinear => "bilinear",
+            Interpolation::Hamming => "hamming",
+            Interpolation::Bicubic => "bicubic",
+            Interpolation::Lanczos => "lanczos",
+        }
+    }
+
+    /// Parses timm's name.
+    pub fn from_name(name: &str) -> Option<Interpolation> {
+        [
+            Interpolation::Nearest,
+            Interpolation::Box,
+            Interpolation::Bilinear,
+            Interpolation::Hamming,
+            Interpolation::Bicubic,
+            Interpolation::Lanczos,
+        ]
+        .into_iter()
+        .find(|i| i.name() == name)
+    }
+}
+
+/// How the eval transform fits an image before the centre crop (timm's `crop_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CropMode {
+    /// Resize the short side to `size / crop_pct` (aspect kept), then crop.
+    Center,
+    /// Resize both sides to `size / crop_pct` (aspect changed), then crop.
+    Squash,
+    /// Resize the long side to `size / crop_pct` (aspect kept), then crop or pad with the mean.
+    Border,
+}
+
+impl CropMode {
+    /// timm's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CropMode::Center => "center",
+            CropMode::Squash => "squash",
+            CropMode::Border => "border",
+        }
+    }
+
+    /// Parses timm's name.
+    pub fn from_name(name: &str) -> Option<CropMode> {
+        [CropMode::Center, CropMode::Squash, CropMode::Border]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+/// The class names a pretrained head predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelSet {
+    /// The 1000 ImageNet-1k classes (timm's `imagenet-1k`).
+    Imagenet1k,
+    /// The 10 CIFAR-10 classes.
+    Cifar10,
+}
+
+const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+/// A classifier's eval transform (timm's pretrained config): resize to `size / crop_pct` (see
+/// [`CropMode`]), centre crop, scale to [0, 1], normalise with `mean` and `std`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageConfig {
+    /// `[C, H, W]` the model was trained at.
+    pub input_size: [usize; 3],
+    /// Resampling filter.
+    pub interpolation: Interpolation,
+    /// Centre-crop fraction.
+    pub crop_pct: f64,
+    /// How the image is fitted before the crop.
+    pub crop_mode: CropMode,
+    /// Per-channel mean (of [0, 1] values).
+    pub mean: [f64; 3],
+    /// Per-channel standard deviation.
+    pub std: [f64; 3],
+    /// The classes of the pretrained head.
+    pub labels: LabelSet,
 }
 
 /// How images are prepared for the model (timm's pretrained config of the default tag).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DataConfig {
-    /// A classifier's eval transform: resize the short side to `size / crop_pct`, centre
-    /// crop, scale to [0, 1], normalise with `mean` and `std`.
-    Classifier {
-        /// `[C, H, W]` the model was trained at.
-        input_size: [usize; 3],
-        /// Resampling filter.
-        interpolation: Interpolation,
-        /// Centre-crop fraction.
-        crop_pct: f64,
-        /// Per-channel mean (of [0, 1] values).
-        mean: [f64; 3],
-        /// Per-channel standard deviation.
-        std: [f64; 3],
-    },
+    /// A classifier's eval transform.
+    Classifier(ImageConfig),
     /// Image-to-image models: RGB in [0, 1] (the model scales internally where its
     /// reference does), any size.
     UnitRange,
@@ -73,48 +158,74 @@ pub enum DataConfig {
 
 impl DataConfig {
     /// ImageNet mean and std, bilinear, crop 0.875, 224² (timm's `_cfg` default).
-    pub const IMAGENET: DataConfig = DataConfig::Classifier {
+    pub const IMAGENET: DataConfig = DataConfig::Classifier(ImageConfig {
         input_size: [3, 224, 224],
         interpolation: Interpolation::Bilinear,
         crop_pct: 0.875,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+        crop_mode: CropMode::Center,
+        mean: IMAGENET_MEAN,
+        std: IMAGENET_STD,
+        labels: LabelSet::Imagenet1k,
+    });
 
-    /// The same with bicubic resampling (most transformer tags).
-    pub const IMAGENET_BICUBIC: DataConfig = DataConfig::Classifier {
-        input_size: [3, 224, 224],
-        interpolation: Interpolation::Bicubic,
-        crop_pct: 0.9,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+    /// The same with bicubic resampling.
+    pub const IMAGENET_BICUBIC: DataConfig =
+        DataConfig::IMAGENET.with_interpolation(Interpolation::Bicubic);
 
     /// Inception normalisation (mean = std = 0.5), bicubic, crop 0.9 (AugReg ViTs).
-    pub const INCEPTION: DataConfig = DataConfig::Classifier {
-        input_size: [3, 224, 224],
-        interpolation: Interpolation::Bicubic,
-        crop_pct: 0.9,
-        mean: [0.5, 0.5, 0.5],
-        std: [0.5, 0.5, 0.5],
-    };
+    pub const INCEPTION: DataConfig = DataConfig::IMAGENET_BICUBIC
+        .with_size(224, 0.9)
+        .with_mean_std([0.5; 3], [0.5; 3]);
 
-    /// A copy with another input size and crop fraction.
+    /// The classifier transform, if the model has one.
+    pub const fn image(&self) -> Option<&ImageConfig> {
+        match self {
+            DataConfig::Classifier(c) => Some(c),
+            DataConfig::UnitRange => None,
+        }
+    }
+
+    /// A copy with another square input size and crop fraction.
     pub const fn with_size(self, side: usize, crop: f64) -> DataConfig {
         match self {
-            DataConfig::Classifier {
-                interpolation,
-                mean,
-                std,
-                ..
-            } => DataConfig::Classifier {
-                input_size: [3, side, side],
-                interpolation,
+            DataConfig::Classifier(c) => DataConfig::Classifier(ImageConfig {
+                input_size: [c.input_size[0], side, side],
                 crop_pct: crop,
-                mean,
-                std,
-            },
-            DataConfig::UnitRange => DataConfig::UnitRange,
+                ..c
+            }),
+            unit => unit,
+        }
+    }
+
+    /// A copy with another resampling filter.
+    pub const fn with_interpolation(self, interpolation: Interpolation) -> DataConfig {
+        match self {
+            DataConfig::Classifier(c) => DataConfig::Classifier(ImageConfig { interpolation, ..c }),
+            unit => unit,
+        }
+    }
+
+    /// A copy with another crop mode.
+    pub const fn with_crop_mode(self, crop_mode: CropMode) -> DataConfig {
+        match self {
+            DataConfig::Classifier(c) => DataConfig::Classifier(ImageConfig { crop_mode, ..c }),
+            unit => unit,
+        }
+    }
+
+    /// A copy with another normalisation.
+    pub const fn with_mean_std(self, mean: [f64; 3], std: [f64; 3]) -> DataConfig {
+        match self {
+            DataConfig::Classifier(c) => DataConfig::Classifier(ImageConfig { mean, std, ..c }),
+            unit => unit,
+        }
+    }
+
+    /// A copy with another label set.
+    pub const fn with_labels(self, labels: LabelSet) -> DataConfig {
+        match self {
+            DataConfig::Classifier(c) => DataConfig::Classifier(ImageConfig { labels, ..c }),
+            unit => unit,
         }
     }
 }

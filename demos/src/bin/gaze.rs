@@ -24,6 +24,14 @@ enum Command {
     Upscale(cli::upscale::Args),
     /// Evaluate an SR model on a benchmark set (PSNR/SSIM, Y and RGB).
     SrEval(cli::sr_eval::Args),
+    /// Classify images (top-k classes).
+    Classify(cli::classify::Args),
+    /// Top-1/top-5 accuracy of a classifier on a labelled image folder.
+    Eval(cli::eval::Args),
+    /// Write the tensor a classifier sees for an image (timm's eval transform) as .npy.
+    Preprocess(cli::preprocess::Args),
+    /// Train or fine-tune a classifier (resumable).
+    Train(cli::train::Args),
     /// Run a model on an NCHW .npy tensor.
     Infer(cli::infer::Args),
     /// Compare every attention block: parameters, FLOPs, latency.
@@ -36,6 +44,10 @@ fn main() -> ExitCode {
         Command::List(a) => cli::list::run(a),
         Command::Upscale(a) => cli::upscale::run(a),
         Command::SrEval(a) => cli::sr_eval::run(a),
+        Command::Classify(a) => cli::classify::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+        Command::Preprocess(a) => cli::preprocess::run(a),
+        Command::Train(a) => cli::train::run(a),
         Command::Infer(a) => cli::infer::run(a),
         Command::BenchAttn(a) => cli::bench_attn::run(a),
     };

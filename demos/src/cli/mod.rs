@@ -3,9 +3,13 @@
 
 pub mod bench_attn;
 pub mod bench_tokens;
+pub mod classify;
+pub mod eval;
 pub mod infer;
 pub mod list;
+pub mod preprocess;
 pub mod sr_eval;
+pub mod train;
 pub mod upscale;
 
 use std::path::Path;

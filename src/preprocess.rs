@@ -1,0 +1,443 @@
+//! The eval transform of a classifier, equal to timm's
+//! `create_transform(**resolve_data_config({}, model=m))` on a PIL image:
+//!
+//! 1. `Image.open(p).convert("RGB")` ([`open_rgb`], [`to_pil_rgb`]): palette expanded, alpha
+//!    dropped (not composited), gray replicated, 16-bit samples reduced as PIL does;
+//! 2. resize to `floor(size / crop_pct)`: the short side for `crop_mode = center`, both sides for
+//!    `squash`, the long side for `border`, with PIL's resampling ([`resize`]: the same filters,
+//!    the same 22-bit fixed-point coefficients and rounding, so the result equals PIL's to the
+//!    bit);
+//! 3. centre crop (padding with the mean colour for `border`), as torchvision's `CenterCrop` and
+//!    timm's `CenterCropOrPad`, with Python's round-half-to-even for the offsets;
+//! 4. `ToTensor` and `Normalize` in f32.
+//!
+//! ```no_run
+//! use gaze::prelude::*;
+//!
+//! let device = Device::flex();
+//! let model = gaze::create_model("resnet50", &device)?;
+//! let transform = gaze::preprocess::Transform::of(&model)?;
+//! let image = gaze::preprocess::open_rgb("cat.jpg")?;
+//! let x: Tensor<4> = transform.to_tensor(&[image], &device); // [1, 3, 224, 224]
+//! # Ok::<(), gaze::Error>(())
+//! ```
+
+use std::path::Path;
+
+use burn::prelude::*;
+use image::{DynamicImage, RgbImage};
+
+use crate::backbones::{CropMode, DataConfig, Interpolation, Model};
+use crate::io::{decode_image, ImageIoError};
+
+/// Reads an image as PIL's `Image.open(path).convert("RGB")` does.
+pub fn open_rgb(path: impl AsRef<Path>) -> Result<RgbImage, ImageIoError> {
+    Ok(to_pil_rgb(&decode_image(path.as_ref())?))
+}
+
+/// PIL's `convert("RGB")` of a decoded image.
+///
+/// PIL keeps the high byte of 16-bit colour samples (its PNG decoder reads them as `RGB;16B`),
+/// but reads 16-bit gray as integers (`I;16`), which `convert` clips to 255: a 16-bit gray image
+/// is mostly white in PIL, and so it is here, because timm-trained models saw exactly that.
+/// Alpha is dropped without compositing; gray is replicated to the three channels.
+pub fn to_pil_rgb(img: &DynamicImage) -> RgbImage {
+    let (w, h) = (img.width(), img.height());
+    let gray = |v: Vec<u8>| {
+        RgbImage::from_fn(w, h, |x, y| {
+            let g = v[(y * w + x) as usize];
+            image::Rgb([g, g, g])
+        })
+    };
+    match img {
+        DynamicImage::ImageLuma8(g) => gray(g.as_raw().clone()),
+        DynamicImage::ImageLumaA8(g) => gray(g.as_raw().chunks(2).map(|p| p[0]).collect()),
+        DynamicImage::ImageLuma16(g) => {
+            gray(g.as_raw().iter().map(|&v| v.min(255) as u8).collect())
+        }
+        DynamicImage::ImageLumaA16(g) => {
+            gray(g.as_raw().chunks(2).map(|p| p[0].min(255) as u8).collect())
+        }
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
+            let rgba = img.to_rgba16();
+            RgbImage::from_fn(w, h, |x, y| {
+                let p = rgba.get_pixel(x, y).0;
+                image::Rgb([(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])
+            })
+        }
+        _ => img.to_rgb8(),
+    }
+}
+
+/// PIL's `convert("L")` of an RGB image: ITU-R 601-2 luma in 16-bit fixed point.
+pub fn pil_luma(rgb: &RgbImage) -> image::GrayImage {
+    image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0;
+        let l = (r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16;
+        image::Luma([l as u8])
+    })
+}
+
+/// Errors of the transform.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    /// The model has no image-classification transform (e.g. an SR model).
+    #[error("'{0}' takes whole images in [0, 1]; it has no classification transform")]
+    NotAClassifier(String),
+    /// The model takes a channel count the transform cannot make.
+    #[error("the transform makes 1- or 3-channel inputs; the model takes {0} channels")]
+    Channels(usize),
+}
+
+/// A classifier's eval transform (timm's `transforms_imagenet_eval`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transform {
+    /// Output `[H, W]`.
+    pub size: [usize; 2],
+    /// Resampling filter.
+    pub interpolation: Interpolation,
+    /// Fraction of the resized image kept by the centre crop.
+    pub crop_pct: f64,
+    /// How the image is fitted before the crop.
+    pub crop_mode: CropMode,
+    /// Per-channel mean of [0, 1] values.
+    pub mean: [f64; 3],
+    /// Per-channel standard deviation.
+    pub std: [f64; 3],
+    /// 1 (PIL's `L` conversion, first mean/std) or 3.
+    pub channels: usize,
+}
+
+impl Transform {
+    /// The transform of a data configuration; `None` for image-to-image models.
+    pub fn from_config(data: &DataConfig) -> Option<Transform> {
+        data.image().map(|c| Transform {
+            size: [c.input_size[1], c.input_size[2]],
+            interpolation: c.interpolation,
+            crop_pct: c.crop_pct,
+            crop_mode: c.crop_mode,
+            mean: c.mean,
+            std: c.std,
+            channels: c.input_size[0],
+        })
+    }
+
+    /// The transform of a model: its registry entry's configuration, with the model's channel
+    /// count (a model made with `in_chans = 1` gets PIL's gray conversion).
+    pub fn of(model: &Model) -> Result<Transform, TransformError> {
+        let info = model.info();
+        let mut t = Transform::from_config(&info.data)
+            .ok_or_else(|| TransformError::NotAClassifier(info.name.to_string()))?;
+        t.channels = match model.in_chans() {
+            c @ (1 | 3) => c,
+            c => return Err(TransformError::Channels(c)),
+        };
+        Ok(t)
+    }
+
+    /// The size the image is resized to before the crop, timm's `scale_size`:
+    /// `floor(size / crop_pct)` per side.
+    pub fn scale_size(&self) -> [usize; 2] {
+        self.size
+            .map(|s| (s as f64 / self.crop_pct).floor() as usize)
+    }
+
+    /// The `(width, height)` of the resize for an image of `(width, height)`.
+    pub fn resized_size(&self, width: usize, height: usize) -> (usize, usize) {
+        let [sh, sw] = self.scale_size();
+        match self.crop_mode {
+            CropMode::Squash => (sw, sh),
+            CropMode::Center if sh == sw => {
+                // torchvision's Resize(int): the short side to `sh`, the long side truncated.
+                let (short, long) = (width.min(height), width.max(height));
+                let new_long = (sh as f64 * long as f64 / short as f64) as usize;
+                if width <= height {
+                    (sh, new_long)
+                } else {
+                    (new_long, sh)
+                }
+            }
+            // timm's ResizeKeepRatio: `longest = 1` for border, `0` (shortest) otherwise.
+            CropMode::Center | CropMode::Border => {
+                let longest = if self.crop_mode == CropMode::Border {
+                    1.0
+                } else {
+                    0.0
+                };
+                let rh = height as f64 / sh as f64;
+                let rw = width as f64 / sw as f64;
+                let ratio = rh.max(rw) * longest + rh.min(rw) * (1.0 - longest);
+                (
+                    round_half_even(width as f64 / ratio) as usize,
+                    round_half_even(height as f64 / ratio) as usize,
+                )
+            }
+        }
+    }
+
+    /// Resize and crop: the 8-bit image the normalisation is applied to.
+    pub fn resize_and_crop(&self, img: &RgbImage) -> RgbImage {
+        let (w, h) = self.resized_size(img.width() as usize, img.height() as usize);
+        let resized = resize(img, w.max(1), h.max(1), self.interpolation);
+        let fill = match self.crop_mode {
+            CropMode::Border => self.mean.map(|m| round_half_even(255.0 * m) as u8),
+            _ => [0; 3],
+        };
+        center_crop(&resized, self.size[1], self.size[0], fill)
+    }
+
+    /// The normalised CHW values of one image (`channels × H × W`).
+    pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
+        self.normalize(&self.resize_and_crop(img))
+    }
+
+    /// `ToTensor` and `Normalize` of an image already at its final size (CHW values).
+    pub fn normalize(&self, img: &RgbImage) -> Vec<f32> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mut out = vec![0f32; self.channels * h * w];
+        let norm = |v: u8, c: usize| (v as f32 / 255.0 - self.mean[c] as f32) / self.std[c] as f32;
+        if self.channels == 1 {
+            for (o, p) in out.iter_mut().zip(pil_luma(img).as_raw()) {
+                *o = norm(*p, 0);
+            }
+        } else {
+            for (i, p) in img.as_raw().chunks(3).enumerate() {
+                for c in 0..3 {
+                    out[c * h * w + i] = norm(p[c], c);
+                }
+            }
+        }
+        out
+    }
+
+    /// A batch `[N, C, H, W]` of transformed images.
+    pub fn to_tensor(&self, images: &[RgbImage], device: &Device) -> Tensor<4> {
+        let [h, w] = self.size;
+        let mut values = Vec::with_capacity(images.len() * self.channels * h * w);
+        for img in images {
+            values.extend(self.apply(img));
+        }
+        Tensor::from_data(
+            TensorData::new(values, [images.len(), self.channels, h, w]),
+            device,
+        )
+    }
+}
+
+/// Python's `round` (half to even).
+fn round_half_even(v: f64) -> f64 {
+    let r = v.round();
+    if (v - v.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - v.signum()
+    } else {
+        r
+    }
+}
+
+/// torchvision's `center_crop` (timm's `center_crop_or_pad`): pads with `fill` when the crop is
+/// larger than the image, offsets rounded half to even.
+pub fn center_crop(img: &RgbImage, width: usize, height: usize, fill: [u8; 3]) -> RgbImage {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let (cw, ch) = (width as i64, height as i64);
+    // Padding (left, top) when the crop is larger; the right/bottom padding takes the rest.
+    let pad_l = if cw > iw { (cw - iw) / 2 } else { 0 };
+    let pad_t = if ch > ih { (ch - ih) / 2 } else { 0 };
+    let pad_r = if cw > iw { (cw - iw + 1) / 2 } else { 0 };
+    let pad_b = if ch > ih { (ch - ih + 1) / 2 } else { 0 };
+    let (pw, ph) = (iw + pad_l + pad_r, ih + pad_t + pad_b);
+    let top = round_half_even((ph - ch) as f64 / 2.0) as i64;
+    let left = round_half_even((pw - cw) as f64 / 2.0) as i64;
+    RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        let sx = x as i64 + left - pad_l;
+        let sy = y as i64 + top - pad_t;
+        if (0..iw).contains(&sx) && (0..ih).contains(&sy) {
+            *img.get_pixel(sx as u32, sy as u32)
+        } else {
+            image::Rgb(fill)
+        }
+    })
+}
+
+/// PIL's `Image.resize((width, height), filter)` of an 8-bit RGB image, bit-exact.
+pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Interpolation) -> RgbImage {
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    if (iw, ih) == (width, height) {
+        return img.clone();
+    }
+    let support = match filter {
+        Interpolation::Nearest => return resize_nearest(img, width, height),
+        Interpolation::Box => 0.5,
+        Interpolation::Bilinear | Interpolation::Hamming => 1.0,
+        Interpolation::Bicubic => 2.0,
+        Interpolation::Lanczos => 3.0,
+    };
+    let horiz = Coefficients::new(iw, width, support, filter);
+    let vert = Coefficients::new(ih, height, support, filter);
+    let src = img.as_raw();
+    // PIL resamples horizontally first, only the rows the vertical pass reads.
+    let (rows, first) = if width != iw {
+        let first = vert.bounds[0].0;
+        let last = vert.bounds[height - 1].0 + vert.bounds[height - 1].1;
+        let mut tmp = vec![0u8; (last - first) * width * 3];
+        for (ty, y) in (first..last).enumerate() {
+            let row = &src[y * iw * 3..(y + 1) * iw * 3];
+            for x in 0..width {
+                let (start, n) = horiz.bounds[x];
+                let k = &horiz.k[x * horiz.ksize..x * horiz.ksize + n];
+                for c in 0..3 {
+                    let mut acc: i32 = 1 << (PRECISION_BITS - 1);
+                    for (i, &kv) in k.iter().enumerate() {
+                        acc = acc.wrapping_add((row[(start + i) * 3 + c] as i32).wrapping_mul(kv));
+                    }
+                    tmp[(ty * width + x) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        (tmp, first)
+    } else {
+        (src.to_vec(), 0)
+    };
+    if height == ih {
+        return RgbImage::from_raw(width as u32, height as u32, rows).expect("sizes agree");
+    }
+    let mut out = vec![0u8; height * width * 3];
+    for y in 0..height {
+        let (start, n) = vert.bounds[y];
+        let k = &vert.k[y * vert.ksize..y * vert.ksize + n];
+        for x in 0..width * 3 {
+            let mut acc: i32 = 1 << (PRECISION_BITS - 1);
+            for (i, &kv) in k.iter().enumerate() {
+                acc = acc.wrapping_add(
+                    (rows[(start - first + i) * width * 3 + x] as i32).wrapping_mul(kv),
+                );
+            }
+            out[y * width * 3 + x] = clip8(acc);
+        }
+    }
+    RgbImage::from_raw(width as u32, height as u32, out).expect("sizes agree")
+}
+
+/// Bits of the fractional part of PIL's fixed-point coefficients (`32 - 8 - 2`).
+const PRECISION_BITS: u32 = 22;
+
+fn clip8(acc: i32) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// One pass's taps (PIL's `precompute_coeffs` + `normalize_coeffs_8bpc`).
+struct Coefficients {
+    ksize: usize,
+    /// `(first input index, tap count)` per output index.
+    bounds: Vec<(usize, usize)>,
+    /// Fixed-point taps, `ksize` per output index.
+    k: Vec<i32>,
+}
+
+impl Coefficients {
+    fn new(in_size: usize, out_size: usize, support: f64, filter: Interpolation) -> Coefficients {
+        let scale = in_size as f64 / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = support * filterscale;
+        let ksize = support.ceil() as usize * 2 + 1;
+        let mut bounds = Vec::with_capacity(out_size);
+        let mut k = vec![0i32; out_size * ksize];
+        let mut taps = vec![0f64; ksize];
+        for xx in 0..out_size {
+            let center = (xx as f64 + 0.5) * scale;
+            // C's `(int)` truncates toward zero.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
+            let mut sum = 0.0;
+            for (x, tap) in taps.iter_mut().enumerate().take(xmax) {
+                *tap = filter_weight(
+                    filter,
+                    (x as f64 + xmin as f64 - center + 0.5) / filterscale,
+                );
+                sum += *tap;
+            }
+            for x in 0..xmax {
+                let w = if sum != 0.0 { taps[x] / sum } else { taps[x] };
+                let fixed = w * (1u32 << PRECISION_BITS) as f64;
+                k[xx * ksize + x] = if w < 0.0 {
+                    (fixed - 0.5) as i32
+                } else {
+                    (fixed + 0.5) as i32
+                };
+            }
+            bounds.push((xmin, xmax));
+        }
+        Coefficients { ksize, bounds, k }
+    }
+}
+
+fn filter_weight(filter: Interpolation, x: f64) -> f64 {
+    let x = x.abs();
+    match filter {
+        Interpolation::Box => {
+            if x < 0.5 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Interpolation::Bilinear => (1.0 - x).max(0.0),
+        Interpolation::Hamming => {
+            if x >= 1.0 {
+                0.0
+            } else if x == 0.0 {
+                1.0
+            } else {
+                let px = x * std::f64::consts::PI;
+                px.sin() / px * (0.54 + 0.46 * px.cos())
+            }
+        }
+        Interpolation::Bicubic => {
+            // Keys' cubic with a = -0.5, as PIL.
+            let a = -0.5;
+            if x < 1.0 {
+                ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+            } else if x < 2.0 {
+                (((x - 5.0) * x + 8.0) * x - 4.0) * a
+            } else {
+                0.0
+            }
+        }
+        Interpolation::Lanczos => {
+            let sinc = |x: f64| {
+                if x == 0.0 {
+                    1.0
+                } else {
+                    let px = x * std::f64::consts::PI;
+                    px.sin() / px
+                }
+            };
+            if x < 3.0 {
+                sinc(x) * sinc(x / 3.0)
+            } else {
+                0.0
+            }
+        }
+        Interpolation::Nearest => unreachable!("nearest does not use taps"),
+    }
+}
+
+/// PIL's nearest resize (`ImagingScaleAffine`): the source index of output `x` is
+/// `floor(scale/2 + x·scale)`, accumulated in f64 as PIL does.
+fn resize_nearest(img: &RgbImage, width: usize, height: usize) -> RgbImage {
+    let index = |in_size: usize, out_size: usize| -> Vec<u32> {
+        let step = in_size as f64 / out_size as f64;
+        let mut pos = step * 0.5;
+        (0..out_size)
+            .map(|_| {
+                let i = (pos as usize).min(in_size - 1) as u32;
+                pos += step;
+                i
+            })
+            .collect()
+    };
+    let xs = index(img.width() as usize, width);
+    let ys = index(img.height() as usize, height);
+    RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        *img.get_pixel(xs[x as usize], ys[y as usize])
+    })
+}
