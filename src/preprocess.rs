@@ -30,16 +30,78 @@ use image::{DynamicImage, RgbImage};
 use crate::backbones::{CropMode, DataConfig, Interpolation, Model};
 use crate::io::{decode_image, ImageIoError};
 
-/// Reads an image as PIL's `Image.open(path).convert("RGB")` does.
+/// Reads an image as PIL's `Image.open(path).convert("RGB")` does. JPEG files are decoded with
+/// libjpeg-turbo's algorithms (through mozjpeg: islow IDCT, fancy upsampling), as PIL does, so
+/// the pixels are PIL's exactly; other formats through the `image` crate.
 pub fn open_rgb(path: impl AsRef<Path>) -> Result<RgbImage, ImageIoError> {
-    Ok(to_pil_rgb(&decode_image(path.as_ref())?))
+    let path = path.as_ref();
+    let mut head = [0u8; 3];
+    let is_jpeg = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == [0xFF, 0xD8, 0xFF];
+    if is_jpeg {
+        return decode_jpeg(path);
+    }
+    Ok(to_pil_rgb(&decode_image(path)?))
+}
+
+/// A JPEG as PIL decodes it (gray replicated; CMYK/YCCK as PIL's inverted-Adobe conversion).
+fn decode_jpeg(path: &Path) -> Result<RgbImage, ImageIoError> {
+    let fail = |message: String| ImageIoError::Decode {
+        path: path.display().to_string(),
+        message,
+    };
+    // mozjpeg reports libjpeg's fatal errors by unwinding.
+    let decoded = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
+        use mozjpeg::{ColorSpace, Decompress};
+        let d = Decompress::new_path(path)?;
+        let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+        let mut img = if cmyk {
+            d.to_colorspace(ColorSpace::JCS_CMYK)?
+        } else {
+            d.rgb()?
+        };
+        let (w, h) = (img.width(), img.height());
+        let mut px = img.read_scanlines::<u8>()?;
+        img.finish()?;
+        if cmyk {
+            // PIL reads 4-channel JPEGs as inverted CMYK: out = k - k·(255 - c)/255, rounded.
+            let muldiv255 = |a: u32, b: u32| {
+                let t = a * b + 128;
+                ((t >> 8) + t) >> 8
+            };
+            px = px
+                .chunks_exact(4)
+                .flat_map(|q| {
+                    let k = q[3] as u32;
+                    [0, 1, 2].map(|i| (k - muldiv255(255 - q[i] as u32, k)) as u8)
+                })
+                .collect();
+        }
+        Ok((w, h, px))
+    });
+    match decoded {
+        Ok(Ok((w, h, px))) if w > 0 && h > 0 => RgbImage::from_raw(w as u32, h as u32, px)
+            .ok_or_else(|| fail("short pixel data".into())),
+        Ok(Ok(_)) => Err(fail("the image is empty".into())),
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Err(payload) => Err(fail(
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "corrupt JPEG data".into()),
+        )),
+    }
 }
 
 /// PIL's `convert("RGB")` of a decoded image.
 ///
-/// PIL keeps the high byte of 16-bit colour samples (its PNG decoder reads them as `RGB;16B`),
-/// but reads 16-bit gray as integers (`I;16`), which `convert` clips to 255: a 16-bit gray image
-/// is mostly white in PIL, and so it is here, because timm-trained models saw exactly that.
+/// PIL keeps the high byte of 16-bit colour samples (its PNG decoder reads them as `RGB;16B`;
+/// 16-bit gray + alpha opens as RGBA of high bytes too), but reads 16-bit gray as integers
+/// (`I;16`), which `convert` clips to 255: a 16-bit gray image is mostly white in PIL, and so it
+/// is here, because timm-trained models saw exactly that.
 /// Alpha is dropped without compositing; gray is replicated to the three channels.
 pub fn to_pil_rgb(img: &DynamicImage) -> RgbImage {
     let (w, h) = (img.width(), img.height());
@@ -55,8 +117,9 @@ pub fn to_pil_rgb(img: &DynamicImage) -> RgbImage {
         DynamicImage::ImageLuma16(g) => {
             gray(g.as_raw().iter().map(|&v| v.min(255) as u8).collect())
         }
+        // PIL opens 16-bit gray + alpha as RGBA of the high bytes.
         DynamicImage::ImageLumaA16(g) => {
-            gray(g.as_raw().chunks(2).map(|p| p[0].min(255) as u8).collect())
+            gray(g.as_raw().chunks(2).map(|p| (p[0] >> 8) as u8).collect())
         }
         DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
             let rgba = img.to_rgba16();
@@ -271,50 +334,66 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Interpolation
         Interpolation::Bicubic => 2.0,
         Interpolation::Lanczos => 3.0,
     };
-    let horiz = Coefficients::new(iw, width, support, filter);
-    let vert = Coefficients::new(ih, height, support, filter);
-    let src = img.as_raw();
-    // PIL resamples horizontally first, only the rows the vertical pass reads.
-    let (rows, first) = if width != iw {
-        let first = vert.bounds[0].0;
-        let last = vert.bounds[height - 1].0 + vert.bounds[height - 1].1;
-        let mut tmp = vec![0u8; (last - first) * width * 3];
-        for (ty, y) in (first..last).enumerate() {
-            let row = &src[y * iw * 3..(y + 1) * iw * 3];
-            for x in 0..width {
-                let (start, n) = horiz.bounds[x];
-                let k = &horiz.k[x * horiz.ksize..x * horiz.ksize + n];
-                for c in 0..3 {
-                    let mut acc: i32 = 1 << (PRECISION_BITS - 1);
-                    for (i, &kv) in k.iter().enumerate() {
-                        acc = acc.wrapping_add((row[(start + i) * 3 + c] as i32).wrapping_mul(kv));
-                    }
-                    tmp[(ty * width + x) * 3 + c] = clip8(acc);
-                }
-            }
-        }
-        (tmp, first)
-    } else {
-        (src.to_vec(), 0)
+    let (need_h, need_v) = (width != iw, height != ih);
+    let src = img.as_raw().clone();
+    let horizontal = |buf: &[u8], h: usize| {
+        let c = Coefficients::new(iw, width, support, filter);
+        resample(buf, h, iw, width, 3, 3 * iw, &c)
     };
-    if height == ih {
-        return RgbImage::from_raw(width as u32, height as u32, rows).expect("sizes agree");
-    }
-    let mut out = vec![0u8; height * width * 3];
-    for y in 0..height {
-        let (start, n) = vert.bounds[y];
-        let k = &vert.k[y * vert.ksize..y * vert.ksize + n];
-        for x in 0..width * 3 {
-            let mut acc: i32 = 1 << (PRECISION_BITS - 1);
-            for (i, &kv) in k.iter().enumerate() {
-                acc = acc.wrapping_add(
-                    (rows[(start - first + i) * width * 3 + x] as i32).wrapping_mul(kv),
-                );
+    let vertical = |buf: &[u8], w: usize| {
+        let c = Coefficients::new(ih, height, support, filter);
+        resample(buf, w * 3, ih, height, w * 3, 1, &c)
+    };
+    // Pillow 13 filters vertically first when the height shrinks by more than twice what the
+    // width loses; the intermediate is 8-bit either way, so the order changes the pixels.
+    let out = match (need_h, need_v) {
+        (true, true) if height < ih && ih - height > 2 * iw.saturating_sub(width) => {
+            horizontal(&vertical(&src, iw), height)
+        }
+        (true, true) => vertical(&horizontal(&src, ih), width),
+        (true, false) => horizontal(&src, ih),
+        (false, true) => vertical(&src, iw),
+        (false, false) => src,
+    };
+    RgbImage::from_raw(width as u32, height as u32, out).expect("sizes agree")
+}
+
+/// One 1-D pass of PIL's 8-bit resampling over `lines` independent lines. Along a line, input
+/// sample `i` of channel/column `j` is at `j + i * step`; `line_stride` separates lines; the
+/// output has the same layout with `out_len` samples per line.
+fn resample(
+    src: &[u8],
+    lines: usize,
+    in_len: usize,
+    out_len: usize,
+    step: usize,
+    line_stride: usize,
+    c: &Coefficients,
+) -> Vec<u8> {
+    // Horizontal pass: lines are rows (stride 3·w), samples 3 apart, 3 channels per sample.
+    // Vertical pass: lines are the 3·w columns (stride 1), samples a row apart.
+    let horizontal = line_stride != 1;
+    let channels = if horizontal { 3 } else { 1 };
+    let out_step = if horizontal { 3 } else { lines };
+    let out_line_stride = if horizontal { 3 * out_len } else { 1 };
+    let mut out = vec![0u8; lines * out_len * channels];
+    for line in 0..lines {
+        let base = line * line_stride;
+        for o in 0..out_len {
+            let (start, n) = c.bounds[o];
+            let k = &c.k[o * c.ksize..o * c.ksize + n];
+            for ch in 0..channels {
+                let mut acc: i32 = 1 << (PRECISION_BITS - 1);
+                for (i, &kv) in k.iter().enumerate() {
+                    let v = src[base + ch + (start + i) * step] as i32;
+                    acc = acc.wrapping_add(v.wrapping_mul(kv));
+                }
+                out[line * out_line_stride + o * out_step + ch] = clip8(acc);
             }
-            out[y * width * 3 + x] = clip8(acc);
         }
     }
-    RgbImage::from_raw(width as u32, height as u32, out).expect("sizes agree")
+    debug_assert!(in_len >= c.bounds.iter().map(|(s, n)| s + n).max().unwrap_or(0));
+    out
 }
 
 /// Bits of the fractional part of PIL's fixed-point coefficients (`32 - 8 - 2`).

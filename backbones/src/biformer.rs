@@ -501,7 +501,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         BIFORMER,
         13_142_760,
-        DataConfig::IMAGENET_BICUBIC,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         BIFORMER_WEIGHTS,
         BiFormerConfig::biformer_tiny().with_auto_pad(true)
     ),
@@ -511,7 +511,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         BIFORMER,
         25_536_232,
-        DataConfig::IMAGENET_BICUBIC,
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         BIFORMER_WEIGHTS,
         BiFormerConfig::biformer_small().with_auto_pad(true)
     ),

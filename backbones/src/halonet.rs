@@ -494,7 +494,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         HALONET,
         12_480_288,
-        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.94),
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.95),
         TIMM_WEIGHTS,
         HaloNetConfig::halonet26t()
     ),

@@ -168,9 +168,10 @@ impl DataConfig {
         labels: LabelSet::Imagenet1k,
     });
 
-    /// The same with bicubic resampling.
-    pub const IMAGENET_BICUBIC: DataConfig =
-        DataConfig::IMAGENET.with_interpolation(Interpolation::Bicubic);
+    /// Bicubic, crop 0.9 (timm's DeiT, Swin and LeViT tags).
+    pub const IMAGENET_BICUBIC: DataConfig = DataConfig::IMAGENET
+        .with_interpolation(Interpolation::Bicubic)
+        .with_size(224, 0.9);
 
     /// Inception normalisation (mean = std = 0.5), bicubic, crop 0.9 (AugReg ViTs).
     pub const INCEPTION: DataConfig = DataConfig::IMAGENET_BICUBIC

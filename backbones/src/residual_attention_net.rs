@@ -36,7 +36,7 @@
 //! stage keeps the third's resolution).
 
 #[allow(unused_imports)]
-use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
+use crate::registry::{DataConfig, LabelSet, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -380,7 +380,9 @@ static VARIANTS: &[ModelInfo] = &[
         CIFAR10,
         RAN,
         19_920_362,
-        DataConfig::IMAGENET.with_size(32, 1.0),
+        DataConfig::IMAGENET
+            .with_size(32, 1.0)
+            .with_labels(LabelSet::Cifar10),
         RAN_CIFAR,
         ResidualAttentionNetConfig::cifar(92)
     ),

@@ -598,7 +598,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         RESNET,
         15_995_176,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         resnet(BlockType::Bottleneck, [2, 2, 2, 2])
     ),
@@ -638,7 +638,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         11_708_744,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         d(resnet(BlockType::Basic, [2, 2, 2, 2]))
     ),
@@ -648,7 +648,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         16_014_408,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         d(resnet(BlockType::Bottleneck, [2, 2, 2, 2]))
     ),
@@ -658,7 +658,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         21_816_904,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         d(resnet(BlockType::Basic, [3, 4, 6, 3]))
     ),
@@ -668,7 +668,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         25_576_264,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         d(resnet(BlockType::Bottleneck, [3, 4, 6, 3]))
     ),
@@ -678,7 +678,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         44_568_392,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.95),
         TIMM_WEIGHTS,
         d(resnet(BlockType::Bottleneck, [3, 4, 23, 3]))
     ),
@@ -688,7 +688,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         16_011_872,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.94),
         TIMM_WEIGHTS,
         t(resnet(BlockType::Bottleneck, [2, 2, 2, 2]))
     ),
@@ -698,7 +698,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRICKS,
         25_573_728,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         t(resnet(BlockType::Bottleneck, [3, 4, 6, 3]))
     ),
@@ -708,7 +708,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         SE,
         11_779_624,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::Se)
     ),
@@ -718,7 +718,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         SE,
         21_960_416,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         attn(resnet(BlockType::Basic, [3, 4, 6, 3]), AttentionKind::Se)
     ),
@@ -741,7 +741,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         SE,
         49_326_872,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         attn(
             resnet(BlockType::Bottleneck, [3, 4, 23, 3]),
@@ -754,7 +754,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         SE,
         28_104_720,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         attn(
             t(resnet(BlockType::Bottleneck, [3, 4, 6, 3])),
@@ -767,7 +767,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         ECA,
         16_011_916,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.875),
         TIMM_WEIGHTS,
         attn(
             t(resnet(BlockType::Bottleneck, [2, 2, 2, 2])),
@@ -780,7 +780,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         ECA,
         25_576_350,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         attn(
             d(resnet(BlockType::Bottleneck, [3, 4, 6, 3])),
@@ -793,7 +793,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         ECA,
         25_573_814,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(256, 0.875),
         TIMM_WEIGHTS,
         attn(
             t(resnet(BlockType::Bottleneck, [3, 4, 6, 3])),
@@ -806,7 +806,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         ECA,
         44_568_563,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
         TIMM_WEIGHTS,
         attn(
             d(resnet(BlockType::Bottleneck, [3, 4, 23, 3])),
@@ -819,7 +819,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         CBAM,
         11_777_352,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::Cbam)
     ),
@@ -829,7 +829,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         CBAM,
         28_073_576,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(
             resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
@@ -842,7 +842,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRIPLET,
         11_691_912,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(
             resnet(BlockType::Basic, [2, 2, 2, 2]),
@@ -855,7 +855,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         TRIPLET,
         25_561_832,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(
             resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
@@ -868,7 +868,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         FCA,
         11_776_552,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::Fca)
     ),
@@ -878,7 +878,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         FCA,
         28_071_976,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(
             resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
@@ -891,7 +891,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         PSA,
         12_869_112,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(resnet(BlockType::Basic, [2, 2, 2, 2]), AttentionKind::PsaS)
     ),
@@ -901,7 +901,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         PSA,
         59_544_648,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.95),
+        DataConfig::IMAGENET,
         NONE,
         attn(
             resnet(BlockType::Bottleneck, [3, 4, 6, 3]),
@@ -914,7 +914,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         RESNEST,
         10_611_688,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        DataConfig::IMAGENET,
         TIMM_WEIGHTS,
         d(resnet(BlockType::ResNest, [1, 1, 1, 1]))
     ),
@@ -924,7 +924,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         RESNEST,
         17_069_448,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        DataConfig::IMAGENET,
         TIMM_WEIGHTS,
         d(resnet(BlockType::ResNest, [2, 2, 2, 2]))
     ),
@@ -934,7 +934,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         RESNEST,
         27_483_240,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        DataConfig::IMAGENET,
         TIMM_WEIGHTS,
         d(resnet(BlockType::ResNest, [3, 4, 6, 3]))
     ),
@@ -944,7 +944,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         RESNEST,
         48_275_016,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        DataConfig::IMAGENET.with_size(256, 0.875),
         TIMM_WEIGHTS,
         d(resnet(BlockType::ResNest, [3, 4, 23, 3])).with_stem_width(64)
     ),

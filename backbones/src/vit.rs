@@ -278,7 +278,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         DEIT,
         5_717_416,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        DataConfig::IMAGENET_BICUBIC,
         TIMM_WEIGHTS,
         VitConfig::tiny()
     ),
@@ -288,7 +288,7 @@ static VARIANTS: &[ModelInfo] = &[
         IMAGENET,
         DEIT,
         22_050_664,
-        DataConfig::IMAGENET_BICUBIC.with_size(224, 0.875),
+        DataConfig::IMAGENET_BICUBIC,
         TIMM_WEIGHTS,
         VitConfig::small()
     ),

@@ -730,3 +730,225 @@ fn bench_attn_compares_the_token_mixers() {
     let o = gaze(&["bench-attn", "--tokens", "--size", "15", "14"]);
     assert_user_error(&o, "must be multiples of --window 7");
 }
+
+fn preprocess_fixture(rel: &str) -> PathBuf {
+    common::workspace_root()
+        .join("tests/fixtures/preprocess")
+        .join(rel)
+}
+
+#[test]
+fn preprocess_writes_timms_tensor() {
+    let dir = tmp_dir("cli-preprocess");
+    let out = dir.join("x.npy");
+    let img = preprocess_fixture("images/rgb_odd_97x61.png");
+    let o = gaze(&[
+        "preprocess",
+        "--model",
+        "resnet50",
+        s(&img),
+        s(&img),
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, got) = read_npy_f32(&out).unwrap();
+    assert_eq!(shape, vec![2, 3, 224, 224]);
+    let (_, timm) = read_npy_f32(&preprocess_fixture(
+        "cases/resnet50.a1_in1k__rgb_odd_97x61_tensor.npy",
+    ))
+    .unwrap();
+    let max = got[..timm.len()]
+        .iter()
+        .zip(&timm)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max <= 1e-5, "max abs diff {max:e} from timm");
+    assert_user_error(
+        &gaze(&["preprocess", "--model", "pan_x4", s(&img), "-o", s(&out)]),
+        "not a classifier",
+    );
+}
+
+/// A random-weight LeViT saved with gaze: `classify` ranks the classes as the library does, and
+/// `eval` counts top-1/top-5 on an ImageFolder tree.
+#[test]
+fn classify_and_eval_a_saved_classifier() {
+    use gaze::burn::prelude::*;
+    let dir = tmp_dir("cli-classify");
+    let device = Device::flex();
+    let model = gaze::create_model("levit_128s", &device).unwrap();
+    let weights = dir.join("levit.safetensors");
+    model.save_safetensors(&weights).unwrap();
+    let img = preprocess_fixture("images/jpeg_rgb_96x72.jpg");
+    let o = gaze(&[
+        "classify",
+        "--model",
+        "levit_128s",
+        "--weights",
+        s(&weights),
+        s(&img),
+        "--topk",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let expected = gaze::classify(&model, &gaze::preprocess::open_rgb(&img).unwrap(), 3).unwrap();
+    let preds = printed[0]["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 3);
+    for (p, e) in preds.iter().zip(&expected) {
+        assert_eq!(p["class"].as_u64().unwrap() as usize, e.class);
+        assert_eq!(p["label"].as_str().unwrap(), e.label);
+        assert!((p["probability"].as_f64().unwrap() as f32 - e.probability).abs() < 1e-6);
+    }
+    // Text output: one block per image, names from ImageNet-1k.
+    let o = gaze(&[
+        "classify",
+        "--model",
+        "levit_128s",
+        "--weights",
+        s(&weights),
+        s(&img),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.contains(&expected[0].label), "{text}");
+
+    // eval: class folders named after the first two predicted classes' indices' order.
+    let data = dir.join("data");
+    for class in ["c0", "c1"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        std::fs::copy(&img, data.join(class).join("a.jpg")).unwrap();
+    }
+    std::fs::write(data.join("c1/broken.png"), b"junk").unwrap();
+    let o = gaze(&[
+        "eval",
+        "--model",
+        "levit_128s",
+        "--weights",
+        s(&weights),
+        s(&data),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["report"]["images"], 2);
+    assert_eq!(report["report"]["skipped"].as_array().unwrap().len(), 1);
+    // Labels 0 and 1: top-1 counts the image whose label is the top class.
+    let top1 = expected[0].class;
+    let want = if top1 <= 1 { 50.0 } else { 0.0 };
+    assert_eq!(report["report"]["top1"].as_f64().unwrap(), want);
+    assert!(stderr(&o).contains("broken.png"));
+
+    // Bad input: an unreadable image is an error after the others are printed.
+    let o = gaze(&[
+        "classify",
+        "--model",
+        "levit_128s",
+        "--weights",
+        s(&weights),
+        s(&data.join("c1/broken.png")),
+    ]);
+    assert_user_error_last_line(&o, "could not be read");
+    assert_user_error(
+        &gaze(&[
+            "eval",
+            "--model",
+            "levit_128s",
+            "--weights",
+            s(&weights),
+            s(&dir.join("nowhere")),
+        ]),
+        "cannot read data folder",
+    );
+}
+
+fn assert_user_error_last_line(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit status; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(needle),
+        "{err}"
+    );
+}
+
+/// `gaze train` killed with SIGKILL mid-run and resumed ends with the weights of an
+/// uninterrupted run.
+#[test]
+fn train_survives_kill_9() {
+    let dir = tmp_dir("cli-train");
+    let data = dir.join("data");
+    for (class, v) in [("dark", 40u8), ("bright", 200u8)] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..8u32 {
+            ImageBuffer::from_fn(20 + i, 18, |x, y| {
+                let n = ((x * 13 + y * 7 + i * 5) % 31) as u8;
+                Rgb([v + n / 2, v, v.saturating_add(n)])
+            })
+            .save(data.join(class).join(format!("{i}.png")))
+            .unwrap();
+        }
+    }
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "resnet18",
+            "--data",
+            s(&data),
+            "--out",
+            s(out),
+            "--epochs",
+            "4",
+            "--batch",
+            "4",
+            "--image-size",
+            "32",
+            "--lr",
+            "1e-3",
+            "--seed",
+            "5",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let straight = dir.join("straight");
+    let o = Command::new(env!("CARGO_BIN_EXE_gaze"))
+        .args(args(&straight))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let killed = dir.join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gaze"))
+        .args(args(&killed))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the first checkpoint exists (mid-run: 4 epochs of 4 steps).
+    let start = std::time::Instant::now();
+    while !killed.join("checkpoint.gaze").exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let o = gaze(&["train", "--resume", s(&killed)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resumed after epoch"), "{}", stderr(&o));
+    assert!(
+        std::fs::read(straight.join("model.safetensors")).unwrap()
+            == std::fs::read(killed.join("model.safetensors")).unwrap(),
+        "the resumed run's weights differ from the uninterrupted run's"
+    );
+    // Resuming a directory that is not a run is a clear error.
+    assert_user_error(
+        &gaze(&["train", "--resume", s(&data)]),
+        "not a gaze training run",
+    );
+}

@@ -11,13 +11,14 @@
 //! ```no_run
 //! use gaze::prelude::*;
 //! use gaze::train::{classification::ClassificationTask, fit, TrainConfig};
+//! use std::path::Path;
 //!
 //! let device = Device::flex().autodiff();
 //! let options = ModelOptions::new().num_classes(10).in_chans(1);
 //! let model = gaze::create_model_with("seresnet18", &options, &device)?;
-//! let task = ClassificationTask::open("/usr/share/datasets/fashion-mnist".as_ref(), &model, None)?;
+//! let task = ClassificationTask::open(Path::new("/usr/share/datasets/fashion-mnist"), &model, None)?;
 //! let config = TrainConfig { epochs: 10, batch: 128, lr: 2e-3, ..TrainConfig::default() };
-//! let report = fit(model, &task, &config, "runs/fmnist".as_ref(), &device, |_| {})?;
+//! let report = fit(model, &task, &config, Path::new("runs/fmnist"), &device, |_| {})?;
 //! println!("{:?}", report.last_metrics);
 //! # Ok::<(), gaze::Error>(())
 //! ```

@@ -41,8 +41,8 @@ Files (all arrays are .npy, C order; sizes are written [height, width] unless na
     (float32 CHW): the PIL image right after timm's Resize step (before the crop) and the
     transform's output tensor, for every (config, image) pair of the manifest. The configs
     are the real data configs of resnet50, vit_tiny_patch16_224, deit_tiny_patch16_224 and
-    levit_128s (a few images each: their tensors are 3x224x224) and small synthetic configs
-    (<= 40 px) exercising every branch: bilinear / bicubic / nearest / lanczos / box /
+    levit_128s (one image each: their tensors are 3x224x224, 602 kB) and small synthetic configs
+    (<= 56 px) exercising every branch: bilinear / bicubic / nearest / lanczos / box /
     hamming, crop_pct 0.875 / 0.9 / 1.0, crop_mode center / squash / border, a non-square
     input size, mean/std 0.5.
 `manifest.json`
@@ -702,6 +702,21 @@ def run_case(cfg, entry):
     return case
 
 
+CONVERT_RULES = {  # asserted in check_convert_semantics / open_images; see logs/pil_convert_semantics.md
+    "L": "(v, v, v)",
+    "1": "0 -> 0, 1 -> 255 in all channels",
+    "LA": "(L, L, L): alpha dropped, not composited",
+    "RGBA": "(R, G, B) as stored, alpha dropped (also where alpha == 0)",
+    "P": "palette[index]",
+    "P with tRNS": "palette[index], transparency ignored (PIL warns for tRNS bytes)",
+    "I;16 (16-bit gray PNG)": "min(v, 255): clipped, not scaled",
+    "I (32-bit int)": "clamp(v, 0, 255)",
+    "16-bit RGB PNG": "opens as RGB holding the high byte of each sample (v >> 8, truncation)",
+    "16-bit gray+alpha / RGBA PNG": "opens as RGBA of high bytes; convert drops alpha",
+    "2/4-bit gray PNG": "opens as L, values scaled at decode (x 85 / x 17)",
+    "JPEG": "libjpeg-turbo defaults (ISLOW IDCT, fancy upsampling); EXIF orientation not applied",
+}
+
 SIZE_RULES = {
     "scale_size": "crop_pct = crop_pct or 0.875; for an input size (th, tw): scale_size = (math.floor(th / crop_pct), "
                   "math.floor(tw / crop_pct)) -- float64 division, floor, per dimension (timm transforms_factory.py "
@@ -778,6 +793,7 @@ def main():
                        "resized (after padding, for border) pixel coordinates",
         "read_image": "PIL.Image.open(path).convert('RGB') (timm ImageDataset input_img_mode='RGB'); no EXIF "
                       "orientation, no alpha compositing; see tests/reference/logs/pil_convert_semantics.md",
+        "pil_convert_rgb": CONVERT_RULES,
         "size_rules": SIZE_RULES,
         "pil_resample_checked": f"pil_resize_reference == PIL on every case and on {n_sweep} random resizes",
         "cases_with_half_to_even_crop_offset": half_even,

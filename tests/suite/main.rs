@@ -19,7 +19,9 @@ mod parity_token_halo_levit;
 mod parity_token_na_bra;
 mod parity_token_vit_swin;
 mod parity_vit;
+mod preprocess;
 mod registry;
+mod train;
 mod wgpu;
 
 #[test]
