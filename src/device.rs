@@ -14,6 +14,9 @@ pub enum DeviceChoice {
     Cpu,
     /// Any GPU through WGPU (Vulkan, Metal, DX12 or GL; Mesa's lavapipe without a GPU).
     Wgpu,
+    /// NVIDIA GPUs through Burn's CUDA backend (the `cuda` cargo feature).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl FromStr for DeviceChoice {
@@ -22,6 +25,8 @@ impl FromStr for DeviceChoice {
         match s.to_ascii_lowercase().as_str() {
             "cpu" | "flex" => Ok(DeviceChoice::Cpu),
             "wgpu" | "gpu" => Ok(DeviceChoice::Wgpu),
+            #[cfg(feature = "cuda")]
+            "cuda" => Ok(DeviceChoice::Cuda),
             other => Err(format!("unknown device '{other}'; use cpu or wgpu")),
         }
     }
@@ -32,6 +37,8 @@ impl fmt::Display for DeviceChoice {
         f.write_str(match self {
             DeviceChoice::Cpu => "cpu",
             DeviceChoice::Wgpu => "wgpu",
+            #[cfg(feature = "cuda")]
+            DeviceChoice::Cuda => "cuda",
         })
     }
 }
@@ -42,6 +49,8 @@ impl DeviceChoice {
     pub fn open(self) -> Result<Device, String> {
         match self {
             DeviceChoice::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "cuda")]
+            DeviceChoice::Cuda => Ok(Device::cuda(0)),
             DeviceChoice::Wgpu => {
                 let probe = || {
                     let device = Device::wgpu(DeviceKind::DefaultDevice);
@@ -61,6 +70,24 @@ impl DeviceChoice {
                     format!("no WGPU adapter could be opened ({why}); on Linux without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers) or use --device cpu")
                 })
             }
+        }
+    }
+
+    /// `n` devices of this kind for data-parallel training: GPUs 0..n (WGPU: the discrete GPUs
+    /// in the adapter list; CUDA: the device ordinals). The CPU is one device.
+    pub fn open_many(self, n: usize) -> Result<Vec<Device>, String> {
+        match (self, n) {
+            (_, 0) => Err("--devices must be at least 1".into()),
+            (_, 1) => Ok(vec![self.open()?]),
+            (DeviceChoice::Cpu, _) => Err(
+                "the CPU is one device (its backend already uses every core); use --devices with --device wgpu or cuda".into(),
+            ),
+            (DeviceChoice::Wgpu, n) => {
+                self.open()?;
+                Ok((0..n).map(|i| Device::wgpu(DeviceKind::DiscreteGpu(i))).collect())
+            }
+            #[cfg(feature = "cuda")]
+            (DeviceChoice::Cuda, n) => Ok((0..n).map(|i| Device::cuda(i)).collect()),
         }
     }
 }

@@ -18,7 +18,7 @@
 //! let model = gaze::create_model_with("seresnet18", &options, &device)?;
 //! let task = ClassificationTask::open(Path::new("/usr/share/datasets/fashion-mnist"), &model, None)?;
 //! let config = TrainConfig { epochs: 10, batch: 128, lr: 2e-3, ..TrainConfig::default() };
-//! let report = fit(model, &task, &config, Path::new("runs/fmnist"), &device, |_| {})?;
+//! let report = fit(model, &task, &config, Path::new("runs/fmnist"), &[device], |_| {})?;
 //! println!("{:?}", report.last_metrics);
 //! # Ok::<(), gaze::Error>(())
 //! ```
@@ -35,7 +35,7 @@ use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::lr_scheduler::LrSchedulerRecord;
 use burn::module::{Module, ParamGroup};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
@@ -326,7 +326,9 @@ pub fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Trains `model` (on an autodiff device) on `task` in `run_dir`. With `config.resume`, the
+/// Trains `model` (on the first of `devices`, all autodiff devices) on `task` in `run_dir`; with
+/// several devices each batch is split between them and the gradients are summed on the first
+/// (Burn's multi-device strategy, which needs no collective operations). With `config.resume`, the
 /// run continues after the checkpoint's epoch (the model, optimiser, scheduler, step and seed
 /// restored; rows of unfinished epochs dropped from the metrics log). Ends by saving the
 /// weights under the official key names and a model card.
@@ -335,10 +337,13 @@ pub fn fit(
     task: &dyn TrainTask,
     config: &TrainConfig,
     run_dir: &Path,
-    device: &Device,
+    devices: &[Device],
     mut on_event: impl FnMut(&Event),
 ) -> Result<TrainReport, Error> {
     let start = Instant::now();
+    let device = devices
+        .first()
+        .ok_or_else(|| Error::msg("no training device"))?;
     let run = RunDir(run_dir.to_path_buf());
     std::fs::create_dir_all(run_dir)?;
     let batch = config.batch.max(1);
@@ -411,36 +416,60 @@ pub fn fit(
             if config.max_steps.is_some_and(|m| step >= m) {
                 break 'epochs;
             }
-            let (b, bad) = task.train_batch(
-                indices,
-                mix(mix(config.seed, epoch as u64), i as u64),
-                device,
-            );
-            for why in bad {
-                skipped += 1;
-                on_event(&Event::Skipped(why));
+            // Burn's multi-device strategy (gradients summed on the main device, one
+            // optimiser step): each device takes a contiguous shard of the batch. An item's
+            // augmentation depends on the batch seed and the item, not on the sharding.
+            let batch_seed = mix(mix(config.seed, epoch as u64), i as u64);
+            let shard_len = indices.len().div_ceil(devices.len());
+            let mut shards = Vec::new();
+            for (shard, dev) in indices.chunks(shard_len).zip(devices) {
+                let (b, bad) = task.train_batch(shard, batch_seed, dev);
+                for why in bad {
+                    skipped += 1;
+                    on_event(&Event::Skipped(why));
+                }
+                shards.extend(b.map(|b| (b, dev)));
             }
             let lr = sched.step();
-            let Some(b) = b else { continue };
-            let out = task.step(&model, b)?;
-            let loss_value = out.loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                return Err(Error::msg(format!(
-                    "the loss became {loss_value} at epoch {epoch}, step {}; lower --lr",
-                    i + 1
-                )));
+            let total: usize = shards.iter().map(|(b, _)| b.classes.dims()[0]).sum();
+            if total == 0 {
+                continue;
             }
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = optim.step(lr.clone(), model, grads);
-            step += 1;
-            loss_sum += loss_value * out.items as f64;
-            items += out.items;
-            for (k, v) in out.counts {
-                match count_sums.iter_mut().find(|(n, _)| *n == k) {
-                    Some(slot) => slot.1 += v,
-                    None => count_sums.push((k, v)),
+            let single = shards.len() == 1;
+            let mut accumulated = GradientsAccumulator::<Model>::new();
+            for (b, dev) in shards {
+                let replica = if single {
+                    model.clone()
+                } else {
+                    model.clone().fork(dev)
+                };
+                let out = task.step(&replica, b)?;
+                let loss_value = out.loss.clone().into_scalar::<f32>() as f64;
+                if !loss_value.is_finite() {
+                    return Err(Error::msg(format!(
+                        "the loss became {loss_value} at epoch {epoch}, step {}; lower --lr",
+                        i + 1
+                    )));
+                }
+                // The shards' mean losses weighted by their share: the batch's mean loss.
+                let loss = if single {
+                    out.loss
+                } else {
+                    out.loss.mul_scalar(out.items as f64 / total as f64)
+                };
+                let grads = GradientsParams::from_grads(loss.backward(), &replica);
+                accumulated.accumulate(&model, grads.to_device(device, &replica));
+                loss_sum += loss_value * out.items as f64;
+                items += out.items;
+                for (k, v) in out.counts {
+                    match count_sums.iter_mut().find(|(n, _)| *n == k) {
+                        Some(slot) => slot.1 += v,
+                        None => count_sums.push((k, v)),
+                    }
                 }
             }
+            model = optim.step(lr.clone(), model, accumulated.grads());
+            step += 1;
             on_event(&Event::Step {
                 step: i + 1,
                 loss: loss_sum / items.max(1) as f64,

@@ -68,7 +68,7 @@ fn training_lowers_the_loss() {
         &task,
         &config(8, None, false),
         &root.join("run"),
-        &device,
+        std::slice::from_ref(&device),
         |e| {
             if let gaze::train::Event::EpochEnd { metrics, .. } = e {
                 losses.push(metrics.iter().find(|(k, _)| k == "train_loss").unwrap().1);
@@ -106,7 +106,15 @@ fn an_interrupted_run_resumes_exactly() {
         device.seed(3);
         let model = create_model_with("resnet18", &options(), &device).unwrap();
         let task = toy_task(&data, &model);
-        fit(model, &task, &cfg, dir, &device, |_| {}).unwrap()
+        fit(
+            model,
+            &task,
+            &cfg,
+            dir,
+            std::slice::from_ref(&device),
+            |_| {},
+        )
+        .unwrap()
     };
     let straight = run(&root.join("straight"), config(2, None, false));
     let stopped = run(&root.join("resumed"), config(2, Some(3), false));
@@ -151,7 +159,7 @@ fn resuming_another_models_run_is_refused() {
         &task,
         &config(1, Some(1), false),
         &root.join("run"),
-        &device,
+        std::slice::from_ref(&device),
         |_| {},
     )
     .unwrap();
@@ -162,7 +170,7 @@ fn resuming_another_models_run_is_refused() {
         &task,
         &config(1, None, true),
         &root.join("run"),
-        &device,
+        std::slice::from_ref(&device),
         |_| {},
     )
     .unwrap_err()
@@ -178,7 +186,7 @@ fn resuming_another_models_run_is_refused() {
         &task,
         &config(1, None, false),
         &root.join("run"),
-        &device,
+        std::slice::from_ref(&device),
         |_| {},
     )
     .unwrap_err()
@@ -200,7 +208,7 @@ fn an_unreadable_image_is_skipped_and_counted() {
         &task,
         &config(1, None, false),
         &root.join("run"),
-        &device,
+        std::slice::from_ref(&device),
         |e| {
             if let gaze::train::Event::Skipped(w) = e {
                 warnings.push(w.clone());
@@ -216,4 +224,32 @@ fn an_unreadable_image_is_skipped_and_counted() {
         warnings.iter().all(|w| w.contains("bad.png")),
         "{warnings:?}"
     );
+}
+
+/// Two devices (here the same CPU twice, so the sharded path runs): each batch is split, the
+/// replicas' gradients are summed on the first device, and training proceeds.
+#[test]
+fn a_batch_splits_across_devices() {
+    let root = tmp_dir("train-multi");
+    toy_folder(&root.join("data"), 8);
+    let device = Device::flex().autodiff();
+    let model = create_model_with("resnet18", &options(), &device).unwrap();
+    let task = toy_task(&root.join("data"), &model);
+    let report = fit(
+        model,
+        &task,
+        &config(2, None, false),
+        &root.join("run"),
+        &[device.clone(), device.clone()],
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!((report.epochs, report.steps), (2, 4));
+    let loss = report
+        .last_metrics
+        .iter()
+        .find(|(k, _)| k == "train_loss")
+        .unwrap()
+        .1;
+    assert!(loss.is_finite() && loss > 0.0, "{loss}");
 }

@@ -1,7 +1,6 @@
 //! Saving a module under the official key names, so the reference code loads what gaze saved.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::Module;
@@ -118,15 +117,14 @@ pub fn save_safetensors<M: Module>(
             },
         ));
     }
-    let info: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let bytes = safetensors::serialize(views.iter().map(|(k, v)| (k.as_str(), v)), Some(info))
-        .map_err(|e| SaveError::Tensor {
-            key: String::new(),
-            message: e.to_string(),
+    let plain =
+        safetensors::serialize(views.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| {
+            SaveError::Tensor {
+                key: String::new(),
+                message: e.to_string(),
+            }
         })?;
+    let bytes = with_metadata(&plain, metadata);
     write_atomically(path, |f| std::io::Write::write_all(f, &bytes)).map_err(|source| {
         SaveError::Io {
             path: path.display().to_string(),
@@ -204,5 +202,44 @@ pub fn official_shapes<M: Module>(module: &M, keys: &KeyMap) -> Vec<(String, Vec
         .map(|(path, shape)| (keys.unmap(&path), shape))
         .collect();
     out.sort();
+    out
+}
+
+/// Inserts `__metadata__` (in the given order) at the start of a serialised safetensors header.
+/// The crate takes metadata as a `HashMap`, whose order changes from run to run: doing it here
+/// makes a save byte-for-byte reproducible.
+fn with_metadata(plain: &[u8], metadata: &[(&str, &str)]) -> Vec<u8> {
+    let len = u64::from_le_bytes(plain[..8].try_into().expect("8-byte length")) as usize;
+    let header = std::str::from_utf8(&plain[8..8 + len])
+        .expect("safetensors writes a UTF-8 header")
+        .trim_end();
+    let entries: Vec<String> = metadata
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}:{}",
+                serde_json::to_string(k).expect("string"),
+                serde_json::to_string(v).expect("string")
+            )
+        })
+        .collect();
+    let rest = &header[1..];
+    let separator = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    let mut new_header = format!(
+        "{{\"__metadata__\":{{{}}}{separator}{rest}",
+        entries.join(",")
+    );
+    // The data that follows stays 8-byte aligned, as the format requires.
+    while new_header.len() % 8 != 0 {
+        new_header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + new_header.len() + plain.len() - 8 - len);
+    out.extend_from_slice(&(new_header.len() as u64).to_le_bytes());
+    out.extend_from_slice(new_header.as_bytes());
+    out.extend_from_slice(&plain[8 + len..]);
     out
 }

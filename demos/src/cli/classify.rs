@@ -5,20 +5,15 @@ use std::path::PathBuf;
 
 use gaze::classify::{Classifier, Labels, Prediction};
 use gaze::preprocess::open_rgb;
-use gaze::DeviceChoice;
 use kdam::{tqdm, BarExt};
 
-use super::{load_model, CliResult};
+use super::{CliResult, ModelArgs};
 
 /// Arguments of `gaze classify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Registered classifier (see `gaze list`).
-    #[arg(long)]
-    pub model: String,
-    /// Checkpoint (official, or saved by gaze).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Images to classify.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -34,9 +29,6 @@ pub struct Args {
     /// Print one JSON array on stdout.
     #[arg(long)]
     pub json: bool,
-    /// cpu or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
 }
 
 #[derive(serde::Serialize)]
@@ -47,12 +39,12 @@ struct ImageResult {
 
 /// Runs `gaze classify`.
 pub fn run(args: &Args) -> CliResult {
-    gaze::model_info(&args.model)?;
+    gaze::model_info(&args.model.model)?;
     if args.topk == 0 {
         return Err("--topk must be at least 1".into());
     }
     let labels = args.labels.as_deref().map(Labels::from_file).transpose()?;
-    let (model, _device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
+    let (model, _device) = args.model.load()?;
     let mut classifier = Classifier::new(&model)?;
     if let Some(labels) = labels {
         classifier = classifier.with_labels(labels);

@@ -5,20 +5,15 @@ use std::path::PathBuf;
 
 use gaze::classify::{evaluate, Classifier};
 use gaze::data::LabeledImages;
-use gaze::DeviceChoice;
 use kdam::{tqdm, BarExt};
 
-use super::{load_model, CliResult};
+use super::{CliResult, ModelArgs};
 
 /// Arguments of `gaze eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Registered classifier (see `gaze list`).
-    #[arg(long)]
-    pub model: String,
-    /// Checkpoint (official, or saved by gaze).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Class sub-folders of images, or a folder of images with --labels.
     pub dir: PathBuf,
     /// Labels file: `file<TAB>class index` lines (a header line is allowed), files relative to
@@ -34,16 +29,13 @@ pub struct Args {
     /// Print one CSV header and row on stdout.
     #[arg(long)]
     pub csv: bool,
-    /// cpu or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
 }
 
 /// Runs `gaze eval`.
 pub fn run(args: &Args) -> CliResult {
-    gaze::model_info(&args.model)?;
+    gaze::model_info(&args.model.model)?;
     let data = LabeledImages::open(&args.dir, args.labels.as_deref())?;
-    let (model, _device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
+    let (model, _device) = args.model.load()?;
     let classes = model.config().num_classes().unwrap_or(0);
     if let Some((path, label)) = data.items.iter().find(|(_, l)| *l >= classes) {
         return Err(format!(

@@ -6,19 +6,14 @@ use std::path::PathBuf;
 use gaze::burn::prelude::*;
 use gaze::Output;
 
-use super::{load_model, CliResult};
+use super::{CliResult, ModelArgs};
 use gaze::npy::{read_npy_f32, write_npy_f32};
-use gaze::DeviceChoice;
 
 /// Arguments of `gaze infer`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Registered model (see `gaze list`).
-    #[arg(long)]
-    pub model: String,
-    /// Official checkpoint.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Input tensor, float32 (or float64) .npy of shape [N, C, H, W].
     #[arg(long)]
     pub input: PathBuf,
@@ -28,15 +23,12 @@ pub struct Args {
     /// Also write each multi-scale feature map as DIR/level{i}.npy.
     #[arg(long)]
     pub features_dir: Option<PathBuf>,
-    /// cpu or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
 }
 
 /// Runs `gaze infer`.
 pub fn run(args: &Args) -> CliResult {
     // The model name first: a typo should not cost reading a large tensor.
-    let info = gaze::model_info(&args.model)?;
+    let info = gaze::model_info(&args.model.model)?;
     let (shape, data) = read_npy_f32(&args.input)?;
     let [n, c, h, w] = <[usize; 4]>::try_from(shape.as_slice()).map_err(|_| {
         format!(
@@ -59,7 +51,7 @@ pub fn run(args: &Args) -> CliResult {
         .input_size()
         .check(h, w)
         .map_err(|e| format!("{}: {e}", info.name))?;
-    let (model, device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
+    let (model, device) = args.model.load()?;
     if args.features_dir.is_some() && model.feature_info().is_empty() {
         return Err(format!(
             "{} has no multi-scale feature maps; drop --features-dir",

@@ -22,6 +22,27 @@ use gaze::DeviceChoice;
 /// The error type of the verbs: a message for the user.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
+/// The model options every running verb takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Registered model (see `gaze list`).
+    #[arg(long)]
+    pub model: String,
+    /// Checkpoint: official (.pth, .safetensors, …) or saved by gaze.
+    #[arg(long)]
+    pub weights: Option<std::path::PathBuf>,
+    /// cpu or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+impl ModelArgs {
+    /// The model with its weights, on its device.
+    pub fn load(&self) -> CliResult<(Model, Device)> {
+        load_model(&self.model, self.weights.as_deref(), self.device)
+    }
+}
+
 /// Builds a registered model on a device and loads its weights. Without weights this is an
 /// error that says where the official checkpoint is published: the CLI never runs random
 /// weights.

@@ -3,20 +3,15 @@
 use std::path::PathBuf;
 
 use gaze::sr::{evaluate, pair_images};
-use gaze::DeviceChoice;
 use kdam::{tqdm, BarExt};
 
-use super::{load_model, CliResult};
+use super::{CliResult, ModelArgs};
 
 /// Arguments of `gaze sr-eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Registered SR model (see `gaze list`).
-    #[arg(long)]
-    pub model: String,
-    /// Official checkpoint.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Directory of high-resolution ground-truth images.
     #[arg(long)]
     pub hr: PathBuf,
@@ -29,17 +24,14 @@ pub struct Args {
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// cpu or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
 }
 
 /// Runs `gaze sr-eval`.
 pub fn run(args: &Args) -> CliResult {
     // The model name first: a typo should not cost reading two image folders.
-    gaze::model_info(&args.model)?;
+    gaze::model_info(&args.model.model)?;
     let pairs = pair_images(&args.hr, &args.lr, args.scale)?;
-    let (model, device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
+    let (model, device) = args.model.load()?;
     if model.scale() != Some(args.scale) {
         return Err(format!(
             "{} is not a x{} model ({})",

@@ -78,8 +78,8 @@ pub struct Args {
     /// cpu or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
-    /// Devices for data-parallel training (Burn's DDP needs its CUDA backend: build with the
-    /// `cuda` feature).
+    /// Devices for data-parallel training: each batch is split between GPUs 0..N and the
+    /// gradients summed on the first (WGPU, or CUDA with the `cuda` feature).
     #[arg(long, default_value_t = 1)]
     pub devices: usize,
     /// Stop after this many optimiser steps (smoke tests).
@@ -102,9 +102,6 @@ pub fn run(args: &Args) -> CliResult {
         )
         .into());
     }
-    if args.devices > 1 {
-        return Err("--devices > 1 needs Burn's collective operations, which exist only in its CUDA backend; this build has none (CPU and WGPU train on one device)".into());
-    }
     let name = args.model.clone().expect("required by clap");
     let data = args.data.clone().expect("required by clap");
     let out = args.out.clone().expect("required by clap");
@@ -121,7 +118,13 @@ pub fn run(args: &Args) -> CliResult {
         Some(n) => n,
         None => data_classes(&data, idx)?,
     };
-    let device = args.device.open()?.autodiff();
+    let devices: Vec<_> = args
+        .device
+        .open_many(args.devices)?
+        .into_iter()
+        .map(|d| d.autodiff())
+        .collect();
+    let device = devices[0].clone();
     device.seed(args.seed);
     let options = ModelOptions::new()
         .num_classes(num_classes)
@@ -165,7 +168,7 @@ pub fn run(args: &Args) -> CliResult {
         out.display()
     );
     let mut bar: Option<Bar> = None;
-    let report = fit(model, &task, &config, &out, &device, |event| match event {
+    let report = fit(model, &task, &config, &out, &devices, |event| match event {
         Event::Resumed { epoch, step } => {
             eprintln!("resumed after epoch {epoch} (step {step})")
         }

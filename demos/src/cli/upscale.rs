@@ -2,28 +2,20 @@
 
 use std::path::PathBuf;
 
-use super::{load_model, CliResult};
+use super::{CliResult, ModelArgs};
 use gaze::io::{read_image, write_image};
 use gaze::sr::{upscale_image, Tiling};
-use gaze::DeviceChoice;
 
 /// Arguments of `gaze upscale`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Registered SR model (see `gaze list`), e.g. pan_x4.
-    #[arg(long)]
-    pub model: String,
-    /// Official checkpoint (.pth, .safetensors, …).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Input image (png, jpeg, tiff, bmp, gif; gray, RGB, RGBA, 8 or 16 bits).
     pub input: PathBuf,
     /// Output image; the format follows the extension.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// cpu or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
     /// Tile side in input pixels for large images (0 = never tile; default: tile inputs over
     /// 512×512 in 256 px tiles).
     #[arg(long)]
@@ -34,9 +26,9 @@ pub struct Args {
 pub fn run(args: &Args) -> CliResult {
     // The model name first, then the input: neither a typo nor a bad image should cost a
     // model load.
-    gaze::model_info(&args.model)?;
+    gaze::model_info(&args.model.model)?;
     let image = read_image(&args.input)?;
-    let (model, device) = load_model(&args.model, args.weights.as_deref(), args.device)?;
+    let (model, device) = args.model.load()?;
     let tiling = match args.tile {
         Some(0) => None,
         Some(tile) => Some(Tiling {
