@@ -158,6 +158,17 @@ impl ClassificationTask {
         })
     }
 
+    /// Class names by label: the folder names, or the indices for IDX data (`gaze train`
+    /// writes them to the run's `labels.txt`, which `gaze classify --labels` reads).
+    pub fn class_names(&self) -> Vec<String> {
+        match &self.train {
+            Source::Folder(f) => f.classes.clone(),
+            Source::Idx(_) => (0..self.train.classes().max(self.val.classes()))
+                .map(|i| i.to_string())
+                .collect(),
+        }
+    }
+
     /// Number of validation items.
     pub fn val_len(&self) -> usize {
         self.val.len()

@@ -101,10 +101,19 @@ fn an_interrupted_run_resumes_exactly() {
     let root = tmp_dir("train-resume");
     toy_folder(&root.join("data"), 10);
     let data = root.join("data");
+    // The same initial weights for every run, from a file: the device's random generator is
+    // shared with the tests running in parallel, so seeding it would not be enough.
+    let init = root.join("init.safetensors");
+    create_model_with("resnet18", &options(), &Device::flex())
+        .unwrap()
+        .save_safetensors(&init)
+        .unwrap();
     let run = |dir: &Path, cfg: TrainConfig| {
         let device = Device::flex().autodiff();
-        device.seed(3);
-        let model = create_model_with("resnet18", &options(), &device).unwrap();
+        let model = create_model_with("resnet18", &options(), &device)
+            .unwrap()
+            .load_weights(&init)
+            .unwrap();
         let task = toy_task(&data, &model);
         fit(
             model,

@@ -37,13 +37,14 @@ pub fn run(args: &Args) -> CliResult {
             shape
         )
     })?;
-    if c != info.in_channels || n == 0 || h == 0 || w == 0 {
+    let in_chans = args.model.in_chans.unwrap_or(info.in_channels);
+    if c != in_chans || n == 0 || h == 0 || w == 0 {
         return Err(format!(
             "'{}' has shape {:?}; {} expects [N, {}, H, W] with N, H, W > 0",
             args.input.display(),
             shape,
             info.name,
-            info.in_channels
+            in_chans
         )
         .into());
     }

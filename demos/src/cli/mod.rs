@@ -14,7 +14,7 @@ pub mod upscale;
 
 use std::path::Path;
 
-use gaze::backbones::{create_model, Model};
+use gaze::backbones::{create_model_with, Model, ModelOptions};
 use gaze::burn::prelude::*;
 
 use gaze::DeviceChoice;
@@ -34,12 +34,36 @@ pub struct ModelArgs {
     /// cpu or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
+    /// Classes of the checkpoint's head, when not the registered model's (e.g. a model
+    /// fine-tuned with `gaze train --num-classes`).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Input channels of the checkpoint's stem, when not the registered model's.
+    #[arg(long)]
+    pub in_chans: Option<usize>,
 }
 
 impl ModelArgs {
+    /// timm's `create_model` options these arguments give.
+    pub fn options(&self) -> ModelOptions {
+        let mut options = ModelOptions::new();
+        if let Some(n) = self.num_classes {
+            options = options.num_classes(n);
+        }
+        if let Some(c) = self.in_chans {
+            options = options.in_chans(c);
+        }
+        options
+    }
+
     /// The model with its weights, on its device.
     pub fn load(&self) -> CliResult<(Model, Device)> {
-        load_model(&self.model, self.weights.as_deref(), self.device)
+        load_model(
+            &self.model,
+            self.weights.as_deref(),
+            self.device,
+            &self.options(),
+        )
     }
 }
 
@@ -50,6 +74,7 @@ pub fn load_model(
     name: &str,
     weights: Option<&Path>,
     device: DeviceChoice,
+    options: &ModelOptions,
 ) -> CliResult<(Model, Device)> {
     let info = gaze::backbones::model_info(name)?;
     let weights = weights.ok_or_else(|| {
@@ -62,6 +87,6 @@ pub fn load_model(
         return Err(format!("weights file '{}' does not exist", weights.display()).into());
     }
     let device = device.open()?;
-    let model = create_model(info.name, &device)?.load_weights(weights)?;
+    let model = create_model_with(info.name, options, &device)?.load_weights(weights)?;
     Ok((model, device))
 }

@@ -153,6 +153,10 @@ pub fn run(args: &Args) -> CliResult {
         max_steps: args.max_steps,
     };
     std::fs::create_dir_all(&out)?;
+    let names = task.class_names().join("\n") + "\n";
+    gaze::atomic_write::write_atomically(&out.join("labels.txt"), |f| {
+        std::io::Write::write_all(f, names.as_bytes())
+    })?;
     if args.resume.is_none() {
         let json = serde_json::to_string_pretty(&args)?;
         gaze::atomic_write::write_atomically(&out.join(ARGS_FILE), |f| {
