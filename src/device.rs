@@ -50,7 +50,7 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => Ok(Device::flex()),
             #[cfg(feature = "cuda")]
-            DeviceChoice::Cuda => Ok(Device::cuda(0)),
+            DeviceChoice::Cuda => Ok(Device::cuda(0usize)),
             DeviceChoice::Wgpu => {
                 let probe = || {
                     let device = Device::wgpu(DeviceKind::DefaultDevice);
