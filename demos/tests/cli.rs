@@ -598,10 +598,8 @@ fn infer_runs_a_classifier_and_writes_its_feature_maps() {
 
     let dir = tmp_dir("cli-classifier");
     // A resnet18 checkpoint with timm's names, as gaze (or timm) saves it.
+    let (model, weights) = saved_random_model(&dir, "resnet18");
     let device = Device::flex();
-    let model = gaze::create_model("resnet18", &device).unwrap();
-    let weights = dir.join("resnet18.safetensors");
-    model.save_safetensors(&weights).unwrap();
 
     let x = dir.join("x.npy");
     let data: Vec<f32> = (0..3 * 64 * 48)
@@ -731,6 +729,14 @@ fn bench_attn_compares_the_token_mixers() {
     assert_user_error(&o, "must be multiples of --window 7");
 }
 
+/// A random-weight registered model and its checkpoint saved by gaze (timm's key names).
+fn saved_random_model(dir: &Path, name: &str) -> (gaze::Model, PathBuf) {
+    let model = gaze::create_model(name, &gaze::burn::prelude::Device::flex()).unwrap();
+    let weights = dir.join(format!("{name}.safetensors"));
+    model.save_safetensors(&weights).unwrap();
+    (model, weights)
+}
+
 fn preprocess_fixture(rel: &str) -> PathBuf {
     common::workspace_root()
         .join("tests/fixtures/preprocess")
@@ -774,12 +780,8 @@ fn preprocess_writes_timms_tensor() {
 /// `eval` counts top-1/top-5 on an ImageFolder tree.
 #[test]
 fn classify_and_eval_a_saved_classifier() {
-    use gaze::burn::prelude::*;
     let dir = tmp_dir("cli-classify");
-    let device = Device::flex();
-    let model = gaze::create_model("levit_128s", &device).unwrap();
-    let weights = dir.join("levit.safetensors");
-    model.save_safetensors(&weights).unwrap();
+    let (model, weights) = saved_random_model(&dir, "levit_128s");
     let img = preprocess_fixture("images/jpeg_rgb_96x72.jpg");
     let o = gaze(&[
         "classify",
