@@ -377,10 +377,17 @@ pub fn fit(
         optim = optim.from_bytes(Bytes::from_bytes_vec(o)).map_err(rec)?;
         sched = sched
             .load_record(LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(s)).map_err(rec)?);
-        // The run's schedule and seed are the checkpoint's; only the length may grow.
-        let epochs = config.epochs;
+        // The run's schedule and seed are the checkpoint's. Its length cannot change: the
+        // cosine was laid out over the planned steps.
+        if config.epochs != meta.config.epochs {
+            return Err(Error::msg(format!(
+                "the run in '{}' was planned for {} epochs and its learning-rate schedule with it; it cannot be resumed for {}",
+                run_dir.display(),
+                meta.config.epochs,
+                config.epochs
+            )));
+        }
         config = TrainConfig {
-            epochs,
             resume: true,
             max_steps: config.max_steps,
             ..meta.config

@@ -188,6 +188,19 @@ fn resuming_another_models_run_is_refused() {
         err.contains("resnet18") && err.contains("resnet26"),
         "{err}"
     );
+    // So is another length: the learning-rate schedule was laid out over the planned steps.
+    let model = create_model_with("resnet18", &options(), &device).unwrap();
+    let err = fit(
+        model,
+        &task,
+        &config(3, None, true),
+        &root.join("run"),
+        std::slice::from_ref(&device),
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("planned for 1 epochs"), "{err}");
     // A fresh run into a used directory is refused too, instead of overwriting it.
     let model = create_model_with("resnet18", &options(), &device).unwrap();
     let err = fit(

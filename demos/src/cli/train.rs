@@ -72,7 +72,7 @@ pub struct Args {
     /// Run directory (metrics.csv, checkpoint, model.safetensors, model_card.json).
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
-    /// Continue the run in this directory (its arguments are reused; --epochs may extend it).
+    /// Continue the run in this directory (its arguments and schedule are reused).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// cpu or wgpu.
@@ -227,8 +227,7 @@ fn data_classes(data: &Path, idx: bool) -> CliResult<usize> {
     })
 }
 
-/// The arguments of the run in `dir`, with `--epochs` (and --max-steps, --device) from the
-/// command line when given.
+/// The arguments of the run in `dir`, with --max-steps and --device from the command line.
 fn resumed_args(cli: &Args, dir: &Path) -> CliResult<Args> {
     let path = dir.join(ARGS_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -249,9 +248,6 @@ fn resumed_args(cli: &Args, dir: &Path) -> CliResult<Args> {
             )
             .into());
         }
-    }
-    if cli.epochs != 10 {
-        args.epochs = cli.epochs;
     }
     args.max_steps = cli.max_steps;
     args.device = cli.device;
