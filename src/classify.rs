@@ -144,7 +144,7 @@ pub struct Classifier<'a> {
 impl<'a> Classifier<'a> {
     /// The model's transform and labels, on the model's device.
     pub fn new(model: &'a Model) -> Result<Classifier<'a>, Error> {
-        let transform = Transform::of(model).map_err(|e| Error::msg(e.to_string()))?;
+        let transform = Transform::of(model)?;
         let device = model
             .devices()
             .into_iter()

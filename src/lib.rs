@@ -92,6 +92,9 @@ pub enum Error {
     /// A file-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A model has no classification transform.
+    #[error(transparent)]
+    Transform(#[from] preprocess::TransformError),
     /// A data set could not be opened.
     #[error(transparent)]
     Data(#[from] data::DataError),

@@ -85,7 +85,7 @@ impl ClassificationTask {
         model: &Model,
         image_size: Option<usize>,
     ) -> Result<ClassificationTask, Error> {
-        let mut eval = Transform::of(model).map_err(|e| Error::msg(e.to_string()))?;
+        let mut eval = Transform::of(model)?;
         let (train, val, layout) = if IdxImages::is_idx_dir(dir) {
             let train = IdxImages::open(dir, "train")?;
             let val = IdxImages::open(dir, "t10k")?;
