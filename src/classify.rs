@@ -158,6 +158,13 @@ impl<'a> Classifier<'a> {
         })
     }
 
+    /// Replaces the transform (e.g. the one a model was trained with; see
+    /// [`Transform::from_json_file`]).
+    pub fn with_transform(mut self, transform: Transform) -> Self {
+        self.transform = transform;
+        self
+    }
+
     /// Replaces the class names.
     pub fn with_labels(mut self, labels: Labels) -> Self {
         self.labels = labels;

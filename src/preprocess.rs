@@ -185,6 +185,58 @@ impl Transform {
         })
     }
 
+    /// The transform as timm's data-config JSON (`input_size`, `interpolation`, `crop_pct`,
+    /// `crop_mode`, `mean`, `std`), as `gaze train` writes it to a run's `data_config.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "input_size": [self.channels, self.size[0], self.size[1]],
+            "interpolation": self.interpolation.name(),
+            "crop_pct": self.crop_pct,
+            "crop_mode": self.crop_mode.name(),
+            "mean": self.mean,
+            "std": self.std,
+        })
+    }
+
+    /// Reads a data-config JSON file (the format of [`Self::to_json`]).
+    pub fn from_json_file(path: &Path) -> Result<Transform, crate::Error> {
+        let bad =
+            |why: String| crate::Error::msg(format!("data config '{}': {why}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let num = |x: &serde_json::Value| {
+            x.as_f64()
+                .ok_or_else(|| bad(format!("{x} is not a number")))
+        };
+        let triple = |k: &str| -> Result<[f64; 3], crate::Error> {
+            let a = v[k]
+                .as_array()
+                .filter(|a| a.len() == 3)
+                .ok_or_else(|| bad(format!("'{k}' must have 3 numbers")))?;
+            Ok([num(&a[0])?, num(&a[1])?, num(&a[2])?])
+        };
+        let size = triple("input_size")?;
+        let channels = size[0] as usize;
+        if !matches!(channels, 1 | 3) || size[1] < 1.0 || size[2] < 1.0 {
+            return Err(bad(format!("input_size {size:?} is not [1 or 3, H, W]")));
+        }
+        let name = |k: &str| {
+            v[k].as_str()
+                .ok_or_else(|| bad(format!("'{k}' is missing")))
+        };
+        Ok(Transform {
+            size: [size[1] as usize, size[2] as usize],
+            interpolation: Interpolation::from_name(name("interpolation")?)
+                .ok_or_else(|| bad("unknown interpolation".into()))?,
+            crop_pct: num(&v["crop_pct"])?,
+            crop_mode: CropMode::from_name(name("crop_mode")?)
+                .ok_or_else(|| bad("unknown crop_mode".into()))?,
+            mean: triple("mean")?,
+            std: triple("std")?,
+            channels,
+        })
+    }
+
     /// The transform of a model: its registry entry's configuration, with the model's channel
     /// count (a model made with `in_chans = 1` gets PIL's gray conversion).
     pub fn of(model: &Model) -> Result<Transform, TransformError> {

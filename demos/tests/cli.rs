@@ -948,6 +948,36 @@ fn train_survives_kill_9() {
             == std::fs::read(killed.join("model.safetensors")).unwrap(),
         "the resumed run's weights differ from the uninterrupted run's"
     );
+    // The trained model classifies with its run's transform and class names.
+    let img = data.join("bright/0.png");
+    let o = gaze(&[
+        "classify",
+        "--model",
+        "resnet18",
+        "--num-classes",
+        "2",
+        "--weights",
+        s(&killed.join("model.safetensors")),
+        "--data-config",
+        s(&killed.join("data_config.json")),
+        "--labels",
+        s(&killed.join("labels.txt")),
+        "--json",
+        s(&img),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let labels: Vec<&str> = printed[0]["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 2);
+    assert!(
+        labels.contains(&"bright") && labels.contains(&"dark"),
+        "{labels:?}"
+    );
     // Resuming a directory that is not a run is a clear error.
     assert_user_error(
         &gaze(&["train", "--resume", s(&data)]),

@@ -165,3 +165,25 @@ fn registered_classifiers_carry_timms_data_config() {
         "only {checked} classifiers checked against timm"
     );
 }
+
+#[test]
+fn a_transform_round_trips_through_its_data_config_json() {
+    let manifest = json("manifest.json");
+    let dir = crate::common::tmp_dir("data-config");
+    for config in manifest["configs"].as_array().unwrap() {
+        let t = transform_of(config);
+        let path = dir.join("data_config.json");
+        std::fs::write(&path, t.to_json().to_string()).unwrap();
+        assert_eq!(
+            Transform::from_json_file(&path).unwrap(),
+            t,
+            "{}",
+            config["id"]
+        );
+    }
+    std::fs::write(dir.join("bad.json"), r#"{"input_size": [2, 8, 8]}"#).unwrap();
+    let err = Transform::from_json_file(&dir.join("bad.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("input_size"), "{err}");
+}

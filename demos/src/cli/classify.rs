@@ -14,6 +14,10 @@ use super::{CliResult, ModelArgs};
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Eval transform as timm's data-config JSON (default: the model's; `gaze train` writes
+    /// its run's `data_config.json`).
+    #[arg(long)]
+    pub data_config: Option<PathBuf>,
     /// Images to classify.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -46,6 +50,9 @@ pub fn run(args: &Args) -> CliResult {
     let labels = args.labels.as_deref().map(Labels::from_file).transpose()?;
     let (model, _device) = args.model.load()?;
     let mut classifier = Classifier::new(&model)?;
+    if let Some(path) = &args.data_config {
+        classifier = classifier.with_transform(super::transform_for(&model, path)?);
+    }
     if let Some(labels) = labels {
         classifier = classifier.with_labels(labels);
     }

@@ -14,6 +14,10 @@ use super::{CliResult, ModelArgs};
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Eval transform as timm's data-config JSON (default: the model's; `gaze train` writes
+    /// its run's `data_config.json`).
+    #[arg(long)]
+    pub data_config: Option<PathBuf>,
     /// Class sub-folders of images, or a folder of images with --labels.
     pub dir: PathBuf,
     /// Labels file: `file<TAB>class index` lines (a header line is allowed), files relative to
@@ -45,7 +49,10 @@ pub fn run(args: &Args) -> CliResult {
         )
         .into());
     }
-    let classifier = Classifier::new(&model)?;
+    let mut classifier = Classifier::new(&model)?;
+    if let Some(path) = &args.data_config {
+        classifier = classifier.with_transform(super::transform_for(&model, path)?);
+    }
     let mut bar = tqdm!(
         total = data.items.len(),
         desc = "eval",

@@ -90,3 +90,18 @@ pub fn load_model(
     let model = create_model_with(info.name, options, &device)?.load_weights(weights)?;
     Ok((model, device))
 }
+
+/// The transform in a data-config file, checked against the model's input channels.
+pub fn transform_for(model: &Model, path: &Path) -> CliResult<gaze::preprocess::Transform> {
+    let t = gaze::preprocess::Transform::from_json_file(path)?;
+    if t.channels != model.in_chans() {
+        return Err(format!(
+            "data config '{}' makes {}-channel inputs; the model takes {} (pass --in-chans)",
+            path.display(),
+            t.channels,
+            model.in_chans()
+        )
+        .into());
+    }
+    Ok(t)
+}

@@ -153,6 +153,10 @@ pub fn run(args: &Args) -> CliResult {
         max_steps: args.max_steps,
     };
     std::fs::create_dir_all(&out)?;
+    let data_config = serde_json::to_string_pretty(&task.eval.to_json())?;
+    gaze::atomic_write::write_atomically(&out.join("data_config.json"), |f| {
+        std::io::Write::write_all(f, data_config.as_bytes())
+    })?;
     let names = task.class_names().join("\n") + "\n";
     gaze::atomic_write::write_atomically(&out.join("labels.txt"), |f| {
         std::io::Write::write_all(f, names.as_bytes())
