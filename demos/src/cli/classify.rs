@@ -3,21 +3,19 @@
 
 use std::path::PathBuf;
 
-use gaze::classify::{Classifier, Labels, Prediction};
+use gaze::classify::{Labels, Prediction};
 use gaze::preprocess::open_rgb;
 use kdam::{tqdm, BarExt};
 
-use super::{CliResult, ModelArgs};
+use super::{CliResult, ModelArgs, TransformArgs};
 
 /// Arguments of `gaze classify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Eval transform as timm's data-config JSON (default: the model's; `gaze train` writes
-    /// its run's `data_config.json`).
-    #[arg(long)]
-    pub data_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub transform: TransformArgs,
     /// Images to classify.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -49,10 +47,7 @@ pub fn run(args: &Args) -> CliResult {
     }
     let labels = args.labels.as_deref().map(Labels::from_file).transpose()?;
     let (model, _device) = args.model.load()?;
-    let mut classifier = Classifier::new(&model)?;
-    if let Some(path) = &args.data_config {
-        classifier = classifier.with_transform(super::transform_for(&model, path)?);
-    }
+    let mut classifier = args.transform.classifier(&model)?;
     if let Some(labels) = labels {
         classifier = classifier.with_labels(labels);
     }

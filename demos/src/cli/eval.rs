@@ -3,21 +3,19 @@
 
 use std::path::PathBuf;
 
-use gaze::classify::{evaluate, Classifier};
+use gaze::classify::evaluate;
 use gaze::data::LabeledImages;
 use kdam::{tqdm, BarExt};
 
-use super::{CliResult, ModelArgs};
+use super::{CliResult, ModelArgs, TransformArgs};
 
 /// Arguments of `gaze eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Eval transform as timm's data-config JSON (default: the model's; `gaze train` writes
-    /// its run's `data_config.json`).
-    #[arg(long)]
-    pub data_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub transform: TransformArgs,
     /// Class sub-folders of images, or a folder of images with --labels.
     pub dir: PathBuf,
     /// Labels file: `file<TAB>class index` lines (a header line is allowed), files relative to
@@ -49,10 +47,7 @@ pub fn run(args: &Args) -> CliResult {
         )
         .into());
     }
-    let mut classifier = Classifier::new(&model)?;
-    if let Some(path) = &args.data_config {
-        classifier = classifier.with_transform(super::transform_for(&model, path)?);
-    }
+    let classifier = args.transform.classifier(&model)?;
     let mut bar = tqdm!(
         total = data.items.len(),
         desc = "eval",

@@ -91,17 +91,33 @@ pub fn load_model(
     Ok((model, device))
 }
 
-/// The transform in a data-config file, checked against the model's input channels.
-pub fn transform_for(model: &Model, path: &Path) -> CliResult<gaze::preprocess::Transform> {
-    let t = gaze::preprocess::Transform::from_json_file(path)?;
-    if t.channels != model.in_chans() {
-        return Err(format!(
-            "data config '{}' makes {}-channel inputs; the model takes {} (pass --in-chans)",
-            path.display(),
-            t.channels,
-            model.in_chans()
-        )
-        .into());
+/// The eval-transform option of the classifying verbs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransformArgs {
+    /// Eval transform as timm's data-config JSON (default: the model's; `gaze train` writes
+    /// its run's `data_config.json`).
+    #[arg(long)]
+    pub data_config: Option<std::path::PathBuf>,
+}
+
+impl TransformArgs {
+    /// The model's classifier, with the data-config file's transform when one is given
+    /// (checked against the model's input channels).
+    pub fn classifier<'a>(&self, model: &'a Model) -> CliResult<gaze::Classifier<'a>> {
+        let classifier = gaze::Classifier::new(model)?;
+        let Some(path) = &self.data_config else {
+            return Ok(classifier);
+        };
+        let t = gaze::preprocess::Transform::from_json_file(path)?;
+        if t.channels != model.in_chans() {
+            return Err(format!(
+                "data config '{}' makes {}-channel inputs; the model takes {} (pass --in-chans)",
+                path.display(),
+                t.channels,
+                model.in_chans()
+            )
+            .into());
+        }
+        Ok(classifier.with_transform(t))
     }
-    Ok(t)
 }
