@@ -220,6 +220,15 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
+/// Whether `label` is the top class (first value) and among the top five (second), as counts.
+pub fn top1_top5_hits(probabilities: &[f32], label: usize) -> (usize, usize) {
+    let best = top_k(probabilities, 5);
+    (
+        usize::from(best.first() == Some(&label)),
+        usize::from(best.contains(&label)),
+    )
+}
+
 /// Top-1/top-5 accuracy of a model on a labelled image set.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EvalReport {
@@ -263,9 +272,9 @@ pub fn evaluate(
         }
         if !images.is_empty() {
             for (p, &label) in classifier.probabilities(&images)?.iter().zip(&labels) {
-                let best = top_k(p, 5);
-                top1 += usize::from(best.first() == Some(&label));
-                top5 += usize::from(best.contains(&label));
+                let (hit1, hit5) = top1_top5_hits(p, label);
+                top1 += hit1;
+                top5 += hit5;
             }
             seen += images.len();
         }

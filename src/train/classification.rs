@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use super::{mix, Batch, StepOutput, TrainTask};
 use crate::backbones::{CropMode, Model};
-use crate::classify::top_k;
+use crate::classify::top1_top5_hits;
 use crate::data::{IdxImages, LabeledImages};
 use crate::preprocess::{open_rgb, resize, Transform};
 use crate::Error;
@@ -326,9 +326,9 @@ impl TrainTask for ClassificationTask {
                 .try_to_vec::<f32>()
                 .map_err(|e| Error::msg(format!("{e:?}")))?;
             for (row, &label) in values.chunks(c).zip(&labels) {
-                let best = top_k(row, 5);
-                top1 += usize::from(best.first() == Some(&label));
-                top5 += usize::from(best.contains(&label));
+                let (hit1, hit5) = top1_top5_hits(row, label);
+                top1 += hit1;
+                top5 += hit5;
             }
             n += b;
         }
