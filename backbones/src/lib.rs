@@ -26,6 +26,7 @@ pub mod registry;
 pub mod residual_attention_net;
 pub mod resnet;
 pub mod swin;
+pub mod unet;
 pub mod vit;
 
 pub use family::{Family, FamilyNet};
@@ -40,3 +41,4 @@ pub use registry::{
 };
 pub use residual_attention_net::{ResidualAttentionNet, ResidualAttentionNetConfig};
 pub use resnet::{ResNet, ResNetConfig};
+pub use unet::{SkipGate, UNet, UNetConfig};

@@ -112,6 +112,7 @@ families! {
     Nat(crate::nat::NatConfig, crate::nat::Nat),
     BiFormer(crate::biformer::BiFormerConfig, crate::biformer::BiFormer),
     HaloNet(crate::halonet::HaloNetConfig, crate::halonet::HaloNet),
+    UNet(crate::unet::UNetConfig, crate::unet::UNet),
 }
 
 /// The input sizes a model accepts.

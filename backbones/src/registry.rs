@@ -154,6 +154,14 @@ pub enum DataConfig {
     /// Image-to-image models: RGB in [0, 1] (the model scales internally where its
     /// reference does), any size.
     UnitRange,
+    /// Dense prediction (segmentation) at any size: RGB in [0, 1], normalised per channel by
+    /// `mean` and `std`; no resize, no crop.
+    Dense {
+        /// Per-channel mean (of [0, 1] values).
+        mean: [f64; 3],
+        /// Per-channel standard deviation.
+        std: [f64; 3],
+    },
 }
 
 impl DataConfig {
@@ -182,7 +190,16 @@ impl DataConfig {
     pub const fn image(&self) -> Option<&ImageConfig> {
         match self {
             DataConfig::Classifier(c) => Some(c),
-            DataConfig::UnitRange => None,
+            DataConfig::UnitRange | DataConfig::Dense { .. } => None,
+        }
+    }
+
+    /// The per-channel normalisation `(mean, std)` (`[0; 3]`, `[1; 3]` for [0, 1] inputs).
+    pub const fn mean_std(&self) -> ([f64; 3], [f64; 3]) {
+        match self {
+            DataConfig::Classifier(c) => (c.mean, c.std),
+            DataConfig::Dense { mean, std } => (*mean, *std),
+            DataConfig::UnitRange => ([0.0; 3], [1.0; 3]),
         }
     }
 
@@ -218,6 +235,7 @@ impl DataConfig {
     pub const fn with_mean_std(self, mean: [f64; 3], std: [f64; 3]) -> DataConfig {
         match self {
             DataConfig::Classifier(c) => DataConfig::Classifier(ImageConfig { mean, std, ..c }),
+            DataConfig::Dense { .. } => DataConfig::Dense { mean, std },
             unit => unit,
         }
     }

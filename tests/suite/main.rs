@@ -18,6 +18,7 @@ mod parity_swin;
 mod parity_token_halo_levit;
 mod parity_token_na_bra;
 mod parity_token_vit_swin;
+mod parity_unet;
 mod parity_vit;
 mod preprocess;
 mod registry;

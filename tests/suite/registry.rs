@@ -13,6 +13,8 @@ fn every_registered_model_builds_and_runs() {
         let (h, w) = match model.input_size() {
             InputSize::Fixed([h, w]) | InputSize::AtLeast([h, w]) => (h, w),
             InputSize::PaddedTo(m) => (m, m),
+            // U-Nets pad evenly to their pooling multiple; their maps are the padded input's.
+            InputSize::Any if matches!(info.task, Task::Segmentation { .. }) => (48, 64),
             InputSize::Any => (40, 56),
         };
         let x = Tensor::<4>::zeros([1, info.in_channels, h, w], &device);
@@ -22,6 +24,9 @@ fn every_registered_model_builds_and_runs() {
             }
             (Task::Classification { num_classes }, Output::Logits(y)) => {
                 assert_eq!(y.dims(), [1, num_classes], "{}", info.name)
+            }
+            (Task::Segmentation { num_classes }, Output::Mask(y)) => {
+                assert_eq!(y.dims(), [1, num_classes, h, w], "{}", info.name)
             }
             (task, out) => panic!("{}: {task} gave {:?}", info.name, out.dims()),
         }
@@ -56,6 +61,7 @@ fn registered_models_have_the_reference_norm_epsilons_and_attention_scales() {
         "nat_biformer",
         "halonet",
         "pan",
+        "unet",
     ] {
         let constants = crate::common::constants(family);
         for (name, reference) in constants["registered"].as_object().unwrap() {
@@ -80,6 +86,7 @@ fn activation_constants_are_the_references() {
         "nat_biformer",
         "halonet",
         "pan",
+        "unet",
     ] {
         let constants = crate::common::constants(family);
         for section in ["fixtures", "registered"] {
