@@ -37,6 +37,9 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// A segmentation set on disk is not laid out as expected, or a mask does not fit its image.
+    #[error("{0}")]
+    Segmentation(String),
 }
 
 /// A labelled set of image files.
@@ -316,4 +319,163 @@ fn read_idx(dir: &Path, stem: &str, dims: usize) -> Result<(Vec<usize>, Vec<u8>)
         )));
     }
     Ok((shape, data.to_vec()))
+}
+
+/// One image of a segmentation set, with its ground-truth mask and field-of-view mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegSample {
+    /// The image.
+    pub image: PathBuf,
+    /// The ground truth (foreground where non-zero), if any.
+    pub truth: Option<PathBuf>,
+    /// The field of view (pixels that count where non-zero), if any.
+    pub fov: Option<PathBuf>,
+}
+
+/// A sample's pixels: the RGB image (PIL's `convert("RGB")`), its ground truth and field of
+/// view as 0/1 per pixel.
+#[derive(Debug, Clone)]
+pub struct SegPixels {
+    /// The image.
+    pub image: image::RgbImage,
+    /// 1 for foreground, 0 for background, per pixel (row-major), if known.
+    pub truth: Option<Vec<u8>>,
+    /// 1 inside the field of view, per pixel; all ones without a FOV mask.
+    pub fov: Vec<u8>,
+}
+
+/// Folders of ground-truth masks, in order of preference (DRIVE's `1st_manual` first).
+pub const TRUTH_DIRS: &[&str] = &["1st_manual", "masks", "labels", "annotations"];
+/// Folders of field-of-view masks (DRIVE's `mask`).
+pub const FOV_DIRS: &[&str] = &["mask", "fov"];
+
+/// A segmentation set in the DRIVE layout: `images/` with the photos, `1st_manual/` (or
+/// `masks/`, `labels/`, `annotations/`) with the ground truth, optionally `mask/` (or `fov/`)
+/// with the field of view. A mask belongs to an image when its file stem equals the image's,
+/// or starts with the image's identifier (the stem up to its first `_`) followed by `_`:
+/// `21_training.tif` ↔ `21_manual1.gif` ↔ `21_training_mask.gif`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentationSet {
+    /// The folder.
+    pub root: PathBuf,
+    /// The samples, in natural order of the image names.
+    pub samples: Vec<SegSample>,
+}
+
+impl SegmentationSet {
+    /// Finds the samples under `root`; with `need_truth` every image must have its ground
+    /// truth (training, evaluation). A missing field of view is not an error (the whole image
+    /// counts; [`SegmentationSet::missing_fov`] lists them for a warning).
+    pub fn open(root: &Path, need_truth: bool) -> Result<SegmentationSet, DataError> {
+        let layout = |what: String| DataError::Segmentation(what);
+        let images_dir = root.join("images");
+        if !images_dir.is_dir() {
+            return Err(layout(format!(
+                "'{}' has no images/ folder (expected the DRIVE layout: images/, 1st_manual/ or masks/, optional mask/ for the field of view)",
+                root.display()
+            )));
+        }
+        let truth_dir = TRUTH_DIRS.iter().map(|d| root.join(d)).find(|d| d.is_dir());
+        if need_truth && truth_dir.is_none() {
+            return Err(layout(format!(
+                "'{}' has images but no ground-truth masks ({}/)",
+                root.display(),
+                TRUTH_DIRS.join("/, ")
+            )));
+        }
+        let fov_dir = FOV_DIRS.iter().map(|d| root.join(d)).find(|d| d.is_dir());
+        let list = |dir: &Option<PathBuf>| -> Result<Vec<PathBuf>, DataError> {
+            match dir {
+                Some(d) => Ok(sorted_entries(d)?
+                    .into_iter()
+                    .filter(|p| is_image(p))
+                    .collect()),
+                None => Ok(Vec::new()),
+            }
+        };
+        let (truths, fovs) = (list(&truth_dir)?, list(&fov_dir)?);
+        let mut samples = Vec::new();
+        for image in sorted_entries(&images_dir)?
+            .into_iter()
+            .filter(|p| is_image(p))
+        {
+            let truth = matching(&image, &truths);
+            if need_truth && truth.is_none() {
+                return Err(layout(format!(
+                    "no ground-truth mask for '{}' in '{}'",
+                    image.display(),
+                    truth_dir.as_deref().unwrap_or(root).display()
+                )));
+            }
+            let fov = matching(&image, &fovs);
+            samples.push(SegSample { image, truth, fov });
+        }
+        if samples.is_empty() {
+            return Err(DataError::Empty(images_dir.display().to_string()));
+        }
+        Ok(SegmentationSet {
+            root: root.to_path_buf(),
+            samples,
+        })
+    }
+
+    /// Images without a field-of-view mask.
+    pub fn missing_fov(&self) -> Vec<&Path> {
+        self.samples
+            .iter()
+            .filter(|s| s.fov.is_none())
+            .map(|s| s.image.as_path())
+            .collect()
+    }
+}
+
+fn stem(p: &Path) -> &str {
+    p.file_stem().and_then(|s| s.to_str()).unwrap_or("")
+}
+
+/// The mask of `candidates` that belongs to `image` (same stem, else `<id>_…`).
+fn matching(image: &Path, candidates: &[PathBuf]) -> Option<PathBuf> {
+    let s = stem(image);
+    let id = s.split('_').next().unwrap_or(s);
+    candidates
+        .iter()
+        .find(|c| stem(c) == s)
+        .or_else(|| {
+            candidates
+                .iter()
+                .find(|c| stem(c).strip_prefix(id).is_some_and(|r| r.starts_with('_')))
+        })
+        .cloned()
+}
+
+impl SegSample {
+    /// Reads the image and its masks; a mask of another size than its image is an error.
+    pub fn read(&self) -> Result<SegPixels, crate::Error> {
+        let image = crate::preprocess::open_rgb(&self.image)?;
+        let (w, h) = image.dimensions();
+        let read_mask = |path: &Path| -> Result<Vec<u8>, crate::Error> {
+            let mask = crate::io::decode_image(path)?.to_luma8();
+            if mask.dimensions() != (w, h) {
+                return Err(DataError::Segmentation(format!(
+                    "mask '{}' is {}×{}, its image '{}' is {w}×{h}",
+                    path.display(),
+                    mask.width(),
+                    mask.height(),
+                    self.image.display()
+                ))
+                .into());
+            }
+            Ok(mask
+                .into_raw()
+                .into_iter()
+                .map(|v| u8::from(v > 127))
+                .collect())
+        };
+        let truth = self.truth.as_deref().map(read_mask).transpose()?;
+        let fov = match &self.fov {
+            Some(p) => read_mask(p)?,
+            None => vec![1; (w * h) as usize],
+        };
+        Ok(SegPixels { image, truth, fov })
+    }
 }

@@ -41,6 +41,7 @@ pub mod io;
 pub mod metrics;
 pub mod npy;
 pub mod preprocess;
+pub mod segment;
 pub mod sr;
 pub mod train;
 

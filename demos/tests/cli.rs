@@ -984,3 +984,143 @@ fn train_survives_kill_9() {
         "not a gaze training run",
     );
 }
+
+/// `gaze segment` on images whose sides are not multiples of 32 writes a 16-bit probability
+/// PNG, a 0/255 mask and an overlay of the image's size; `gaze seg-eval --json` on the same
+/// images gives exactly the figures recomputed from those PNGs; bad inputs are clear errors.
+#[test]
+fn segment_and_seg_eval_agree_on_the_written_pngs() {
+    let dir = tmp_dir("cli-segment");
+    let (_, weights) = saved_random_model(&dir, "unet_small");
+    let data = dir.join("test");
+    for d in ["images", "1st_manual", "mask"] {
+        std::fs::create_dir_all(data.join(d)).unwrap();
+    }
+    let (w, h) = (45u32, 37u32);
+    for i in 0..2u32 {
+        ImageBuffer::from_fn(w, h, |x, y| {
+            Rgb([(x * 5 + i * 9) as u8, (y * 6) as u8, ((x * y) % 251) as u8])
+        })
+        .save(data.join(format!("images/0{i}_test.png")))
+        .unwrap();
+        ImageBuffer::from_fn(w, h, |x, y| {
+            let v = if (x + y + i) % 5 == 0 { 255u8 } else { 0 };
+            Rgb([v, v, v])
+        })
+        .save(data.join(format!("1st_manual/0{i}_manual1.gif")))
+        .unwrap();
+        ImageBuffer::from_fn(w, h, |x, _| {
+            let v = if x > 3 { 255u8 } else { 0 };
+            Rgb([v, v, v])
+        })
+        .save(data.join(format!("mask/0{i}_test_mask.gif")))
+        .unwrap();
+    }
+    let out = dir.join("out");
+    let images: Vec<PathBuf> = (0..2)
+        .map(|i| data.join(format!("images/0{i}_test.png")))
+        .collect();
+    let o = gaze(&[
+        "segment",
+        "--model",
+        "unet_small",
+        "--weights",
+        s(&weights),
+        s(&images[0]),
+        s(&images[1]),
+        "-o",
+        s(&out),
+        "--overlay",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut pooled = gaze::segment::LevelHistogram::new();
+    for i in 0..2 {
+        let prob = image::open(out.join(format!("0{i}_test_prob.png"))).unwrap();
+        assert!(
+            matches!(prob, image::DynamicImage::ImageLuma16(_)),
+            "16-bit probabilities"
+        );
+        let prob = prob.to_luma16();
+        let mask = image::open(out.join(format!("0{i}_test_mask.png")))
+            .unwrap()
+            .to_luma8();
+        let overlay = image::open(out.join(format!("0{i}_test_overlay.png"))).unwrap();
+        assert_eq!(prob.dimensions(), (w, h));
+        assert_eq!(overlay.width(), w);
+        for (q, m) in prob.as_raw().iter().zip(mask.as_raw()) {
+            assert_eq!(*m, if *q as f64 / 65535.0 >= 0.5 { 255 } else { 0 });
+        }
+        let truth = image::open(data.join(format!("1st_manual/0{i}_manual1.gif")))
+            .unwrap()
+            .to_luma8();
+        let fov = image::open(data.join(format!("mask/0{i}_test_mask.gif")))
+            .unwrap()
+            .to_luma8();
+        let bin = |v: &[u8]| v.iter().map(|&x| u8::from(x > 127)).collect::<Vec<_>>();
+        pooled.add(
+            prob.as_raw(),
+            &bin(truth.as_raw()),
+            Some(&bin(fov.as_raw())),
+        );
+    }
+    let o = gaze(&[
+        "seg-eval",
+        "--model",
+        "unet_small",
+        "--weights",
+        s(&weights),
+        "--data",
+        s(&data),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let want = pooled.metrics(0.5);
+    for (key, value) in [
+        ("f1", want.f1),
+        ("auc", want.auc),
+        ("accuracy", want.accuracy),
+    ] {
+        assert_eq!(report["pooled"][key].as_f64().unwrap(), value, "{key}");
+    }
+    assert_eq!(report["pooled"]["pixels"].as_u64().unwrap(), want.pixels);
+    assert_eq!(report["images"].as_array().unwrap().len(), 2);
+
+    // Bad inputs: a classifier, a folder without masks, a mask of the wrong size.
+    let o = gaze(&[
+        "segment",
+        "--model",
+        "resnet18",
+        s(&images[0]),
+        "-o",
+        s(&out),
+    ]);
+    assert_user_error(&o, "not a segmentation model");
+    std::fs::remove_dir_all(data.join("1st_manual")).unwrap();
+    let o = gaze(&[
+        "seg-eval",
+        "--model",
+        "unet_small",
+        "--weights",
+        s(&weights),
+        "--data",
+        s(&data),
+    ]);
+    assert_user_error(&o, "no ground-truth masks");
+    std::fs::create_dir_all(data.join("masks")).unwrap();
+    for i in 0..2 {
+        ImageBuffer::from_fn(w + 1, h, |_, _| Luma([0u8]))
+            .save(data.join(format!("masks/0{i}_test.png")))
+            .unwrap();
+    }
+    let o = gaze(&[
+        "seg-eval",
+        "--model",
+        "unet_small",
+        "--weights",
+        s(&weights),
+        "--data",
+        s(&data),
+    ]);
+    assert_user_error(&o, "is 46×37, its image");
+}

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
 
-use super::{mix, Batch, StepOutput, TrainTask};
+use super::{mix, Batch, StepOutput, Target, TrainTask};
 use crate::backbones::{CropMode, Model};
 use crate::classify::top1_top5_hits;
 use crate::data::{IdxImages, LabeledImages};
@@ -265,19 +265,22 @@ impl TrainTask for ClassificationTask {
         let n = classes.len();
         let batch = Batch {
             x: self.tensor(values, n, device),
-            classes: Tensor::from_data(TensorData::new(classes, [n]), device),
+            target: Target::Classes(Tensor::from_data(TensorData::new(classes, [n]), device)),
         };
         (Some(batch), bad)
     }
 
     fn step(&self, model: &Model, batch: Batch) -> Result<StepOutput, Error> {
-        let items = batch.classes.dims()[0];
+        let items = batch.len();
+        let Target::Classes(classes) = batch.target else {
+            return Err(Error::msg("classification batches carry class indices"));
+        };
         let logits = logits_of(model, batch.x)?;
         let correct = logits
             .clone()
             .argmax(1)
             .squeeze_dim::<1>(1)
-            .equal(batch.classes.clone())
+            .equal(classes.clone())
             .int()
             .sum()
             .into_scalar::<i64>() as f64;
@@ -285,7 +288,7 @@ impl TrainTask for ClassificationTask {
         let loss = CrossEntropyLossConfig::new()
             .with_smoothing(smoothing)
             .init(&logits.device())
-            .forward(logits, batch.classes);
+            .forward(logits, classes);
         Ok(StepOutput {
             loss,
             counts: vec![("top1", correct)],

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod classification;
+pub mod segmentation;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,8 +51,34 @@ use crate::Error;
 pub struct Batch {
     /// Inputs `[N, C, H, W]`.
     pub x: Tensor<4>,
+    /// What the model should predict.
+    pub target: Target,
+}
+
+/// The targets of a batch, by task.
+pub enum Target {
     /// Class indices `[N]`.
-    pub classes: Tensor<1, Int>,
+    Classes(Tensor<1, Int>),
+    /// Per-pixel targets `[N, 1, H, W]`: the class index (0/1 for a binary mask) and
+    /// whether the pixel counts (its field of view), both as floats.
+    Mask {
+        /// Class index per pixel.
+        truth: Tensor<4>,
+        /// 1 where the pixel counts, 0 elsewhere.
+        valid: Tensor<4>,
+    },
+}
+
+impl Batch {
+    /// Items in the batch.
+    pub fn len(&self) -> usize {
+        self.x.dims()[0]
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Loss and counts of one batch, for the epoch's running means.
@@ -438,7 +465,7 @@ pub fn fit(
                 shards.extend(b.map(|b| (b, dev)));
             }
             let lr = sched.step();
-            let total: usize = shards.iter().map(|(b, _)| b.classes.dims()[0]).sum();
+            let total: usize = shards.iter().map(|(b, _)| b.len()).sum();
             if total == 0 {
                 continue;
             }

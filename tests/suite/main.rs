@@ -22,6 +22,7 @@ mod parity_unet;
 mod parity_vit;
 mod preprocess;
 mod registry;
+mod segmentation;
 mod train;
 mod wgpu;
 

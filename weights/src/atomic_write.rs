@@ -44,6 +44,17 @@ pub fn write_atomically(
         .suffix(".tmp")
         .tempfile_in(dir)?;
     write(tmp.as_file_mut())?;
+    // Temporary files are private (0600); the result gets the permissions of the file it
+    // replaces, or the usual 0644 of a new file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     // Make the rename itself durable (best effort: not every platform can open a directory).

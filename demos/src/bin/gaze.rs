@@ -30,7 +30,11 @@ enum Command {
     Eval(cli::eval::Args),
     /// Write the tensor a classifier sees for an image (timm's eval transform) as .npy.
     Preprocess(cli::preprocess::Args),
-    /// Train or fine-tune a classifier (resumable).
+    /// Segment images (probability and mask PNGs, optional overlay).
+    Segment(cli::segment::Args),
+    /// Evaluate a segmentation model (DRIVE protocol: F1, AUC, accuracy, sensitivity, specificity).
+    SegEval(cli::seg_eval::Args),
+    /// Train or fine-tune a classifier or segmentation model (resumable).
     Train(cli::train::Args),
     /// Run a model on an NCHW .npy tensor.
     Infer(cli::infer::Args),
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
         Command::Classify(a) => cli::classify::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Preprocess(a) => cli::preprocess::run(a),
+        Command::Segment(a) => cli::segment::run(a),
+        Command::SegEval(a) => cli::seg_eval::run(a),
         Command::Train(a) => cli::train::run(a),
         Command::Infer(a) => cli::infer::run(a),
         Command::BenchAttn(a) => cli::bench_attn::run(a),

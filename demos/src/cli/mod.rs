@@ -8,6 +8,8 @@ pub mod eval;
 pub mod infer;
 pub mod list;
 pub mod preprocess;
+pub mod seg_eval;
+pub mod segment;
 pub mod sr_eval;
 pub mod train;
 pub mod upscale;

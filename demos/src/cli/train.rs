@@ -1,11 +1,13 @@
-//! `gaze train --task classify --model M --data DIR --out RUN_DIR …`: train any registered
-//! classifier from scratch or fine-tune it from a checkpoint; `--resume RUN_DIR` continues a run
-//! after an interruption (even kill -9) from its last complete epoch.
+//! `gaze train --task classify|segment --model M --data DIR --out RUN_DIR …`: train any
+//! registered classifier or segmentation model from scratch or fine-tune it from a checkpoint;
+//! `--resume RUN_DIR` continues a run after an interruption (even kill -9) from its last
+//! complete epoch.
 
 use std::path::{Path, PathBuf};
 
 use gaze::train::classification::ClassificationTask;
-use gaze::train::{fit, Event, TrainConfig};
+use gaze::train::segmentation::SegmentationTask;
+use gaze::train::{fit, Event, TrainConfig, TrainTask};
 use gaze::{DeviceChoice, ModelOptions};
 use kdam::{tqdm, Bar, BarExt};
 use serde::{Deserialize, Serialize};
@@ -15,14 +17,15 @@ use super::CliResult;
 /// Arguments of `gaze train`.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 pub struct Args {
-    /// What to train: classify (segment and sr follow the same engine).
+    /// What to train: classify, or segment (binary masks in the DRIVE layout).
     #[arg(long, default_value = "classify")]
     pub task: String,
     /// Registered model (see `gaze list`).
     #[arg(long, required_unless_present = "resume")]
     pub model: Option<String>,
-    /// Data: IDX files (Fashion-MNIST), an ImageFolder tree with train/ and val/, or one
-    /// ImageFolder tree (split 90/10).
+    /// Data. classify: IDX files (Fashion-MNIST), an ImageFolder tree with train/ and val/, or
+    /// one ImageFolder tree (split 90/10). segment: the DRIVE root (its training/ is used) or a
+    /// folder with images/ and 1st_manual/ or masks/ (optional mask/ for the field of view).
     #[arg(long, required_unless_present = "resume")]
     pub data: Option<PathBuf>,
     /// Checkpoint to fine-tune from (official or gaze-saved); the head is replaced when the class
@@ -66,6 +69,14 @@ pub struct Args {
     /// No random horizontal flips.
     #[arg(long)]
     pub no_hflip: bool,
+    /// segment: side of the random square training patches (0: whole images).
+    #[arg(long, default_value_t = 96)]
+    #[serde(default)]
+    pub patch: usize,
+    /// segment: patches drawn from each training image per epoch.
+    #[arg(long, default_value_t = 32)]
+    #[serde(default)]
+    pub patches_per_image: usize,
     /// Seed of data order, augmentation and initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -95,27 +106,42 @@ pub fn run(args: &Args) -> CliResult {
         Some(dir) => resumed_args(args, dir)?,
         None => args.clone(),
     };
-    if args.task != "classify" {
-        return Err(format!(
-            "--task {} is not available yet; use --task classify",
-            args.task
-        )
-        .into());
-    }
+    let segment = match args.task.as_str() {
+        "classify" => false,
+        "segment" => true,
+        other => {
+            return Err(format!("unknown --task {other}; use classify or segment").into());
+        }
+    };
     let name = args.model.clone().expect("required by clap");
     let data = args.data.clone().expect("required by clap");
     let out = args.out.clone().expect("required by clap");
     let info = gaze::model_info(&name)?;
-    if !matches!(info.task, gaze::Task::Classification { .. }) {
-        return Err(format!("{} is not a classifier ({})", info.name, info.task).into());
+    match (segment, info.task) {
+        (false, gaze::Task::Classification { .. }) | (true, gaze::Task::Segmentation { .. }) => {}
+        _ => {
+            return Err(format!(
+                "{} is a {} model; --task {} needs a {}",
+                info.name,
+                info.task,
+                args.task,
+                if segment {
+                    "segmentation model (e.g. attention_unet_small)"
+                } else {
+                    "classifier"
+                }
+            )
+            .into())
+        }
     }
     if !data.is_dir() {
         return Err(format!("data folder '{}' does not exist", data.display()).into());
     }
-    let idx = gaze::data::IdxImages::is_idx_dir(&data);
+    let idx = !segment && gaze::data::IdxImages::is_idx_dir(&data);
     let in_chans = args.in_chans.unwrap_or(if idx { 1 } else { 3 });
     let num_classes = match args.num_classes {
         Some(n) => n,
+        None if segment => 1,
         None => data_classes(&data, idx)?,
     };
     let devices: Vec<_> = args
@@ -137,10 +163,29 @@ pub fn run(args: &Args) -> CliResult {
             model = loaded;
         }
     }
-    let mut task = ClassificationTask::open(&data, &model, args.image_size)?;
-    task.scale_min = args.scale_min;
-    task.hflip = !args.no_hflip;
-    task.label_smoothing = args.label_smoothing;
+    std::fs::create_dir_all(&out)?;
+    let task: Box<dyn TrainTask> = if segment {
+        let patch = (args.patch > 0).then_some(args.patch);
+        let task = SegmentationTask::open(&data, &model, patch, args.patches_per_image)?;
+        for w in task.warnings() {
+            eprintln!("warning: {w}");
+        }
+        Box::new(task)
+    } else {
+        let mut task = ClassificationTask::open(&data, &model, args.image_size)?;
+        task.scale_min = args.scale_min;
+        task.hflip = !args.no_hflip;
+        task.label_smoothing = args.label_smoothing;
+        let data_config = serde_json::to_string_pretty(&task.eval.to_json())?;
+        gaze::atomic_write::write_atomically(&out.join("data_config.json"), |f| {
+            std::io::Write::write_all(f, data_config.as_bytes())
+        })?;
+        let names = task.class_names().join("\n") + "\n";
+        gaze::atomic_write::write_atomically(&out.join("labels.txt"), |f| {
+            std::io::Write::write_all(f, names.as_bytes())
+        })?;
+        Box::new(task)
+    };
     let config = TrainConfig {
         epochs: args.epochs,
         batch: args.batch,
@@ -152,15 +197,6 @@ pub fn run(args: &Args) -> CliResult {
         resume: args.resume.is_some(),
         max_steps: args.max_steps,
     };
-    std::fs::create_dir_all(&out)?;
-    let data_config = serde_json::to_string_pretty(&task.eval.to_json())?;
-    gaze::atomic_write::write_atomically(&out.join("data_config.json"), |f| {
-        std::io::Write::write_all(f, data_config.as_bytes())
-    })?;
-    let names = task.class_names().join("\n") + "\n";
-    gaze::atomic_write::write_atomically(&out.join("labels.txt"), |f| {
-        std::io::Write::write_all(f, names.as_bytes())
-    })?;
     if args.resume.is_none() {
         let json = serde_json::to_string_pretty(&args)?;
         gaze::atomic_write::write_atomically(&out.join(ARGS_FILE), |f| {
@@ -176,34 +212,41 @@ pub fn run(args: &Args) -> CliResult {
         out.display()
     );
     let mut bar: Option<Bar> = None;
-    let report = fit(model, &task, &config, &out, &devices, |event| match event {
-        Event::Resumed { epoch, step } => {
-            eprintln!("resumed after epoch {epoch} (step {step})")
-        }
-        Event::EpochStart { epoch, steps } => {
-            bar = Some(tqdm!(
-                total = *steps,
-                desc = format!("epoch {epoch}/{}", config.epochs),
-                force_refresh = true
-            ));
-        }
-        Event::Step { loss, lr, .. } => {
-            if let Some(bar) = bar.as_mut() {
-                bar.set_postfix(format!("loss={loss:.4} lr={lr:.2e}"));
-                let _ = bar.update(1);
+    let report = fit(
+        model,
+        task.as_ref(),
+        &config,
+        &out,
+        &devices,
+        |event| match event {
+            Event::Resumed { epoch, step } => {
+                eprintln!("resumed after epoch {epoch} (step {step})")
             }
-        }
-        Event::Skipped(why) => eprintln!("\nwarning: skipped {why}"),
-        Event::EpochEnd { epoch, metrics } => {
-            bar = None;
-            let shown: Vec<String> = metrics
-                .iter()
-                .filter(|(k, _)| k != "epoch" && k != "step")
-                .map(|(k, v)| format!("{k} {v:.4}"))
-                .collect();
-            eprintln!("\nepoch {epoch}: {}", shown.join("  "));
-        }
-    })?;
+            Event::EpochStart { epoch, steps } => {
+                bar = Some(tqdm!(
+                    total = *steps,
+                    desc = format!("epoch {epoch}/{}", config.epochs),
+                    force_refresh = true
+                ));
+            }
+            Event::Step { loss, lr, .. } => {
+                if let Some(bar) = bar.as_mut() {
+                    bar.set_postfix(format!("loss={loss:.4} lr={lr:.2e}"));
+                    let _ = bar.update(1);
+                }
+            }
+            Event::Skipped(why) => eprintln!("\nwarning: skipped {why}"),
+            Event::EpochEnd { epoch, metrics } => {
+                bar = None;
+                let shown: Vec<String> = metrics
+                    .iter()
+                    .filter(|(k, _)| k != "epoch" && k != "step")
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                eprintln!("\nepoch {epoch}: {}", shown.join("  "));
+            }
+        },
+    )?;
     eprintln!(
         "done: {} epochs, {} steps in {:.0} s; weights {} ({} images skipped)",
         report.epochs,
