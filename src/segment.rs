@@ -8,13 +8,15 @@
 //!
 //! ```no_run
 //! use gaze::prelude::*;
-//! use gaze::segment::{probabilities, Tiling};
+//! use gaze::segment::{probabilities, save_png, Tiling};
+//! use std::path::Path;
 //!
 //! let device = Device::flex();
 //! let model = create_model("attention_unet_small", &device)?.load_weights("drive.safetensors")?;
 //! let image = gaze::preprocess::open_rgb("01_test.tif")?;
 //! let probs = probabilities(&model, &image, Tiling::Auto)?;
-//! probs.mask(0.5).save("01_mask.png")?;
+//! save_png(&probs.mask(0.5), Path::new("01_mask.png"))?;
+//! save_png(&probs.probability_image(), Path::new("01_prob.png"))?;
 //! # Ok::<(), gaze::Error>(())
 //! ```
 
