@@ -14,6 +14,7 @@
 //! ```
 
 pub mod biformer;
+pub mod encoder_unet;
 pub mod family;
 pub mod features;
 pub mod halonet;

@@ -113,6 +113,7 @@ families! {
     BiFormer(crate::biformer::BiFormerConfig, crate::biformer::BiFormer),
     HaloNet(crate::halonet::HaloNetConfig, crate::halonet::HaloNet),
     UNet(crate::unet::UNetConfig, crate::unet::UNet),
+    EncoderUNet(crate::encoder_unet::EncoderUNetConfig, crate::encoder_unet::EncoderUNet),
 }
 
 /// The input sizes a model accepts.
@@ -321,11 +322,20 @@ pub struct LoadSummary {
     pub skipped_head: Vec<String>,
     /// Checkpoint keys of the input convolution adapted to [`ModelOptions::in_chans`].
     pub adapted_stem: Vec<String>,
+    /// The checkpoint was the encoder's classification checkpoint: it filled the encoder only
+    /// (its head left out, listed in `skipped_head`), the decoder keeps its initialisation.
+    pub encoder_only: bool,
 }
 
 impl std::fmt::Display for LoadSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
+        if self.encoder_only {
+            parts.push(
+                "a classification checkpoint: loaded into the encoder only (the decoder and segmentation head keep their initialisation)"
+                    .to_string(),
+            );
+        }
         if !self.skipped_head.is_empty() {
             parts.push(format!(
                 "classifier head not loaded (fresh head): {}",
@@ -589,9 +599,32 @@ impl Model {
                 }
             }
         }
+        // An encoder-decoder given its encoder's classification checkpoint (timm keys): the
+        // keys go under the encoder, its classifier head is left out, the decoder stays.
+        let encoder_only = matches!(self.config, ModelConfig::EncoderUNet(_))
+            && !checkpoint.tensors.keys().any(|k| {
+                k.starts_with("encoder.")
+                    || k.starts_with("decoder.")
+                    || k.starts_with("segmentation_head.")
+            });
+        if encoder_only {
+            let tensors = std::mem::take(&mut checkpoint.tensors);
+            for (key, tensor) in tensors {
+                let ours_key = format!("encoder.model.{key}");
+                if ours.contains_key(&ours_key) || keys.is_ignored(&ours_key) {
+                    checkpoint.tensors.insert(ours_key, tensor);
+                } else {
+                    summary.skipped_head.push(key);
+                }
+            }
+            summary.encoder_only = true;
+        }
         let allow_missing: Vec<String> = ours
             .iter()
-            .filter(|(k, s)| published.get(*k) != Some(*s))
+            .filter(|(k, s)| {
+                published.get(*k) != Some(*s)
+                    || (encoder_only && !k.starts_with("encoder."))
+            })
             .map(|(k, _)| k.clone())
             .filter(|k| !is_stem_key(k, &published, &ours))
             .collect();

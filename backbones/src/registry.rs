@@ -250,7 +250,6 @@ impl DataConfig {
 }
 
 /// One registered model.
-#[derive(Debug)]
 pub struct ModelInfo {
     /// Registry name (timm's name where timm has the model).
     pub name: &'static str,
@@ -268,8 +267,21 @@ pub struct ModelInfo {
     pub data: DataConfig,
     /// Where the official weights are published (or why there are none).
     pub weights: &'static str,
-    /// Builds the configuration (a function, so the table is a `static`).
-    pub config: fn() -> ModelConfig,
+    /// Builds the configuration (a function, so the table is a `static`; generated entries,
+    /// such as the U-Nets on every encoder, carry a leaked closure).
+    pub config: &'static (dyn Fn() -> ModelConfig + Send + Sync),
+}
+
+impl fmt::Debug for ModelInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelInfo")
+            .field("name", &self.name)
+            .field("family", &self.family)
+            .field("task", &self.task)
+            .field("params", &self.params)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A registry entry in a family file: `variant!(name, family, task, paper, params, data,
@@ -286,7 +298,7 @@ macro_rules! variant {
             in_channels: 3,
             data: $data,
             weights: $weights,
-            config: || $crate::model::ModelConfig::from($config),
+            config: &|| $crate::model::ModelConfig::from($config),
         }
     };
 }

@@ -26,6 +26,7 @@ use crate::han::{ChannelSpatialAttention, ChannelSpatialAttentionConfig};
 use crate::pixel_attention::{PixelAttention, PixelAttentionConfig};
 use crate::polarized::{PolarizedConfig, PolarizedMode, PolarizedSelfAttention};
 use crate::rcan_ca::{RcanChannelAttention, RcanChannelAttentionConfig};
+use crate::scse::{ScseConfig, ScseModule};
 use crate::se::{SeConfig, SeModule};
 use crate::triplet::{TripletAttention, TripletAttentionConfig};
 
@@ -52,6 +53,8 @@ pub enum AttentionKind {
     Pa,
     /// HAN channel-spatial attention (3-D convolution).
     Csam,
+    /// Concurrent spatial and channel squeeze & excitation (smp's `SCSEModule`).
+    Scse,
 }
 
 impl AttentionKind {
@@ -62,6 +65,7 @@ impl AttentionKind {
             AttentionKind::Triplet => crate::triplet::key_map(),
             AttentionKind::PsaP | AttentionKind::PsaS => crate::polarized::key_map(),
             AttentionKind::Ca => crate::rcan_ca::key_map(),
+            AttentionKind::Scse => crate::scse::key_map(),
             AttentionKind::Se
             | AttentionKind::Eca
             | AttentionKind::Cbam
@@ -71,7 +75,7 @@ impl AttentionKind {
     }
 
     /// Every kind, in table order.
-    pub const ALL: [AttentionKind; 10] = [
+    pub const ALL: [AttentionKind; 11] = [
         AttentionKind::Se,
         AttentionKind::Eca,
         AttentionKind::Fca,
@@ -82,6 +86,7 @@ impl AttentionKind {
         AttentionKind::Ca,
         AttentionKind::Pa,
         AttentionKind::Csam,
+        AttentionKind::Scse,
     ];
 
     /// The registry name (`"se"`, `"psa_p"`, …).
@@ -97,6 +102,7 @@ impl AttentionKind {
             AttentionKind::Ca => "ca",
             AttentionKind::Pa => "pa",
             AttentionKind::Csam => "csam",
+            AttentionKind::Scse => "scse",
         }
     }
 
@@ -115,6 +121,7 @@ impl AttentionKind {
             AttentionKind::Ca => "RCAN channel attention (Zhang et al., ECCV 2018)",
             AttentionKind::Pa => "pixel attention, PAN (Zhao et al., ECCVW 2020)",
             AttentionKind::Csam => "channel-spatial attention, HAN (Niu et al., ECCV 2020)",
+            AttentionKind::Scse => "concurrent spatial and channel SE (Roy et al., MICCAI 2018)",
         }
     }
 }
@@ -170,6 +177,8 @@ pub enum Attention {
     Pa(PixelAttention),
     /// HAN channel-spatial attention.
     Csam(ChannelSpatialAttention),
+    /// Concurrent spatial and channel squeeze & excitation.
+    Scse(ScseModule),
 }
 
 impl Attention {
@@ -185,6 +194,7 @@ impl Attention {
             Attention::Ca(m) => m.forward(x),
             Attention::Pa(m) => m.forward(x),
             Attention::Csam(m) => m.forward(x),
+            Attention::Scse(m) => m.forward(x),
         }
     }
 }
@@ -213,6 +223,7 @@ pub fn create_attn(kind: AttentionKind, channels: usize, device: &Device) -> Att
         AttentionKind::Csam => {
             Attention::Csam(ChannelSpatialAttentionConfig::new(channels).init(device))
         }
+        AttentionKind::Scse => Attention::Scse(ScseConfig::new(channels).init(device)),
     }
 }
 

@@ -52,6 +52,7 @@ pub mod preact_bottleneck;
 pub mod rcan_ca;
 pub mod residual_attention;
 pub mod scpa;
+pub mod scse;
 pub mod se;
 pub mod split_attn;
 pub mod triplet;

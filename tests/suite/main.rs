@@ -8,6 +8,7 @@ mod pan_real_weights;
 mod parity_attn_official;
 mod parity_attn_sr;
 mod parity_attn_timm;
+mod parity_encoder_unet;
 mod parity_halonet;
 mod parity_levit;
 mod parity_nat_biformer;

@@ -193,6 +193,35 @@ impl KeyMap {
         self
     }
 
+    /// This map applied under `prefix`: its rules anchored at the key's start (`^…`) are
+    /// anchored after `prefix.` instead, as are anchored ignore and transform patterns, so a
+    /// family's map serves a sub-module (`encoder.`) of another model. Unanchored rules
+    /// match anywhere, as before.
+    pub fn under(self, prefix: &str) -> KeyMap {
+        let p = regex::escape(prefix);
+        let shift = |re: &Regex| -> Regex {
+            let s = re.as_str();
+            let shifted = match s.strip_prefix("^(?P<gz_pre>)") {
+                Some(rest) => format!("^(?P<gz_pre>{p}\\.){rest}"),
+                None => match s.strip_prefix('^') {
+                    Some(rest) => format!("^{p}\\.{rest}"),
+                    None => return re.clone(),
+                },
+            };
+            Regex::new(&shifted).expect("a shifted key-map regex is valid")
+        };
+        let rewrite = |r: &Rewrite| Rewrite {
+            pattern: shift(&r.pattern),
+            replacement: r.replacement.clone(),
+        };
+        KeyMap {
+            forward: self.forward.iter().map(rewrite).collect(),
+            backward: self.backward.iter().map(rewrite).collect(),
+            ignore: self.ignore.iter().map(shift).collect(),
+            transforms: self.transforms.iter().map(|(r, t)| (shift(r), *t)).collect(),
+        }
+    }
+
     /// The transform for a checkpoint key, if any.
     pub fn transform_for(&self, key: &str) -> Option<Transform> {
         self.transforms
@@ -224,6 +253,18 @@ impl KeyMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_applies_under_a_prefix() {
+        let m = KeyMap::new(&[("^conv1.0", "^conv1.conv_a"), ("downsample.0", "downsample.conv")])
+            .ignoring(&["^fc\\."])
+            .under("encoder");
+        assert_eq!(m.map("encoder.conv1.0.weight"), "encoder.conv1.conv_a.weight");
+        assert_eq!(m.map("conv1.0.weight"), "conv1.0.weight", "anchored rules need the prefix");
+        assert_eq!(m.map("encoder.layer1.0.downsample.0.weight"), "encoder.layer1.0.downsample.conv.weight");
+        assert_eq!(m.unmap("encoder.conv1.conv_a.weight"), "encoder.conv1.0.weight");
+        assert!(m.is_ignored("encoder.fc.weight") && !m.is_ignored("fc.weight"));
+    }
 
     #[test]
     fn rules_apply_in_order_both_ways() {

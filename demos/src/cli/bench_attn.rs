@@ -131,6 +131,18 @@ pub fn attention_flops(attn: &Attention, [n, c, h, w]: [usize; 4]) -> u64 {
         }
         Attention::Pa(m) => conv(dims4(&m.conv.weight), p) + 2 * map,
         Attention::Csam(_) => 2 * 27 * map + 4 * map,
+        Attention::Scse(m) => {
+            let rd = dims4(&m.cse.fc1.weight)[0] as u64;
+            // Channel branch: pool, MLP, sigmoid; spatial branch: 1×1 conv, sigmoid; two
+            // products and their sum.
+            map + conv(dims4(&m.cse.fc1.weight), 1)
+                + conv(dims4(&m.cse.fc2.weight), 1)
+                + rd
+                + c
+                + conv(dims4(&m.sse.weight), p)
+                + p
+                + 3 * map
+        }
     };
     per_item * n as u64
 }

@@ -1,0 +1,432 @@
+//! U-Net on any registered classifier's feature pyramid: the encoder-decoder of
+//! segmentation_models_pytorch (smp) `Unet` (`decoders/unet/decoder.py`), as its users know it,
+//! registered as `unet_<encoder>` for every classifier family listed in [`EncoderConfig`].
+//!
+//! Encoder: the classifier's `forward_intermediates` at strides 2, 4, 8, 16, 32 (CNNs), or 4…32
+//! (hierarchical transformers: smp's "transformer style", with an empty stride-2 level), plus
+//! the input itself, as smp's `TimmUniversalEncoder` returns them. Decoder: five blocks (channels
+//! 256/128/64/32/16 by default), each nearest ×2 upsampling, concatenation with the skip of that
+//! stride, optional attention, two 3×3 conv + BN + ReLU, optional attention; smp offers only
+//! scSE there, gaze any block of [`AttentionKind`] by name. Head: a 3×3 convolution to the
+//! classes.
+//!
+//! Any input size: the image is zero-padded evenly to a multiple of 32 and the output cropped
+//! back (smp refuses sizes that are not multiples of 32).
+//!
+//! Keys are smp's with a timm encoder (`encoder.model.<timm key>`, `decoder.blocks.{i}.conv1.0`,
+//! `segmentation_head.0`); smp's own ResNet encoders (`encoder.<key>`) load too. A
+//! classification checkpoint of the encoder (timm keys, head included) loads into the encoder
+//! alone ([`crate::Model::load_weights`] says so).
+
+use std::sync::OnceLock;
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::ops::PadMode;
+use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
+use gaze_blocks::layers::{conv_same, upsample_nearest, Activation, ConvNormAct, ConvNormActConfig};
+use gaze_weights::KeyMap;
+
+use crate::family::{Family, FamilyNet};
+use crate::features::FeatureInfo;
+use crate::model::{Features, ModelConfig, Output};
+use crate::registry::{DataConfig, ModelInfo, Task};
+use crate::resnet::{ResNet, ResNetConfig};
+use crate::unet::even_padding;
+
+/// The encoder's configuration, one variant per supported classifier family.
+#[derive(Debug, Clone)]
+pub enum EncoderConfig {
+    /// The ResNet family (every attention kind, ResNeSt, `d`/`t` stems).
+    ResNet(ResNetConfig),
+}
+
+/// The encoder network.
+#[derive(Module, Debug)]
+pub enum EncoderNet {
+    /// A ResNet without its classifier.
+    ResNet(ResNet),
+}
+
+impl EncoderConfig {
+    fn init(&self, device: &Device) -> EncoderNet {
+        match self {
+            EncoderConfig::ResNet(c) => EncoderNet::ResNet(c.clone().with_num_classes(0).init(device)),
+        }
+    }
+
+    /// The encoder's pyramid (strides and channels).
+    pub fn feature_info(&self) -> Vec<FeatureInfo> {
+        match self {
+            EncoderConfig::ResNet(c) => c.feature_info(),
+        }
+    }
+
+    fn key_map(&self) -> KeyMap {
+        match self {
+            EncoderConfig::ResNet(c) => c.official_key_map(),
+        }
+    }
+
+    fn in_chans(&self) -> usize {
+        match self {
+            EncoderConfig::ResNet(c) => c.in_chans,
+        }
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        match self {
+            EncoderConfig::ResNet(c) => c.in_chans = in_chans,
+        }
+    }
+}
+
+impl EncoderNet {
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        match self {
+            EncoderNet::ResNet(m) => m.forward_intermediates(x),
+        }
+    }
+}
+
+/// Configuration of [`EncoderUNet`]; the defaults are smp's `Unet`.
+#[derive(Debug, Clone)]
+pub struct EncoderUNetConfig {
+    /// The encoder.
+    pub encoder: EncoderConfig,
+    /// Output channels of the five decoder blocks (smp: 256, 128, 64, 32, 16).
+    pub decoder_channels: Vec<usize>,
+    /// Attention in every decoder block (smp: `None` or scSE).
+    pub decoder_attention: Option<AttentionKind>,
+    /// Output classes (1: a binary mask).
+    pub num_classes: usize,
+}
+
+impl EncoderUNetConfig {
+    /// smp's defaults on `encoder`.
+    pub fn new(encoder: EncoderConfig) -> Self {
+        EncoderUNetConfig {
+            encoder,
+            decoder_channels: vec![256, 128, 64, 32, 16],
+            decoder_attention: None,
+            num_classes: 1,
+        }
+    }
+
+    /// Other decoder widths (five).
+    pub fn with_decoder_channels(mut self, channels: Vec<usize>) -> Self {
+        self.decoder_channels = channels;
+        self
+    }
+
+    /// Attention in the decoder blocks.
+    pub fn with_decoder_attention(mut self, kind: Option<AttentionKind>) -> Self {
+        self.decoder_attention = kind;
+        self
+    }
+
+    /// Output classes.
+    pub fn with_num_classes(mut self, n: usize) -> Self {
+        self.num_classes = n;
+        self
+    }
+
+    /// Channels of the encoder levels as smp lists them: the input, then strides 2…32 (0 for
+    /// the empty stride-2 level of a transformer-style encoder).
+    pub fn encoder_channels(&self) -> Vec<usize> {
+        let info = self.encoder.feature_info();
+        let mut channels = vec![self.encoder.in_chans()];
+        if info.first().is_some_and(|f| f.reduction == 4) {
+            channels.push(0);
+        }
+        channels.extend(info.iter().map(|f| f.channels));
+        channels
+    }
+
+    /// `(in, skip, out)` channels of each decoder block.
+    pub fn block_channels(&self) -> Vec<(usize, usize, usize)> {
+        let enc = self.encoder_channels();
+        let rev: Vec<usize> = enc[1..].iter().rev().copied().collect();
+        let mut ins = vec![rev[0]];
+        ins.extend(&self.decoder_channels[..self.decoder_channels.len() - 1]);
+        let mut skips: Vec<usize> = rev[1..].to_vec();
+        skips.push(0);
+        ins.into_iter()
+            .zip(skips)
+            .zip(&self.decoder_channels)
+            .map(|((i, s), &o)| (i, s, o))
+            .collect()
+    }
+
+    /// Builds the network with random weights.
+    pub fn init(&self, device: &Device) -> EncoderUNet {
+        let attn = |c: usize| self.decoder_attention.map(|k| create_attn(k, c, device));
+        let blocks = self
+            .block_channels()
+            .into_iter()
+            .map(|(cin, skip, cout)| DecoderBlock {
+                // Every block has it (smp builds it for the last block too), but it is applied
+                // only where a skip is concatenated.
+                attention1: attn(cin + skip),
+                conv1: conv_bn_relu(cin + skip, cout, device),
+                conv2: conv_bn_relu(cout, cout, device),
+                attention2: attn(cout),
+            })
+            .collect();
+        EncoderUNet {
+            encoder: self.encoder.init(device),
+            decoder: UnetDecoder { blocks },
+            segmentation_head: conv_same(
+                *self.decoder_channels.last().expect("five decoder blocks"),
+                self.num_classes,
+                3,
+                true,
+                device,
+            ),
+        }
+    }
+
+    /// smp's names.
+    pub fn key_map(&self) -> KeyMap {
+        let mut map = KeyMap::new(&[
+            ("^encoder.model", "^encoder"),
+            ("^decoder.blocks.{i:d}.conv1.0", "^decoder.blocks.{i}.conv1.conv"),
+            ("^decoder.blocks.{i:d}.conv1.1", "^decoder.blocks.{i}.conv1.bn"),
+            ("^decoder.blocks.{i:d}.conv2.0", "^decoder.blocks.{i}.conv2.conv"),
+            ("^decoder.blocks.{i:d}.conv2.1", "^decoder.blocks.{i}.conv2.bn"),
+            (
+                "^decoder.blocks.{i:d}.attention1.attention",
+                "^decoder.blocks.{i}.attention1",
+            ),
+            (
+                "^decoder.blocks.{i:d}.attention2.attention",
+                "^decoder.blocks.{i}.attention2",
+            ),
+            ("^segmentation_head.0", "^segmentation_head"),
+        ])
+        .then(self.encoder.key_map().under("encoder"));
+        if let Some(kind) = self.decoder_attention {
+            map = map.then(kind.key_map().under("decoder"));
+        }
+        map
+    }
+
+    /// Parameters, counted without building the network.
+    pub fn num_params(&self, encoder_params: usize) -> usize {
+        let attn = |c: usize| match self.decoder_attention {
+            None => 0,
+            Some(AttentionKind::Scse) => {
+                let h = (c / 16).max(1);
+                c * h + h + h * c + c + c + 1
+            }
+            Some(_) => panic!("analytic count only for scSE"),
+        };
+        let n = self.decoder_channels.len();
+        let decoder: usize = self
+            .block_channels()
+            .into_iter()
+            .map(|(cin, skip, cout)| {
+                attn(cin + skip) + (cin + skip) * cout * 9 + 2 * cout + cout * cout * 9 + 2 * cout + attn(cout)
+            })
+            .sum();
+        let last = self.decoder_channels[n - 1];
+        encoder_params + decoder + last * self.num_classes * 9 + self.num_classes
+    }
+}
+
+fn conv_bn_relu(cin: usize, cout: usize, device: &Device) -> ConvNormAct {
+    ConvNormActConfig::new(cin, cout, 3)
+        .with_act(Some(Activation::Relu))
+        .init(device)
+}
+
+/// One decoder block (smp's `UnetDecoderBlock`).
+#[derive(Module, Debug)]
+pub struct DecoderBlock {
+    /// Attention on the concatenation (`attention1`).
+    pub attention1: Option<Attention>,
+    /// 3×3 conv + BN + ReLU (`conv1.0`, `conv1.1`).
+    pub conv1: ConvNormAct,
+    /// 3×3 conv + BN + ReLU (`conv2.0`, `conv2.1`).
+    pub conv2: ConvNormAct,
+    /// Attention on the block's output (`attention2`).
+    pub attention2: Option<Attention>,
+}
+
+/// smp's `UnetDecoder` (no centre block).
+#[derive(Module, Debug)]
+pub struct UnetDecoder {
+    /// The blocks, coarsest first.
+    pub blocks: Vec<DecoderBlock>,
+}
+
+/// A U-Net on a classifier's pyramid.
+#[derive(Module, Debug)]
+pub struct EncoderUNet {
+    /// The classifier without its head.
+    pub encoder: EncoderNet,
+    /// The decoder.
+    pub decoder: UnetDecoder,
+    /// 3×3 convolution to the classes (`segmentation_head.0`).
+    pub segmentation_head: Conv2d,
+}
+
+impl EncoderUNet {
+    /// The decoder's last map at the input's size plus a one-pixel margin, `[N, 16, H + 2,
+    /// W + 2]`: the margin holds what the 3×3 head sees around the image (the decoder's values
+    /// where the input was padded, zeros beyond), so cropping after the head gives exactly the
+    /// logits of the padded input.
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let (top, bottom, left, right) = even_padding(h, w, 32);
+        let padded = x.pad((left, right, top, bottom), PadMode::Constant(0.0));
+        let mut levels = self.encoder.forward_intermediates(padded);
+        // Transformer-style pyramids (first level at stride 4) have an empty stride-2 skip.
+        let first_is_stride4 = levels
+            .first()
+            .is_some_and(|f| f.dims()[2] * 4 == h + top + bottom);
+        let mut d = levels.pop().expect("a pyramid");
+        let mut skips: Vec<Option<Tensor<4>>> = levels.into_iter().rev().map(Some).collect();
+        if first_is_stride4 {
+            skips.push(None);
+        }
+        for (i, block) in self.decoder.blocks.iter().enumerate() {
+            d = upsample_nearest(d, 2);
+            let has_skip = i < skips.len();
+            if let Some(Some(skip)) = skips.get(i) {
+                d = Tensor::cat(vec![d, skip.clone()], 1);
+            }
+            if has_skip {
+                if let Some(a) = &block.attention1 {
+                    d = a.forward(d);
+                }
+            }
+            d = block.conv2.forward(block.conv1.forward(d));
+            if let Some(a) = &block.attention2 {
+                d = a.forward(d);
+            }
+        }
+        let [n, c, _, _] = d.dims();
+        d.pad((1, 1, 1, 1), PadMode::Constant(0.0))
+            .slice([0..n, 0..c, top..top + h + 2, left..left + w + 2])
+    }
+
+    /// Per-pixel logits from [`EncoderUNet::forward_features`] (its margin cropped).
+    pub fn forward_head(&self, features: Tensor<4>) -> Tensor<4> {
+        let y = self.segmentation_head.forward(features);
+        let [n, c, h, w] = y.dims();
+        y.slice([0..n, 0..c, 1..h - 1, 1..w - 1])
+    }
+
+    /// Per-pixel logits `[N, classes, H, W]` for any `[N, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_head(self.forward_features(x))
+    }
+
+    /// The encoder's pyramid on the zero-padded input (see [`even_padding`]).
+    pub fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let [_, _, h, w] = x.dims();
+        let (top, bottom, left, right) = even_padding(h, w, 32);
+        self.encoder
+            .forward_intermediates(x.pad((left, right, top, bottom), PadMode::Constant(0.0)))
+    }
+}
+
+const PAPER: &str =
+    "U-Net: Convolutional Networks for Biomedical Image Segmentation (Ronneberger et al., MICCAI 2015), segmentation_models_pytorch decoder";
+
+/// `unet_<encoder>` for every classifier of the encoder families.
+fn generated() -> &'static [ModelInfo] {
+    static VARIANTS: OnceLock<Vec<ModelInfo>> = OnceLock::new();
+    VARIANTS.get_or_init(|| {
+        <ResNetConfig as Family>::variants()
+            .iter()
+            .filter_map(|info| {
+                let ModelConfig::ResNet(enc) = info.config() else {
+                    return None;
+                };
+                let head = enc.num_features() * enc.num_classes + enc.num_classes;
+                let config = EncoderUNetConfig::new(EncoderConfig::ResNet(enc));
+                let params = config.num_params(info.params - head);
+                let (mean, std) = info.data.mean_std();
+                let name: &'static str = Box::leak(format!("unet_{}", info.name).into_boxed_str());
+                let weights: &'static str = Box::leak(
+                    format!("encoder: {} (a classification checkpoint of `{}` loads into the encoder)", info.weights, info.name)
+                        .into_boxed_str(),
+                );
+                Some(ModelInfo {
+                    name,
+                    family: "encoder_unet",
+                    task: Task::Segmentation { num_classes: 1 },
+                    paper: PAPER,
+                    params,
+                    in_channels: 3,
+                    data: DataConfig::Dense { mean, std },
+                    weights,
+                    config: Box::leak(Box::new(move || ModelConfig::from(config.clone()))),
+                })
+            })
+            .collect()
+    })
+}
+
+impl Family for EncoderUNetConfig {
+    type Net = EncoderUNet;
+
+    fn variants() -> &'static [ModelInfo] {
+        generated()
+    }
+
+    fn init(&self, device: &Device) -> EncoderUNet {
+        EncoderUNetConfig::init(self, device)
+    }
+
+    fn key_map(&self) -> KeyMap {
+        EncoderUNetConfig::key_map(self)
+    }
+
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        self.encoder.feature_info()
+    }
+
+    fn in_chans(&self) -> usize {
+        self.encoder.in_chans()
+    }
+
+    fn set_in_chans(&mut self, in_chans: usize) {
+        self.encoder.set_in_chans(in_chans);
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        Some(self.num_classes)
+    }
+
+    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+        if num_classes == 0 {
+            return Err("a segmentation model needs at least one output channel".into());
+        }
+        self.num_classes = num_classes;
+        Ok(())
+    }
+}
+
+impl FamilyNet for EncoderUNet {
+    fn forward(&self, x: Tensor<4>) -> Output {
+        Output::Mask(Self::forward(self, x))
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        Features::Map(Self::forward_features(self, x))
+    }
+
+    fn forward_head(&self, features: Features) -> Result<Output, String> {
+        match features {
+            Features::Map(f) => Ok(Output::Mask(Self::forward_head(self, f))),
+            _ => Err("expects the decoder map of forward_features".into()),
+        }
+    }
+
+    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        Self::forward_intermediates(self, x)
+    }
+}

@@ -1,0 +1,138 @@
+//! U-Net on classifier encoders: parity with segmentation_models_pytorch's own `smp.Unet` with
+//! timm encoders (tests/reference/gen_encoder_unet_fixtures.py): narrowed ResNet-18,
+//! SE-ResNet-18 with the scSE decoder attention and 2 classes, and ResNet-26d's deep stem load
+//! strictly through smp's key names, give the same logits at 64×96 and at 45×71 (padded
+//! internally to a multiple of 32 and cropped back; smp refuses that size) and the same encoder
+//! maps, and save back to smp's keys. smp's own ResNet encoders name their keys without
+//! `model.`: those load too. The registered `unet_<encoder>` models have smp's parameter
+//! counts.
+
+use crate::common::{check_backbone, split_fixture, BackboneCheck};
+use burn::prelude::*;
+use gaze::backbones::encoder_unet::{EncoderConfig, EncoderUNet, EncoderUNetConfig};
+use gaze::backbones::ModelConfig;
+use gaze::blocks::attention::AttentionKind;
+
+fn tiny_resnet(name: &str, stem_width: Option<usize>) -> EncoderConfig {
+    let ModelConfig::ResNet(c) = gaze::model_info(name).unwrap().config() else {
+        panic!("{name} is a ResNet");
+    };
+    let c = c.with_channels(vec![8, 8, 16, 16]);
+    EncoderConfig::ResNet(match stem_width {
+        Some(w) => c.with_stem_width(w),
+        None => c,
+    })
+}
+
+fn check(name: &str, config: EncoderUNetConfig) -> EncoderUNet {
+    let device = Device::flex();
+    check_backbone(
+        BackboneCheck {
+            fixture: &format!("encoder_unet/{name}"),
+            sizes: &[[64, 96], [45, 71]],
+            in_chans: 3,
+            forward: &|m: &EncoderUNet, x: Tensor<4>| {
+                let [n, _, h, w] = x.dims();
+                let y = m.forward(x);
+                assert_eq!(y.dims(), [n, config.num_classes, h, w]);
+                y
+            },
+            features: &|m: &EncoderUNet, x: Tensor<4>| m.forward_intermediates(x),
+        },
+        || config.init(&device),
+        &config.key_map(),
+    )
+}
+
+#[test]
+fn resnet18_encoder() {
+    check(
+        "resnet18_plain",
+        EncoderUNetConfig::new(tiny_resnet("resnet18", None))
+            .with_decoder_channels(vec![16, 16, 8, 8, 4]),
+    );
+}
+
+#[test]
+fn seresnet18_encoder_with_scse_decoder_two_classes() {
+    check(
+        "seresnet18_scse",
+        EncoderUNetConfig::new(tiny_resnet("seresnet18", None))
+            .with_decoder_channels(vec![16; 5])
+            .with_decoder_attention(Some(AttentionKind::Scse))
+            .with_num_classes(2),
+    );
+}
+
+#[test]
+fn resnet26d_deep_stem_encoder() {
+    check(
+        "resnet26d_deep",
+        EncoderUNetConfig::new(tiny_resnet("resnet26d", Some(8)))
+            .with_decoder_channels(vec![16, 16, 8, 8, 4]),
+    );
+}
+
+/// smp's own ResNet encoders (`smp.Unet("resnet18")`) name the encoder's keys `encoder.<key>`,
+/// its timm encoders `encoder.model.<key>`: both load to the same weights.
+#[test]
+fn smp_native_encoder_keys_load_too() {
+    let device = Device::flex();
+    let config = EncoderUNetConfig::new(tiny_resnet("resnet18", None))
+        .with_decoder_channels(vec![16, 16, 8, 8, 4]);
+    let keys = config.key_map();
+    let (timm_named, _) = split_fixture("encoder_unet/resnet18_plain.safetensors");
+    let (mut native, _) = split_fixture("encoder_unet/resnet18_plain.safetensors");
+    native.tensors = native
+        .tensors
+        .into_iter()
+        .map(|(k, v)| (k.replacen("encoder.model.", "encoder.", 1), v))
+        .collect();
+    assert!(native.tensors.keys().any(|k| k == "encoder.conv1.weight"));
+    let a = gaze::weights::apply_checkpoint(config.init(&device), timm_named, &keys).unwrap();
+    let b = gaze::weights::apply_checkpoint(config.init(&device), native, &keys).unwrap();
+    assert_eq!(
+        gaze::weights::official_state_dict(&a, &keys).unwrap(),
+        gaze::weights::official_state_dict(&b, &keys).unwrap()
+    );
+}
+
+#[test]
+fn registered_models_have_smp_parameter_counts() {
+    crate::common::assert_registered_param_counts(
+        "encoder_unet/param_counts.json",
+        &["encoder_unet"],
+    );
+}
+
+
+/// A classification checkpoint of the encoder (timm keys, head included) loads into the
+/// encoder of `unet_<encoder>` and says so; the classifier's head is left out.
+#[test]
+fn a_classification_checkpoint_fills_the_encoder() {
+    let device = Device::flex();
+    let dir = crate::common::tmp_dir("encoder-only");
+    let classifier = gaze::create_model("resnet18", &device).unwrap();
+    let path = dir.join("resnet18.safetensors");
+    classifier.save_safetensors(&path).unwrap();
+    let (unet, summary) = gaze::create_model("unet_resnet18", &device)
+        .unwrap()
+        .load_weights_with_summary(&path)
+        .unwrap();
+    assert!(summary.encoder_only, "{summary}");
+    assert_eq!(summary.skipped_head, ["fc.bias", "fc.weight"]);
+    assert!(summary.to_string().contains("encoder only"));
+    let encoder: std::collections::BTreeMap<String, TensorData> = unet
+        .official_state_dict()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("encoder.model.").map(|k| (k.to_string(), v)))
+        .collect();
+    let reference: std::collections::BTreeMap<String, TensorData> = classifier
+        .official_state_dict()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("fc."))
+        .collect();
+    assert_eq!(encoder, reference);
+}
