@@ -24,7 +24,9 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
-use gaze_blocks::layers::{conv_same, upsample_nearest, Activation, ConvNormAct, ConvNormActConfig};
+use gaze_blocks::layers::{
+    conv_same, upsample_nearest, Activation, ConvNormAct, ConvNormActConfig,
+};
 use gaze_weights::KeyMap;
 
 use crate::family::{Family, FamilyNet};
@@ -51,7 +53,9 @@ pub enum EncoderNet {
 impl EncoderConfig {
     fn init(&self, device: &Device) -> EncoderNet {
         match self {
-            EncoderConfig::ResNet(c) => EncoderNet::ResNet(c.clone().with_num_classes(0).init(device)),
+            EncoderConfig::ResNet(c) => {
+                EncoderNet::ResNet(c.clone().with_num_classes(0).init(device))
+            }
         }
     }
 
@@ -190,10 +194,22 @@ impl EncoderUNetConfig {
     pub fn key_map(&self) -> KeyMap {
         let mut map = KeyMap::new(&[
             ("^encoder.model", "^encoder"),
-            ("^decoder.blocks.{i:d}.conv1.0", "^decoder.blocks.{i}.conv1.conv"),
-            ("^decoder.blocks.{i:d}.conv1.1", "^decoder.blocks.{i}.conv1.bn"),
-            ("^decoder.blocks.{i:d}.conv2.0", "^decoder.blocks.{i}.conv2.conv"),
-            ("^decoder.blocks.{i:d}.conv2.1", "^decoder.blocks.{i}.conv2.bn"),
+            (
+                "^decoder.blocks.{i:d}.conv1.0",
+                "^decoder.blocks.{i}.conv1.conv",
+            ),
+            (
+                "^decoder.blocks.{i:d}.conv1.1",
+                "^decoder.blocks.{i}.conv1.bn",
+            ),
+            (
+                "^decoder.blocks.{i:d}.conv2.0",
+                "^decoder.blocks.{i}.conv2.conv",
+            ),
+            (
+                "^decoder.blocks.{i:d}.conv2.1",
+                "^decoder.blocks.{i}.conv2.bn",
+            ),
             (
                 "^decoder.blocks.{i:d}.attention1.attention",
                 "^decoder.blocks.{i}.attention1",
@@ -226,7 +242,12 @@ impl EncoderUNetConfig {
             .block_channels()
             .into_iter()
             .map(|(cin, skip, cout)| {
-                attn(cin + skip) + (cin + skip) * cout * 9 + 2 * cout + cout * cout * 9 + 2 * cout + attn(cout)
+                attn(cin + skip)
+                    + (cin + skip) * cout * 9
+                    + 2 * cout
+                    + cout * cout * 9
+                    + 2 * cout
+                    + attn(cout)
             })
             .sum();
         let last = self.decoder_channels[n - 1];
@@ -307,8 +328,12 @@ impl EncoderUNet {
             }
         }
         let [n, c, _, _] = d.dims();
-        d.pad((1, 1, 1, 1), PadMode::Constant(0.0))
-            .slice([0..n, 0..c, top..top + h + 2, left..left + w + 2])
+        d.pad((1, 1, 1, 1), PadMode::Constant(0.0)).slice([
+            0..n,
+            0..c,
+            top..top + h + 2,
+            left..left + w + 2,
+        ])
     }
 
     /// Per-pixel logits from [`EncoderUNet::forward_features`] (its margin cropped).
@@ -351,8 +376,11 @@ fn generated() -> &'static [ModelInfo] {
                 let (mean, std) = info.data.mean_std();
                 let name: &'static str = Box::leak(format!("unet_{}", info.name).into_boxed_str());
                 let weights: &'static str = Box::leak(
-                    format!("encoder: {} (a classification checkpoint of `{}` loads into the encoder)", info.weights, info.name)
-                        .into_boxed_str(),
+                    format!(
+                        "encoder: {} (a classification checkpoint of `{}` loads into the encoder)",
+                        info.weights, info.name
+                    )
+                    .into_boxed_str(),
                 );
                 Some(ModelInfo {
                     name,
@@ -406,6 +434,11 @@ impl Family for EncoderUNetConfig {
             return Err("a segmentation model needs at least one output channel".into());
         }
         self.num_classes = num_classes;
+        Ok(())
+    }
+
+    fn set_decoder_attention(&mut self, kind: AttentionKind) -> Result<(), String> {
+        self.decoder_attention = Some(kind);
         Ok(())
     }
 }

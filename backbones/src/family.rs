@@ -51,6 +51,15 @@ pub trait Family: Clone + std::fmt::Debug + Send + Sync + 'static {
         let _ = num_classes;
         Err("has no classifier head".into())
     }
+
+    /// Puts an attention block of this kind in every decoder block (segmentation decoders).
+    fn set_decoder_attention(
+        &mut self,
+        kind: gaze_blocks::attention::AttentionKind,
+    ) -> Result<(), String> {
+        let _ = kind;
+        Err("has no decoder to put attention in".into())
+    }
 }
 
 /// The forward API every family's network implements (timm's names).

@@ -75,6 +75,13 @@ macro_rules! families {
             pub fn set_num_classes(&mut self, n: usize) -> Result<(), String> {
                 match self { $(ModelConfig::$variant(c) => Family::set_num_classes(c, n),)* }
             }
+            /// Puts attention of this kind in every decoder block.
+            pub fn set_decoder_attention(
+                &mut self,
+                kind: gaze_blocks::attention::AttentionKind,
+            ) -> Result<(), String> {
+                match self { $(ModelConfig::$variant(c) => Family::set_decoder_attention(c, kind),)* }
+            }
         }
 
         impl Net {
@@ -260,6 +267,10 @@ pub struct ModelOptions {
     /// Which maps of [`Model::feature_info`] a `features_only` model returns (all by default;
     /// negative indices are not supported: count from the start).
     pub out_indices: Option<Vec<usize>>,
+    /// Attention in every decoder block of a segmentation decoder (`unet_<encoder>`: smp's
+    /// `decoder_attention_type`, any kind of the zoo). Fresh blocks: a checkpoint without them
+    /// loads, and the summary of the load lists nothing for them.
+    pub decoder_attention: Option<gaze_blocks::attention::AttentionKind>,
 }
 
 impl ModelOptions {
@@ -280,6 +291,11 @@ impl ModelOptions {
     /// See [`ModelOptions::features_only`].
     pub fn features_only(mut self) -> Self {
         self.features_only = true;
+        self
+    }
+    /// See [`ModelOptions::decoder_attention`].
+    pub fn decoder_attention(mut self, kind: gaze_blocks::attention::AttentionKind) -> Self {
+        self.decoder_attention = Some(kind);
         self
     }
     /// See [`ModelOptions::out_indices`].
@@ -622,8 +638,7 @@ impl Model {
         let allow_missing: Vec<String> = ours
             .iter()
             .filter(|(k, s)| {
-                published.get(*k) != Some(*s)
-                    || (encoder_only && !k.starts_with("encoder."))
+                published.get(*k) != Some(*s) || (encoder_only && !k.starts_with("encoder."))
             })
             .map(|(k, _)| k.clone())
             .filter(|k| !is_stem_key(k, &published, &ours))
@@ -674,7 +689,19 @@ impl Model {
                     .map(|path| pytorch_name(&keys.unmap(path)))
                     .collect();
                 report.missing.sort();
-                let hint = crate::registry::which_model_fits(&checkpoint_keys, &keys);
+                let decoder_attention = options.decoder_attention.is_none()
+                    && report
+                        .unexpected
+                        .iter()
+                        .any(|k| k.starts_with("decoder.") && k.contains(".attention1."));
+                let hint = if decoder_attention {
+                    Some(
+                        "the checkpoint's decoder has attention blocks: create the model with the decoder attention it was trained with (`--decoder-attention KIND`, e.g. scse)"
+                            .to_string(),
+                    )
+                } else {
+                    crate::registry::which_model_fits(&checkpoint_keys, &keys)
+                };
                 Err((report, hint))
             }
         }
@@ -778,6 +805,14 @@ fn configure(info: &'static ModelInfo, options: &ModelOptions) -> Result<ModelCo
             .map_err(|message| ModelError::Options {
                 model: info.name,
                 message: format!("num_classes: {message}"),
+            })?;
+    }
+    if let Some(kind) = options.decoder_attention {
+        config
+            .set_decoder_attention(kind)
+            .map_err(|message| ModelError::Options {
+                model: info.name,
+                message: format!("decoder attention: {message}"),
             })?;
     }
     if let Some(c) = options.in_chans {

@@ -71,9 +71,5 @@ impl ScseModule {
 
 /// smp's names (`cSE.1`, `cSE.3`, `sSE.0`).
 pub fn key_map() -> gaze_weights::KeyMap {
-    gaze_weights::KeyMap::new(&[
-        ("cSE.1", "cse.fc1"),
-        ("cSE.3", "cse.fc2"),
-        ("sSE.0", "sse"),
-    ])
+    gaze_weights::KeyMap::new(&[("cSE.1", "cse.fc1"), ("cSE.3", "cse.fc2"), ("sSE.0", "sse")])
 }

@@ -210,6 +210,9 @@ struct CheckpointMeta {
     model: String,
     num_classes: Option<usize>,
     in_chans: usize,
+    /// Attention in the decoder blocks (segmentation models created with that option).
+    #[serde(default)]
+    decoder_attention: Option<String>,
     epoch: usize,
     step: u64,
     config: TrainConfig,
@@ -385,6 +388,10 @@ pub fn fit(
     let (mut first_epoch, mut step, mut skipped) = (1, 0u64, 0usize);
     let name = model.info().name.to_string();
     let (num_classes, in_chans) = (model.config().num_classes(), model.in_chans());
+    let decoder_attention = model
+        .options()
+        .decoder_attention
+        .map(|k| k.name().to_string());
     if config.resume && run.checkpoint().is_file() {
         let (meta, [m, o, s]) = read_checkpoint(&run.checkpoint())?;
         if meta.model != name || meta.num_classes != num_classes || meta.in_chans != in_chans {
@@ -526,6 +533,7 @@ pub fn fit(
                 model: name.clone(),
                 num_classes,
                 in_chans,
+                decoder_attention: decoder_attention.clone(),
                 epoch,
                 step,
                 config: config.clone(),
@@ -556,6 +564,7 @@ pub fn fit(
         "model": name,
         "num_classes": num_classes,
         "in_chans": in_chans,
+        "decoder_attention": decoder_attention,
         "data": task.describe(),
         "config": config,
         "epochs_completed": report.epochs,
@@ -582,6 +591,9 @@ pub fn load_run_model(run_dir: &Path, device: &Device) -> Result<Model, Error> {
     let mut options = ModelOptions::new().in_chans(meta.in_chans);
     if let Some(n) = meta.num_classes {
         options = options.num_classes(n);
+    }
+    if let Some(kind) = &meta.decoder_attention {
+        options = options.decoder_attention(kind.parse().map_err(|e| Error::msg(format!("{e}")))?);
     }
     let model = create_model_with(&meta.model, &options, device)?;
     model

@@ -105,7 +105,6 @@ fn registered_models_have_smp_parameter_counts() {
     );
 }
 
-
 /// A classification checkpoint of the encoder (timm keys, head included) loads into the
 /// encoder of `unet_<encoder>` and says so; the classifier's head is left out.
 #[test]
@@ -135,4 +134,30 @@ fn a_classification_checkpoint_fills_the_encoder() {
         .filter(|(k, _)| !k.starts_with("fc."))
         .collect();
     assert_eq!(encoder, reference);
+}
+
+/// Any attention kind of the zoo goes in the decoder blocks (smp offers scSE only); models
+/// without a decoder refuse the option.
+#[test]
+fn decoder_attention_by_name() {
+    let device = Device::flex();
+    let options = gaze::ModelOptions::new().decoder_attention(AttentionKind::Cbam);
+    let model = gaze::create_model_with("unet_resnet18", &options, &device).unwrap();
+    let keys: Vec<String> = model
+        .official_state_dict()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(keys
+        .iter()
+        .any(|k| k.starts_with("decoder.blocks.0.attention1.attention.")));
+    let y = model
+        .forward(Tensor::<4>::zeros([1, 3, 33, 47], &device))
+        .unwrap()
+        .into_mask()
+        .unwrap();
+    assert_eq!(y.dims(), [1, 1, 33, 47]);
+    let e = gaze::create_model_with("resnet18", &options, &device).unwrap_err();
+    assert!(e.to_string().contains("has no decoder"), "{e}");
 }

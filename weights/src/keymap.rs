@@ -218,7 +218,11 @@ impl KeyMap {
             forward: self.forward.iter().map(rewrite).collect(),
             backward: self.backward.iter().map(rewrite).collect(),
             ignore: self.ignore.iter().map(shift).collect(),
-            transforms: self.transforms.iter().map(|(r, t)| (shift(r), *t)).collect(),
+            transforms: self
+                .transforms
+                .iter()
+                .map(|(r, t)| (shift(r), *t))
+                .collect(),
         }
     }
 
@@ -256,13 +260,29 @@ mod tests {
 
     #[test]
     fn a_map_applies_under_a_prefix() {
-        let m = KeyMap::new(&[("^conv1.0", "^conv1.conv_a"), ("downsample.0", "downsample.conv")])
-            .ignoring(&["^fc\\."])
-            .under("encoder");
-        assert_eq!(m.map("encoder.conv1.0.weight"), "encoder.conv1.conv_a.weight");
-        assert_eq!(m.map("conv1.0.weight"), "conv1.0.weight", "anchored rules need the prefix");
-        assert_eq!(m.map("encoder.layer1.0.downsample.0.weight"), "encoder.layer1.0.downsample.conv.weight");
-        assert_eq!(m.unmap("encoder.conv1.conv_a.weight"), "encoder.conv1.0.weight");
+        let m = KeyMap::new(&[
+            ("^conv1.0", "^conv1.conv_a"),
+            ("downsample.0", "downsample.conv"),
+        ])
+        .ignoring(&["^fc\\."])
+        .under("encoder");
+        assert_eq!(
+            m.map("encoder.conv1.0.weight"),
+            "encoder.conv1.conv_a.weight"
+        );
+        assert_eq!(
+            m.map("conv1.0.weight"),
+            "conv1.0.weight",
+            "anchored rules need the prefix"
+        );
+        assert_eq!(
+            m.map("encoder.layer1.0.downsample.0.weight"),
+            "encoder.layer1.0.downsample.conv.weight"
+        );
+        assert_eq!(
+            m.unmap("encoder.conv1.conv_a.weight"),
+            "encoder.conv1.0.weight"
+        );
         assert!(m.is_ignored("encoder.fc.weight") && !m.is_ignored("fc.weight"));
     }
 

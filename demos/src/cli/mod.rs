@@ -43,6 +43,10 @@ pub struct ModelArgs {
     /// Input channels of the checkpoint's stem, when not the registered model's.
     #[arg(long)]
     pub in_chans: Option<usize>,
+    /// Attention in every decoder block of a `unet_<encoder>` model (a `gaze bench-attn`
+    /// kind: scse as smp, or se, cbam, eca, …), as the checkpoint was trained.
+    #[arg(long)]
+    pub decoder_attention: Option<gaze::blocks::attention::AttentionKind>,
 }
 
 impl ModelArgs {
@@ -54,6 +58,9 @@ impl ModelArgs {
         }
         if let Some(c) = self.in_chans {
             options = options.in_chans(c);
+        }
+        if let Some(k) = self.decoder_attention {
+            options = options.decoder_attention(k);
         }
         options
     }

@@ -69,6 +69,11 @@ pub struct Args {
     /// No random horizontal flips.
     #[arg(long)]
     pub no_hflip: bool,
+    /// segment: attention in every decoder block of a `unet_<encoder>` model (scse as smp, or
+    /// any `gaze bench-attn` kind).
+    #[arg(long)]
+    #[serde(default)]
+    pub decoder_attention: Option<gaze::blocks::attention::AttentionKind>,
     /// segment: side of the random square training patches (0: whole images).
     #[arg(long, default_value_t = 96)]
     #[serde(default)]
@@ -152,9 +157,12 @@ pub fn run(args: &Args) -> CliResult {
         .collect();
     let device = devices[0].clone();
     device.seed(args.seed);
-    let options = ModelOptions::new()
+    let mut options = ModelOptions::new()
         .num_classes(num_classes)
         .in_chans(in_chans);
+    if let Some(kind) = args.decoder_attention {
+        options = options.decoder_attention(kind);
+    }
     let mut model = gaze::create_model_with(info.name, &options, &device)?;
     if let Some(w) = &args.weights {
         if args.resume.is_none() {
