@@ -14,7 +14,7 @@ fn every_registered_model_builds_and_runs() {
             InputSize::Fixed([h, w]) | InputSize::AtLeast([h, w]) => (h, w),
             InputSize::PaddedTo(m) => (m, m),
             // U-Nets pad evenly to their pooling multiple; their maps are the padded input's.
-            InputSize::Any if matches!(info.task, Task::Segmentation { .. }) => (48, 64),
+            InputSize::Any if matches!(info.task, Task::Segmentation { .. }) => (64, 96),
             InputSize::Any => (40, 56),
         };
         let x = Tensor::<4>::zeros([1, info.in_channels, h, w], &device);
