@@ -182,3 +182,47 @@ macro_rules! classifier_family {
         $crate::model::Features::Tokens(<$net>::forward_tokens($self, $x))
     };
 }
+
+/// A segmentation model's class count: at least one output channel.
+pub fn segmentation_classes(num_classes: usize) -> Result<usize, String> {
+    if num_classes == 0 {
+        return Err("a segmentation model needs at least one output channel".into());
+    }
+    Ok(num_classes)
+}
+
+/// `FamilyNet` for a segmentation network with inherent `forward` (mask logits),
+/// `forward_features` (the decoder map), `forward_head` and `forward_intermediates`.
+#[macro_export]
+macro_rules! segmenter_net {
+    ($net:ty) => {
+        impl $crate::family::FamilyNet for $net {
+            fn forward(&self, x: burn::prelude::Tensor<4>) -> $crate::model::Output {
+                $crate::model::Output::Mask(<$net>::forward(self, x))
+            }
+
+            fn forward_features(&self, x: burn::prelude::Tensor<4>) -> $crate::model::Features {
+                $crate::model::Features::Map(<$net>::forward_features(self, x))
+            }
+
+            fn forward_head(
+                &self,
+                features: $crate::model::Features,
+            ) -> Result<$crate::model::Output, String> {
+                match features {
+                    $crate::model::Features::Map(f) => {
+                        Ok($crate::model::Output::Mask(<$net>::forward_head(self, f)))
+                    }
+                    _ => Err("expects the decoder map of forward_features".into()),
+                }
+            }
+
+            fn forward_intermediates(
+                &self,
+                x: burn::prelude::Tensor<4>,
+            ) -> Vec<burn::prelude::Tensor<4>> {
+                <$net>::forward_intermediates(self, x)
+            }
+        }
+    };
+}

@@ -29,9 +29,8 @@ use gaze_blocks::{
 };
 use gaze_weights::KeyMap;
 
-use crate::family::{Family, FamilyNet};
+use crate::family::{segmentation_classes, Family};
 use crate::features::FeatureInfo;
-use crate::model::{Features, Output};
 use crate::registry::{DataConfig, ModelInfo, Task};
 use crate::variant;
 
@@ -399,31 +398,9 @@ impl Family for UNetConfig {
     }
 
     fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        if num_classes == 0 {
-            return Err("a segmentation model needs at least one output channel".into());
-        }
-        self.num_classes = num_classes;
+        self.num_classes = segmentation_classes(num_classes)?;
         Ok(())
     }
 }
 
-impl FamilyNet for UNet {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Mask(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Map(Self::forward_features(self, x))
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Map(f) => Ok(Output::Mask(Self::forward_head(self, f))),
-            _ => Err("expects the decoder map of forward_features".into()),
-        }
-    }
-
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        Self::forward_intermediates(self, x)
-    }
-}
+crate::segmenter_net!(UNet);

@@ -24,7 +24,6 @@ attention ResNets timm lacks: timm's ResNet with that block, see `encoder_kwargs
 """
 import json
 import os
-import re
 import sys
 
 import segmentation_models_pytorch as smp
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fixture_utils as fu  # noqa: E402
-from gen_resnet_fixtures import FULL  # noqa: E402
+from gen_resnet_fixtures import FULL, targets  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "encoder_unet")
 assert smp.__version__ == "0.6.0", smp.__version__
@@ -60,24 +59,6 @@ def encoder_kwargs(name):
         kw = dict(FULL[name])
         return name.split("_", 1)[1], {"block_args": kw["block_args"]}
     return name, {}
-
-
-# As gen_resnet_fixtures.py: smaller residual branches and shortcuts keep the un-normalized
-# residual stream (the encoder's features) O(1-5), so float32 rounding stays small.
-BRANCH_RMS = 0.25
-SHORTCUT_RMS = 0.5
-
-
-def targets(model):
-    out = []
-    for name, block in model.named_modules():
-        if re.fullmatch(r"encoder\.model\.layer\d+\.\d+", name):
-            last = [n for n, m in block.named_children() if isinstance(m, torch.nn.BatchNorm2d)][-1]
-            out.append((rf"^{re.escape(name)}\.{last}$", BRANCH_RMS))
-            if block.downsample is not None:
-                bn = [n for n, m in block.downsample.named_children() if isinstance(m, torch.nn.BatchNorm2d)][-1]
-                out.append((rf"^{re.escape(name)}\.downsample\.{bn}$", SHORTCUT_RMS))
-    return out
 
 
 def padding(h, w, m=32):
@@ -118,7 +99,7 @@ def main():
         model = smp.Unet(encoder_weights=None, **{"decoder_channels": DECODER, **kw})
         _, constants[name] = fu.make_fixture(OUT, name, model, 400 + i, SIZES, run=run, head=["segmentation_head.0"],
                                              head_rms=0.5, output_key="output", calib_sizes=[SIZES[0]],
-                                             targets=targets(model), calib_extra=[padded(SIZES[1])])
+                                             targets=targets(model, prefix="encoder.model."), calib_extra=[padded(SIZES[1])])
     print("wrote", fu.write_constants(OUT, constants, {}))
 
 

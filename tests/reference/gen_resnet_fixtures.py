@@ -124,10 +124,11 @@ BRANCH_RMS = 0.25
 SHORTCUT_RMS = 0.5
 
 
-def targets(model):
+def targets(model, prefix=""):
+    """The calibration targets of the residual blocks named `<prefix>layer<i>.<j>`."""
     out = []
     for name, block in model.named_modules():
-        if re.fullmatch(r"layer\d+\.\d+", name):
+        if re.fullmatch(re.escape(prefix) + r"layer\d+\.\d+", name):
             last = [n for n, m in block.named_children() if isinstance(m, nn.BatchNorm2d)][-1]
             out.append((rf"^{re.escape(name)}\.{last}$", BRANCH_RMS))
             if block.downsample is not None:

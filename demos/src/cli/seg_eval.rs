@@ -46,14 +46,7 @@ struct Report {
 
 /// Runs `gaze seg-eval`.
 pub fn run(args: &Args) -> CliResult {
-    let info = gaze::model_info(&args.model.model)?;
-    if !matches!(info.task, gaze::Task::Segmentation { .. }) {
-        return Err(format!(
-            "{} is a {} model, not a segmentation model",
-            info.name, info.task
-        )
-        .into());
-    }
+    let info = super::segment::segmentation_model(&args.model.model)?;
     let tiling = super::segment::tiling(args.tile, args.overlap)?;
     let root = if args.data.join("test").join("images").is_dir() {
         args.data.join("test")

@@ -51,6 +51,19 @@ pub fn tiling(tile: Option<usize>, overlap: usize) -> CliResult<Tiling> {
     })
 }
 
+/// The registry entry of a segmentation model (an error for other models).
+pub fn segmentation_model(name: &str) -> CliResult<&'static gaze::ModelInfo> {
+    let info = gaze::model_info(name)?;
+    if !matches!(info.task, gaze::Task::Segmentation { .. }) {
+        return Err(format!(
+            "{} is a {} model, not a segmentation model",
+            info.name, info.task
+        )
+        .into());
+    }
+    Ok(info)
+}
+
 /// `<out>/<stem><suffix>.png`.
 pub fn output_path(out: &Path, image: &Path, suffix: &str) -> PathBuf {
     let stem = image
@@ -62,14 +75,7 @@ pub fn output_path(out: &Path, image: &Path, suffix: &str) -> PathBuf {
 
 /// Runs `gaze segment`.
 pub fn run(args: &Args) -> CliResult {
-    let info = gaze::model_info(&args.model.model)?;
-    if !matches!(info.task, gaze::Task::Segmentation { .. }) {
-        return Err(format!(
-            "{} is a {} model, not a segmentation model",
-            info.name, info.task
-        )
-        .into());
-    }
+    segmentation_model(&args.model.model)?;
     if !(0.0..=1.0).contains(&args.threshold) {
         return Err("--threshold must lie in [0, 1]".into());
     }
