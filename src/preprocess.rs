@@ -52,10 +52,18 @@ fn decode_jpeg(path: &Path) -> Result<RgbImage, ImageIoError> {
         path: path.display().to_string(),
         message,
     };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    // libjpeg pads a truncated scan with gray and only warns; PIL refuses the file ("image file
+    // is truncated"), and so does gaze.
+    if !jpeg_is_complete(&bytes) {
+        return Err(fail(
+            "the JPEG data is truncated (no end-of-image marker after its last scan)".into(),
+        ));
+    }
     // mozjpeg reports libjpeg's fatal errors by unwinding.
     let decoded = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
         use mozjpeg::{ColorSpace, Decompress};
-        let d = Decompress::new_path(path)?;
+        let d = Decompress::new_mem(&bytes)?;
         let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
         let mut img = if cmyk {
             d.to_colorspace(ColorSpace::JCS_CMYK)?
@@ -94,6 +102,17 @@ fn decode_jpeg(path: &Path) -> Result<RgbImage, ImageIoError> {
                 .unwrap_or_else(|| "corrupt JPEG data".into()),
         )),
     }
+}
+
+/// Whether a JPEG stream ends its last scan with an end-of-image marker (`FF D9`). Entropy-coded
+/// data never holds `FF D9` (a data `FF` is followed by `00`), and an embedded EXIF thumbnail's
+/// marker comes before the main image's last start-of-scan (`FF DA`), so a file cut anywhere in
+/// or after its last scan lacks it.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(last_sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return true; // no scan at all: the decoder's own error says more
+    };
+    bytes[last_sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// PIL's `convert("RGB")` of a decoded image.

@@ -187,3 +187,24 @@ fn a_transform_round_trips_through_its_data_config_json() {
         .to_string();
     assert!(err.contains("input_size"), "{err}");
 }
+
+/// A JPEG cut short is an error, as in PIL ("image file is truncated"), although libjpeg would
+/// pad it with gray; bytes after the end-of-image marker are ignored, as PIL ignores them; a
+/// JPEG with an EXIF thumbnail (its own end marker) cut short is still caught.
+#[test]
+fn truncated_jpegs_are_errors_as_in_pil() {
+    let dir = crate::common::tmp_dir("truncated-jpeg");
+    for name in ["jpeg_rgb_96x72.jpg", "jpeg_exif_orient6_48x32.jpg"] {
+        let bytes = std::fs::read(fixtures().join("images").join(name)).unwrap();
+        let whole = open_rgb(fixtures().join("images").join(name)).unwrap();
+        let cut = dir.join(format!("cut_{name}"));
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let e = open_rgb(&cut).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{name}: {e}");
+        let padded = dir.join(format!("trailing_{name}"));
+        let mut more = bytes.clone();
+        more.extend_from_slice(b"trailing bytes after EOI");
+        std::fs::write(&padded, &more).unwrap();
+        assert_eq!(open_rgb(&padded).unwrap(), whole, "{name}");
+    }
+}
