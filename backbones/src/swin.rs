@@ -1,7 +1,10 @@
 //! The Swin Transformer backbone exactly as timm 1.0.31 builds it
 //! (`timm/models/swin_transformer.py`, `SwinTransformer`), with timm's parameter names, so timm
-//! checkpoints (and the original Microsoft ones, whose extra buffers are ignored) load through
-//! [`gaze_weights::keymaps::swin`] without conversion.
+//! checkpoints load through [`key_map`] without conversion (their `relative_position_index` and
+//! `attn_mask` buffers are ignored: gaze recomputes them). The original Microsoft checkpoints
+//! use another layout (each stage's `downsample` at its end, in `layers.i` where timm has
+//! `layers.i+1`; `head.weight` for timm's `head.fc.weight`), which timm converts in its
+//! `checkpoint_filter_fn`: load timm's release of those weights.
 //!
 //! * Liu et al., "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows",
 //!   ICCV 2021.
