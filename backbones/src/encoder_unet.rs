@@ -434,6 +434,10 @@ impl Family for EncoderUNetConfig {
         Ok(())
     }
 
+    fn encoder_prefix(&self) -> Option<&'static str> {
+        Some("encoder.model.")
+    }
+
     fn set_decoder_attention(&mut self, kind: AttentionKind) -> Result<(), String> {
         self.decoder_attention = Some(kind);
         Ok(())

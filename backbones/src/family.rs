@@ -52,6 +52,12 @@ pub trait Family: Clone + std::fmt::Debug + Send + Sync + 'static {
         Err("has no classifier head".into())
     }
 
+    /// Where an encoder-decoder keeps its encoder in the checkpoint (`"encoder.model."`): a
+    /// classification checkpoint of the encoder then loads into it alone. `None` otherwise.
+    fn encoder_prefix(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Puts an attention block of this kind in every decoder block (segmentation decoders).
     fn set_decoder_attention(
         &mut self,

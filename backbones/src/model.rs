@@ -75,6 +75,10 @@ macro_rules! families {
             pub fn set_num_classes(&mut self, n: usize) -> Result<(), String> {
                 match self { $(ModelConfig::$variant(c) => Family::set_num_classes(c, n),)* }
             }
+            /// Where an encoder-decoder's checkpoint keeps its encoder, if it has one.
+            pub fn encoder_prefix(&self) -> Option<&'static str> {
+                match self { $(ModelConfig::$variant(c) => Family::encoder_prefix(c),)* }
+            }
             /// Puts attention of this kind in every decoder block.
             pub fn set_decoder_attention(
                 &mut self,
@@ -617,16 +621,20 @@ impl Model {
         }
         // An encoder-decoder given its encoder's classification checkpoint (timm keys): the
         // keys go under the encoder, its classifier head is left out, the decoder stays.
-        let encoder_only = matches!(self.config, ModelConfig::EncoderUNet(_))
-            && !checkpoint.tensors.keys().any(|k| {
-                k.starts_with("encoder.")
-                    || k.starts_with("decoder.")
-                    || k.starts_with("segmentation_head.")
-            });
-        if encoder_only {
+        // A checkpoint none of whose keys is one of the model's own top-level modules is taken
+        // for the encoder's.
+        let encoder_prefix = self.config.encoder_prefix();
+        let top = |k: &str| k.split('.').next().unwrap_or("").to_string();
+        let own_modules: std::collections::BTreeSet<String> = ours.keys().map(|k| top(k)).collect();
+        let encoder_only = encoder_prefix.is_some()
+            && !checkpoint
+                .tensors
+                .keys()
+                .any(|k| own_modules.contains(&top(k)));
+        if let (true, Some(prefix)) = (encoder_only, encoder_prefix) {
             let tensors = std::mem::take(&mut checkpoint.tensors);
             for (key, tensor) in tensors {
-                let ours_key = format!("encoder.model.{key}");
+                let ours_key = format!("{prefix}{key}");
                 if ours.contains_key(&ours_key) || keys.is_ignored(&ours_key) {
                     checkpoint.tensors.insert(ours_key, tensor);
                 } else {
@@ -638,7 +646,8 @@ impl Model {
         let allow_missing: Vec<String> = ours
             .iter()
             .filter(|(k, s)| {
-                published.get(*k) != Some(*s) || (encoder_only && !k.starts_with("encoder."))
+                published.get(*k) != Some(*s)
+                    || encoder_prefix.is_some_and(|p| encoder_only && !k.starts_with(p))
             })
             .map(|(k, _)| k.clone())
             .filter(|k| !is_stem_key(k, &published, &ours))
