@@ -434,8 +434,13 @@ impl Family for EncoderUNetConfig {
         Ok(())
     }
 
-    fn encoder_prefix(&self) -> Option<&'static str> {
-        Some("encoder.model.")
+    fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
+        // smp's timm-universal encoder keeps the classifier under `encoder.model`.
+        Some(
+            keys.iter()
+                .map(|k| (k.clone(), format!("encoder.model.{k}")))
+                .collect(),
+        )
     }
 
     fn set_decoder_attention(&mut self, kind: AttentionKind) -> Result<(), String> {

@@ -52,9 +52,13 @@ pub trait Family: Clone + std::fmt::Debug + Send + Sync + 'static {
         Err("has no classifier head".into())
     }
 
-    /// Where an encoder-decoder keeps its encoder in the checkpoint (`"encoder.model."`): a
-    /// classification checkpoint of the encoder then loads into it alone. `None` otherwise.
-    fn encoder_prefix(&self) -> Option<&'static str> {
+    /// For an encoder-decoder: where the keys of a classification checkpoint of its encoder
+    /// (`keys`, as the checkpoint names them) go in this model, as `(checkpoint key, official
+    /// key of this model)` pairs (a key may fill several tensors, e.g. Swin-UNet's mirrored
+    /// decoder). Keys without a pair (the classifier head) are left out. `None` for models
+    /// without an encoder of that kind.
+    fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
+        let _ = keys;
         None
     }
 

@@ -27,6 +27,7 @@ pub mod registry;
 pub mod residual_attention_net;
 pub mod resnet;
 pub mod swin;
+pub mod swin_unet;
 pub mod unet;
 pub mod vit;
 

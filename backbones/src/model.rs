@@ -76,8 +76,8 @@ macro_rules! families {
                 match self { $(ModelConfig::$variant(c) => Family::set_num_classes(c, n),)* }
             }
             /// Where an encoder-decoder's checkpoint keeps its encoder, if it has one.
-            pub fn encoder_prefix(&self) -> Option<&'static str> {
-                match self { $(ModelConfig::$variant(c) => Family::encoder_prefix(c),)* }
+            pub fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
+                match self { $(ModelConfig::$variant(c) => Family::encoder_checkpoint_keys(c, keys),)* }
             }
             /// Puts attention of this kind in every decoder block.
             pub fn set_decoder_attention(
@@ -125,6 +125,7 @@ families! {
     HaloNet(crate::halonet::HaloNetConfig, crate::halonet::HaloNet),
     UNet(crate::unet::UNetConfig, crate::unet::UNet),
     EncoderUNet(crate::encoder_unet::EncoderUNetConfig, crate::encoder_unet::EncoderUNet),
+    SwinUNet(crate::swin_unet::SwinUNetConfig, crate::swin_unet::SwinUNet),
 }
 
 /// The input sizes a model accepts.
@@ -338,7 +339,8 @@ pub enum ModelError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadSummary {
     /// Checkpoint keys of the classifier head left out because the model has a fresh head
-    /// ([`ModelOptions::num_classes`]).
+    /// ([`ModelOptions::num_classes`]); for an encoder's checkpoint, every key without a place
+    /// in the model (its head, blocks beyond the model's depth).
     pub skipped_head: Vec<String>,
     /// Checkpoint keys of the input convolution adapted to [`ModelOptions::in_chans`].
     pub adapted_stem: Vec<String>,
@@ -352,15 +354,21 @@ impl std::fmt::Display for LoadSummary {
         let mut parts = Vec::new();
         if self.encoder_only {
             parts.push(
-                "a classification checkpoint: loaded into the encoder only (the decoder and segmentation head keep their initialisation)"
+                "a classification checkpoint: loaded into the encoder (the rest of the model keeps its initialisation)"
                     .to_string(),
             );
         }
         if !self.skipped_head.is_empty() {
-            parts.push(format!(
-                "classifier head not loaded (fresh head): {}",
-                self.skipped_head.join(", ")
-            ));
+            const SHOWN: usize = 6;
+            let mut keys = self.skipped_head[..self.skipped_head.len().min(SHOWN)].join(", ");
+            if self.skipped_head.len() > SHOWN {
+                keys.push_str(&format!(", … ({} in all)", self.skipped_head.len()));
+            }
+            parts.push(if self.encoder_only {
+                format!("not loaded (no place in this model): {keys}")
+            } else {
+                format!("classifier head not loaded (fresh head): {keys}")
+            });
         }
         if !self.adapted_stem.is_empty() {
             parts.push(format!(
@@ -619,35 +627,42 @@ impl Model {
                 }
             }
         }
-        // An encoder-decoder given its encoder's classification checkpoint (timm keys): the
-        // keys go under the encoder, its classifier head is left out, the decoder stays.
-        // A checkpoint none of whose keys is one of the model's own top-level modules is taken
-        // for the encoder's.
-        let encoder_prefix = self.config.encoder_prefix();
-        let top = |k: &str| k.split('.').next().unwrap_or("").to_string();
-        let own_modules: std::collections::BTreeSet<String> = ours.keys().map(|k| top(k)).collect();
-        let encoder_only = encoder_prefix.is_some()
-            && !checkpoint
-                .tensors
-                .keys()
-                .any(|k| own_modules.contains(&top(k)));
-        if let (true, Some(prefix)) = (encoder_only, encoder_prefix) {
-            let tensors = std::mem::take(&mut checkpoint.tensors);
-            for (key, tensor) in tensors {
-                let ours_key = format!("{prefix}{key}");
-                if ours.contains_key(&ours_key) || keys.is_ignored(&ours_key) {
-                    checkpoint.tensors.insert(ours_key, tensor);
-                } else {
-                    summary.skipped_head.push(key);
+        // An encoder-decoder given its encoder's classification checkpoint: its keys go where
+        // the family places them, its classifier head is left out, the rest of the model keeps
+        // its initialisation. The checkpoint is taken for the encoder's when more of its
+        // tensors fit the model that way than under their own names.
+        let mut filled: Option<std::collections::BTreeSet<String>> = None;
+        let checkpoint_names: Vec<String> = checkpoint.tensors.keys().cloned().collect();
+        if let Some(pairs) = self.config.encoder_checkpoint_keys(&checkpoint_names) {
+            let fits = |src: &str, dst: &str| {
+                checkpoint
+                    .tensors
+                    .get(src)
+                    .is_some_and(|t| ours.get(dst).is_some_and(|s| t.shape.to_vec() == *s))
+            };
+            let direct = checkpoint_names.iter().filter(|k| fits(k, k)).count();
+            let placed = pairs.iter().filter(|(src, dst)| fits(src, dst)).count();
+            if placed > direct {
+                let mut tensors = std::mem::take(&mut checkpoint.tensors);
+                let mut used = std::collections::BTreeSet::new();
+                for (src, dst) in &pairs {
+                    if ours.contains_key(dst) || keys.is_ignored(dst) {
+                        if let Some(t) = tensors.get(src) {
+                            checkpoint.tensors.insert(dst.clone(), t.clone());
+                            used.insert(src.clone());
+                        }
+                    }
                 }
+                tensors.retain(|k, _| !used.contains(k));
+                summary.skipped_head.extend(tensors.into_keys());
+                filled = Some(checkpoint.tensors.keys().cloned().collect());
+                summary.encoder_only = true;
             }
-            summary.encoder_only = true;
         }
         let allow_missing: Vec<String> = ours
             .iter()
             .filter(|(k, s)| {
-                published.get(*k) != Some(*s)
-                    || encoder_prefix.is_some_and(|p| encoder_only && !k.starts_with(p))
+                published.get(*k) != Some(*s) || filled.as_ref().is_some_and(|f| !f.contains(*k))
             })
             .map(|(k, _)| k.clone())
             .filter(|k| !is_stem_key(k, &published, &ours))

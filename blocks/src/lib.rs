@@ -39,6 +39,7 @@ pub mod attention;
 pub mod attention_gate;
 pub mod bi_routing_attention;
 pub mod cbam;
+pub mod cross_attention;
 pub mod eca;
 pub mod fca;
 pub mod halo_attention;
@@ -68,6 +69,9 @@ pub use bi_routing_attention::{
     QkvLinear, TopkRouting,
 };
 pub use cbam::{CbamConfig, CbamModule, ChannelAttn, SpatialAttn};
+pub use cross_attention::{
+    CrossAttention, CrossTransformer, CrossTransformerConfig, PreNormCrossAttention,
+};
 pub use eca::{EcaConfig, EcaModule};
 pub use fca::{FcaAttention, FcaConfig, FrequencySelection};
 pub use halo_attention::{HaloAttn, HaloAttnConfig, HaloStats, PosEmbedRel};

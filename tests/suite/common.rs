@@ -382,7 +382,7 @@ pub fn module_constants<M: burn::module::ModuleDisplay>(
                     | "AttentionLePE",
                     "scale",
                 ) => out.attn_scale.push((official(&stack, None), value)),
-                ("VitAttention" | "WindowAttention", "head_dim")
+                ("VitAttention" | "WindowAttention" | "CrossAttention", "head_dim")
                 | ("LevitAttention" | "LevitAttentionDownsample", "key_dim")
                 | ("HaloAttn", "dim_head_qk") => out
                     .attn_scale

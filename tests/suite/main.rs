@@ -16,6 +16,7 @@ mod parity_pan;
 mod parity_ran;
 mod parity_resnet;
 mod parity_swin;
+mod parity_swin_unet;
 mod parity_token_halo_levit;
 mod parity_token_na_bra;
 mod parity_token_vit_swin;

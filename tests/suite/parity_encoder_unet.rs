@@ -120,7 +120,7 @@ fn a_classification_checkpoint_fills_the_encoder() {
         .unwrap();
     assert!(summary.encoder_only, "{summary}");
     assert_eq!(summary.skipped_head, ["fc.bias", "fc.weight"]);
-    assert!(summary.to_string().contains("encoder only"));
+    assert!(summary.to_string().contains("loaded into the encoder"));
     let encoder: std::collections::BTreeMap<String, TensorData> = unet
         .official_state_dict()
         .unwrap()
