@@ -10,8 +10,9 @@
 //! scSE there, gaze any block of [`AttentionKind`] by name. Head: a 3×3 convolution to the
 //! classes.
 //!
-//! Any input size: the image is zero-padded evenly to a multiple of 32 and the output cropped
-//! back (smp refuses sizes that are not multiples of 32).
+//! Any input size: the image is zero-padded evenly to a multiple of 32 (or of the encoder's own
+//! multiple, HaloNet's 256) and to at least the encoder's smallest input (NAT's), and the
+//! output cropped back (smp refuses sizes that are not multiples of 32).
 //!
 //! Keys are smp's with a timm encoder (`encoder.model.<timm key>`, `decoder.blocks.{i}.conv1.0`,
 //! `segmentation_head.0`); smp's own ResNet encoders (`encoder.<key>`) load too. A
@@ -29,68 +30,139 @@ use gaze_blocks::layers::{
 };
 use gaze_weights::KeyMap;
 
-use crate::family::{segmentation_classes, Family};
+use crate::family::{segmentation_classes, Family, FamilyNet};
 use crate::features::FeatureInfo;
-use crate::model::ModelConfig;
+use crate::model::{InputSize, ModelConfig};
 use crate::registry::{DataConfig, ModelInfo, Task};
-use crate::resnet::{ResNet, ResNetConfig};
-use crate::unet::even_padding;
 
-/// The encoder's configuration, one variant per supported classifier family.
-#[derive(Debug, Clone)]
-pub enum EncoderConfig {
-    /// The ResNet family (every attention kind, ResNeSt, `d`/`t` stems).
-    ResNet(ResNetConfig),
+/// The encoder families: each variant is a registered family whose classifiers have a
+/// pyramid at strides 2…32 (CNNs) or 4…32 (hierarchical transformers and the Residual
+/// Attention Network). Adding one is one line here.
+macro_rules! encoders {
+    ($($variant:ident($config:ty, $net:ty)),* $(,)?) => {
+        /// The encoder's configuration, one variant per supported classifier family.
+        #[derive(Debug, Clone)]
+        pub enum EncoderConfig {
+            $(
+                #[doc = concat!("A `", stringify!($config), "` classifier.")]
+                $variant($config),
+            )*
+        }
+
+        /// The encoder network (the classifier without its head).
+        #[derive(Module, Debug)]
+        pub enum EncoderNet {
+            $(
+                #[doc = concat!("A `", stringify!($net), "`.")]
+                $variant($net),
+            )*
+        }
+
+        impl EncoderConfig {
+            fn init(&self, device: &Device) -> EncoderNet {
+                match self {
+                    $(EncoderConfig::$variant(c) => {
+                        let mut c = c.clone();
+                        Family::set_num_classes(&mut c, 0).expect("a classifier drops its head");
+                        EncoderNet::$variant(Family::init(&c, device))
+                    })*
+                }
+            }
+
+            /// The encoder's pyramid (strides and channels).
+            pub fn feature_info(&self) -> Vec<FeatureInfo> {
+                match self { $(EncoderConfig::$variant(c) => Family::feature_info(c),)* }
+            }
+
+            fn key_map(&self) -> KeyMap {
+                match self { $(EncoderConfig::$variant(c) => Family::key_map(c),)* }
+            }
+
+            fn input_size(&self) -> InputSize {
+                match self { $(EncoderConfig::$variant(c) => Family::input_size(c),)* }
+            }
+
+            fn in_chans(&self) -> usize {
+                match self { $(EncoderConfig::$variant(c) => Family::in_chans(c),)* }
+            }
+
+            fn set_in_chans(&mut self, in_chans: usize) {
+                match self { $(EncoderConfig::$variant(c) => Family::set_in_chans(c, in_chans),)* }
+            }
+
+            fn num_classes(&self) -> usize {
+                match self {
+                    $(EncoderConfig::$variant(c) => Family::num_classes(c).unwrap_or(0),)*
+                }
+            }
+
+            /// The encoder of a registered classifier's configuration, if its family is one.
+            pub fn from_model(config: ModelConfig) -> Option<Self> {
+                match config {
+                    $(ModelConfig::$variant(c) => Some(EncoderConfig::$variant(c)),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl EncoderNet {
+            fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+                match self { $(EncoderNet::$variant(m) => FamilyNet::forward_intermediates(m, x),)* }
+            }
+        }
+
+        /// Every registered classifier of the encoder families, in list order.
+        fn encoder_variants() -> Vec<&'static ModelInfo> {
+            let mut all = Vec::new();
+            $(all.extend(<$config as Family>::variants().iter());)*
+            all
+        }
+    };
 }
 
-/// The encoder network.
-#[derive(Module, Debug)]
-pub enum EncoderNet {
-    /// A ResNet without its classifier.
-    ResNet(ResNet),
+encoders! {
+    ResNet(crate::resnet::ResNetConfig, crate::resnet::ResNet),
+    ResidualAttention(
+        crate::residual_attention_net::ResidualAttentionNetConfig,
+        crate::residual_attention_net::ResidualAttentionNet
+    ),
+    Swin(crate::swin::SwinConfig, crate::swin::Swin),
+    Nat(crate::nat::NatConfig, crate::nat::Nat),
+    BiFormer(crate::biformer::BiFormerConfig, crate::biformer::BiFormer),
+    HaloNet(crate::halonet::HaloNetConfig, crate::halonet::HaloNet),
 }
 
 impl EncoderConfig {
-    fn init(&self, device: &Device) -> EncoderNet {
-        match self {
-            EncoderConfig::ResNet(c) => {
-                EncoderNet::ResNet(c.clone().with_num_classes(0).init(device))
-            }
-        }
+    /// Whether the pyramid is one smp's U-Net decoder takes: strides 2, 4, 8, 16, 32, or
+    /// 4, 8, 16, 32 (an empty stride-2 level).
+    pub fn has_unet_pyramid(&self) -> bool {
+        let strides: Vec<usize> = self.feature_info().iter().map(|f| f.reduction).collect();
+        strides == [2, 4, 8, 16, 32] || strides == [4, 8, 16, 32]
     }
 
-    /// The encoder's pyramid (strides and channels).
-    pub fn feature_info(&self) -> Vec<FeatureInfo> {
-        match self {
-            EncoderConfig::ResNet(c) => c.feature_info(),
-        }
+    /// The padded size of an `h × w` input: each side zero-padded to a multiple of 32 (or of
+    /// the encoder's own multiple, HaloNet's 256) and to at least the encoder's smallest size
+    /// (NAT's 193, rounded up to the multiple).
+    pub fn padded_size(&self, h: usize, w: usize) -> [usize; 2] {
+        let (multiple, [min_h, min_w]) = self.padding_rule();
+        padded_size(h, w, multiple, min_h, min_w)
     }
 
-    fn key_map(&self) -> KeyMap {
-        match self {
-            EncoderConfig::ResNet(c) => c.official_key_map(),
-        }
-    }
-
-    fn in_chans(&self) -> usize {
-        match self {
-            EncoderConfig::ResNet(c) => c.in_chans,
-        }
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        match self {
-            EncoderConfig::ResNet(c) => c.in_chans = in_chans,
+    /// The multiple and the smallest size the input is padded to.
+    fn padding_rule(&self) -> (usize, [usize; 2]) {
+        match self.input_size() {
+            InputSize::PaddedTo(m) => (m.max(32), [0, 0]),
+            InputSize::AtLeast(min) => (32, min),
+            _ => (32, [0, 0]),
         }
     }
 }
 
-impl EncoderNet {
-    fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        match self {
-            EncoderNet::ResNet(m) => m.forward_intermediates(x),
-        }
-    }
+fn padded_size(h: usize, w: usize, multiple: usize, min_h: usize, min_w: usize) -> [usize; 2] {
+    [
+        h.max(min_h).next_multiple_of(multiple),
+        w.max(min_w).next_multiple_of(multiple),
+    ]
 }
 
 /// Configuration of [`EncoderUNet`]; the defaults are smp's `Unet`.
@@ -187,6 +259,9 @@ impl EncoderUNetConfig {
                 true,
                 device,
             ),
+            pad_multiple: self.encoder.padding_rule().0,
+            min_height: self.encoder.padding_rule().1[0],
+            min_width: self.encoder.padding_rule().1[1],
         }
     }
 
@@ -290,16 +365,30 @@ pub struct EncoderUNet {
     pub decoder: UnetDecoder,
     /// 3×3 convolution to the classes (`segmentation_head.0`).
     pub segmentation_head: Conv2d,
+    /// Inputs are padded to a multiple of this (32, or the encoder's own).
+    pub pad_multiple: usize,
+    /// … and to at least this height (the encoder's smallest input) …
+    pub min_height: usize,
+    /// … and width.
+    pub min_width: usize,
 }
 
 impl EncoderUNet {
+    /// Zero padding `(top, bottom, left, right)`, split evenly, to the encoder's padded size
+    /// ([`EncoderConfig::padded_size`]).
+    fn padding(&self, h: usize, w: usize) -> (usize, usize, usize, usize) {
+        let [ph, pw] = padded_size(h, w, self.pad_multiple, self.min_height, self.min_width);
+        let (dh, dw) = (ph - h, pw - w);
+        (dh / 2, dh - dh / 2, dw / 2, dw - dw / 2)
+    }
+
     /// The decoder's last map at the input's size plus a one-pixel margin, `[N, 16, H + 2,
     /// W + 2]`: the margin holds what the 3×3 head sees around the image (the decoder's values
     /// where the input was padded, zeros beyond), so cropping after the head gives exactly the
     /// logits of the padded input.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let (top, bottom, left, right) = even_padding(h, w, 32);
+        let (top, bottom, left, right) = self.padding(h, w);
         let padded = x.pad((left, right, top, bottom), PadMode::Constant(0.0));
         let mut levels = self.encoder.forward_intermediates(padded);
         // Transformer-style pyramids (first level at stride 4) have an empty stride-2 skip.
@@ -351,7 +440,7 @@ impl EncoderUNet {
     /// The encoder's pyramid on the zero-padded input (see [`even_padding`]).
     pub fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
         let [_, _, h, w] = x.dims();
-        let (top, bottom, left, right) = even_padding(h, w, 32);
+        let (top, bottom, left, right) = self.padding(h, w);
         self.encoder
             .forward_intermediates(x.pad((left, right, top, bottom), PadMode::Constant(0.0)))
     }
@@ -364,14 +453,18 @@ const PAPER: &str =
 fn generated() -> &'static [ModelInfo] {
     static VARIANTS: OnceLock<Vec<ModelInfo>> = OnceLock::new();
     VARIANTS.get_or_init(|| {
-        <ResNetConfig as Family>::variants()
-            .iter()
+        encoder_variants()
+            .into_iter()
             .filter_map(|info| {
-                let ModelConfig::ResNet(enc) = info.config() else {
+                let enc = EncoderConfig::from_model(info.config())?;
+                if !enc.has_unet_pyramid() {
                     return None;
-                };
-                let head = enc.num_features() * enc.num_classes + enc.num_classes;
-                let config = EncoderUNetConfig::new(EncoderConfig::ResNet(enc));
+                }
+                // The classifier's head: a Linear from the last level's channels.
+                let features = enc.feature_info().last().map_or(0, |f| f.channels);
+                let classes = enc.num_classes();
+                let head = features * classes + classes;
+                let config = EncoderUNetConfig::new(enc);
                 let params = config.num_params(info.params - head);
                 let (mean, std) = info.data.mean_std();
                 let name: &'static str = Box::leak(format!("unet_{}", info.name).into_boxed_str());

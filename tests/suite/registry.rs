@@ -17,6 +17,12 @@ fn every_registered_model_builds_and_runs() {
             InputSize::Any if matches!(info.task, Task::Segmentation { .. }) => (64, 96),
             InputSize::Any => (40, 56),
         };
+        assert_eq!(
+            model.num_params(),
+            info.params,
+            "{}: registry entry",
+            info.name
+        );
         let x = Tensor::<4>::zeros([1, info.in_channels, h, w], &device);
         match (info.task, model.forward(x.clone()).unwrap()) {
             (Task::SuperResolution { scale }, Output::Image(y)) => {
@@ -33,6 +39,16 @@ fn every_registered_model_builds_and_runs() {
         let maps = model.forward_intermediates(x).unwrap();
         let levels = model.feature_info();
         assert_eq!(maps.len(), levels.len(), "{}", info.name);
+        // Segmentation models give the maps of their padded input (at least the input).
+        let (h, w) = match (info.task, maps.first(), levels.first()) {
+            (Task::Segmentation { .. }, Some(map), Some(level)) => {
+                let [_, _, mh, mw] = map.dims();
+                let padded = (mh * level.reduction, mw * level.reduction);
+                assert!(padded.0 >= h && padded.1 >= w, "{}", info.name);
+                padded
+            }
+            _ => (h, w),
+        };
         for (map, level) in maps.iter().zip(&levels) {
             let [_, c, mh, mw] = map.dims();
             assert_eq!(c, level.channels, "{} {}", info.name, level.module);
