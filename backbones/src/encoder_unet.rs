@@ -3,7 +3,8 @@
 //! registered as `unet_<encoder>` for every classifier family listed in [`EncoderConfig`].
 //!
 //! Encoder: the classifier's `forward_intermediates` at strides 2, 4, 8, 16, 32 (CNNs), or 4…32
-//! (hierarchical transformers: smp's "transformer style", with an empty stride-2 level), plus
+//! (hierarchical transformers: smp's "transformer style", with an empty stride-2 level; a
+//! plain ViT's four intermediate maps resampled to 4…32 by [`simple_pyramid`]), plus
 //! the input itself, as smp's `TimmUniversalEncoder` returns them. Decoder: five blocks (channels
 //! 256/128/64/32/16 by default), each nearest ×2 upsampling, concatenation with the skip of that
 //! stride, optional attention, two 3×3 conv + BN + ReLU, optional attention; smp offers only
@@ -37,7 +38,8 @@ use crate::registry::{DataConfig, ModelInfo, Task};
 
 /// The encoder families: each variant is a registered family whose classifiers have a
 /// pyramid at strides 2…32 (CNNs) or 4…32 (hierarchical transformers and the Residual
-/// Attention Network). Adding one is one line here.
+/// Attention Network), or a plain ViT resampled into one ([`simple_pyramid`]). Adding one is
+/// one line here.
 macro_rules! encoders {
     ($($variant:ident($config:ty, $net:ty)),* $(,)?) => {
         /// The encoder's configuration, one variant per supported classifier family.
@@ -69,9 +71,14 @@ macro_rules! encoders {
                 }
             }
 
-            /// The encoder's pyramid (strides and channels).
+            /// The encoder's pyramid (strides and channels; a plain ViT's as resampled by
+            /// [`simple_pyramid`]).
             pub fn feature_info(&self) -> Vec<FeatureInfo> {
-                match self { $(EncoderConfig::$variant(c) => Family::feature_info(c),)* }
+                let info = match self { $(EncoderConfig::$variant(c) => Family::feature_info(c),)* };
+                match self {
+                    EncoderConfig::Vit(_) => simple_pyramid_info(info),
+                    _ => info,
+                }
             }
 
             fn key_map(&self) -> KeyMap {
@@ -107,7 +114,13 @@ macro_rules! encoders {
 
         impl EncoderNet {
             fn forward_intermediates(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-                match self { $(EncoderNet::$variant(m) => FamilyNet::forward_intermediates(m, x),)* }
+                let maps = match self {
+                    $(EncoderNet::$variant(m) => FamilyNet::forward_intermediates(m, x),)*
+                };
+                match self {
+                    EncoderNet::Vit(_) => simple_pyramid(maps),
+                    _ => maps,
+                }
             }
         }
 
@@ -130,6 +143,50 @@ encoders! {
     Nat(crate::nat::NatConfig, crate::nat::Nat),
     BiFormer(crate::biformer::BiFormerConfig, crate::biformer::BiFormer),
     HaloNet(crate::halonet::HaloNetConfig, crate::halonet::HaloNet),
+    Vit(crate::vit::VitConfig, crate::vit::VisionTransformer),
+}
+
+/// A plain ViT's four intermediate maps, all at the patch stride `p` (16), resampled into a
+/// pyramid at `p/4, p/2, p, 2p` without parameters: nearest ×4, nearest ×2, as is, 2×2 max
+/// pooling (the layout of ViTDet's simple feature pyramid, Li et al., ECCV 2022, whose
+/// learned deconvolutions are left out so that the encoder stays the classifier).
+pub fn simple_pyramid(maps: Vec<Tensor<4>>) -> Vec<Tensor<4>> {
+    let n = maps.len();
+    maps.into_iter()
+        .enumerate()
+        .map(|(i, m)| match n - 1 - i {
+            3 => upsample_nearest(m, 4),
+            2 => upsample_nearest(m, 2),
+            1 => m,
+            _ => burn::tensor::module::max_pool2d(
+                m,
+                burn::tensor::ops::MaxPoolOptions {
+                    kernel_size: [2, 2],
+                    stride: [2, 2],
+                    padding: [(0, 0), (0, 0)],
+                    dilation: [1, 1],
+                    ceil_mode: false,
+                },
+            ),
+        })
+        .collect()
+}
+
+/// The strides of [`simple_pyramid`]'s maps.
+fn simple_pyramid_info(info: Vec<FeatureInfo>) -> Vec<FeatureInfo> {
+    let n = info.len();
+    info.into_iter()
+        .enumerate()
+        .map(|(i, f)| FeatureInfo {
+            reduction: match n - 1 - i {
+                3 => f.reduction / 4,
+                2 => f.reduction / 2,
+                1 => f.reduction,
+                _ => f.reduction * 2,
+            },
+            ..f
+        })
+        .collect()
 }
 
 impl EncoderConfig {

@@ -188,3 +188,49 @@ fn decoder_attention_by_name() {
     let e = gaze::create_model_with("resnet18", &options, &device).unwrap_err();
     assert!(e.to_string().contains("has no decoder"), "{e}");
 }
+
+/// `unet_vit_*`: the ViT's four intermediate maps (stride 16) become the pyramid at strides
+/// 4, 8, 16, 32 without parameters: nearest ×4 and ×2, as is, 2×2 max pooling.
+#[test]
+fn a_vit_encoder_is_resampled_into_a_pyramid() {
+    let device = Device::flex();
+    let dir = crate::common::tmp_dir("vit-encoder");
+    let classifier = gaze::create_model("vit_tiny_patch16_224", &device).unwrap();
+    let path = dir.join("vit.safetensors");
+    classifier.save_safetensors(&path).unwrap();
+    let (unet, summary) = gaze::create_model("unet_vit_tiny_patch16_224", &device)
+        .unwrap()
+        .load_weights_with_summary(&path)
+        .unwrap();
+    assert!(summary.encoder_only, "{summary}");
+    let x = crate::common::deterministic_input([1, 3, 64, 96], &device);
+    let ours = unet.forward_intermediates(x.clone()).unwrap();
+    let vit = classifier.forward_intermediates(x).unwrap();
+    let strides: Vec<usize> = unet.feature_info().iter().map(|f| f.reduction).collect();
+    assert_eq!(strides, [4, 8, 16, 32]);
+    let same = |a: &Tensor<4>, b: Tensor<4>| {
+        assert_eq!(a.dims(), b.dims());
+        let diff: f32 = (a.clone() - b).abs().max().into_scalar();
+        assert!(diff == 0.0, "max |diff| {diff}");
+    };
+    same(
+        &ours[0],
+        gaze::blocks::layers::upsample_nearest(vit[0].clone(), 4),
+    );
+    same(
+        &ours[1],
+        gaze::blocks::layers::upsample_nearest(vit[1].clone(), 2),
+    );
+    same(&ours[2], vit[2].clone());
+    let pooled = burn::tensor::module::max_pool2d(
+        vit[3].clone(),
+        burn::tensor::ops::MaxPoolOptions {
+            kernel_size: [2, 2],
+            stride: [2, 2],
+            padding: [(0, 0), (0, 0)],
+            dilation: [1, 1],
+            ceil_mode: false,
+        },
+    );
+    same(&ours[3], pooled);
+}
