@@ -61,7 +61,7 @@ macro_rules! encoders {
         }
 
         impl EncoderConfig {
-            fn init(&self, device: &Device) -> EncoderNet {
+            fn init_classifier(&self, device: &Device) -> EncoderNet {
                 match self {
                     $(EncoderConfig::$variant(c) => {
                         let mut c = c.clone();
@@ -190,6 +190,30 @@ fn simple_pyramid_info(info: Vec<FeatureInfo>) -> Vec<FeatureInfo> {
 }
 
 impl EncoderConfig {
+    /// The classifier without its head and without a final norm the pyramid does not use
+    /// (timm's `features_only` model prunes both).
+    fn init(&self, device: &Device) -> EncoderNet {
+        let mut encoder = self.clone();
+        if let EncoderConfig::Swin(c) = &mut encoder {
+            c.final_norm = false;
+        }
+        encoder.init_classifier(device)
+    }
+
+    /// The key map of the encoder under smp's names: timm's `features_only` model
+    /// (`FeatureListNet`) flattens the top-level sequential containers of Swin (`layers.1` →
+    /// `layers_1`) and ByobNet/HaloNet (`stem.conv1` → `stem_conv1`, `stages.0` → `stages_0`).
+    fn smp_key_map(&self) -> KeyMap {
+        let flatten: &[(&str, &str)] = match self {
+            EncoderConfig::Swin(_) => &[("^layers_{i:d}", "^layers.{i}")],
+            EncoderConfig::HaloNet(_) => {
+                &[("^stem_{m}", "^stem.{m}"), ("^stages_{i:d}", "^stages.{i}")]
+            }
+            _ => &[],
+        };
+        KeyMap::new(flatten).then(self.key_map())
+    }
+
     /// Whether the pyramid is one smp's U-Net decoder takes: strides 2, 4, 8, 16, 32, or
     /// 4, 8, 16, 32 (an empty stride-2 level).
     pub fn has_unet_pyramid(&self) -> bool {
@@ -352,7 +376,7 @@ impl EncoderUNetConfig {
             ),
             ("^segmentation_head.0", "^segmentation_head"),
         ])
-        .then(self.encoder.key_map().under("encoder"));
+        .then(self.encoder.smp_key_map().under("encoder"));
         if let Some(kind) = self.decoder_attention {
             map = map.then(kind.key_map().under("decoder"));
         }
@@ -520,7 +544,10 @@ fn generated() -> &'static [ModelInfo] {
                 // The classifier's head: a Linear from the last level's channels.
                 let features = enc.feature_info().last().map_or(0, |f| f.channels);
                 let classes = enc.num_classes();
-                let head = features * classes + classes;
+                let mut head = features * classes + classes;
+                if let EncoderConfig::Swin(_) = enc {
+                    head += 2 * features; // the final LayerNorm, pruned (see `init`)
+                }
                 let config = EncoderUNetConfig::new(enc);
                 let params = config.num_params(info.params - head);
                 let (mean, std) = info.data.mean_std();
@@ -585,10 +612,18 @@ impl Family for EncoderUNetConfig {
     }
 
     fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
-        // smp's timm-universal encoder keeps the classifier under `encoder.model`.
+        // The classifier's keys as module paths under `encoder`, named as smp names them
+        // (`encoder.model.…`, with timm's `features_only` flattening).
+        let encoder = self.encoder.key_map();
+        let model = EncoderUNetConfig::key_map(self);
         Some(
             keys.iter()
-                .map(|k| (k.clone(), format!("encoder.model.{k}")))
+                .map(|k| {
+                    (
+                        k.clone(),
+                        model.unmap(&format!("encoder.{}", encoder.map(k))),
+                    )
+                })
                 .collect(),
         )
     }

@@ -82,6 +82,10 @@ pub struct SwinConfig {
     /// Whether the attention `qkv` projections have a bias.
     #[config(default = true)]
     pub qkv_bias: bool,
+    /// Whether the model keeps its final LayerNorm (`norm`); an encoder of stage outputs has
+    /// none, as timm's `features_only` model prunes it.
+    #[config(default = true)]
+    pub final_norm: bool,
 }
 
 impl SwinConfig {
@@ -173,7 +177,7 @@ impl SwinConfig {
         Swin {
             patch_embed,
             layers,
-            norm: ln(nf),
+            norm: self.final_norm.then(|| ln(nf)),
             head: gaze_heads::ClassifierHead::new(nf, self.num_classes, device),
         }
     }
@@ -264,8 +268,8 @@ pub struct Swin {
     pub patch_embed: SwinPatchEmbed,
     /// The four stages (strides `p`, `2p`, `4p`, `8p`).
     pub layers: Vec<SwinStage>,
-    /// Final LayerNorm.
-    pub norm: LayerNorm,
+    /// Final LayerNorm (absent in an encoder, see [`SwinConfig::final_norm`]).
+    pub norm: Option<LayerNorm>,
     /// Classifier head.
     pub head: gaze_heads::ClassifierHead,
 }
@@ -291,7 +295,11 @@ impl Swin {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.patch_embed.forward(x);
         let x = self.layers.iter().fold(x, |x, s| s.forward(x));
-        nhwc_to_nchw(self.norm.forward(x))
+        let x = match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        nhwc_to_nchw(x)
     }
 
     /// Global average pool and classifier: `[B, C, h, w] → [B, classes]` (the pooled features

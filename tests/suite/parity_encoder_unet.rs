@@ -3,9 +3,10 @@
 //! SE-ResNet-18 with the scSE decoder attention and 2 classes, and ResNet-26d's deep stem load
 //! strictly through smp's key names, give the same logits at 64×96 and at 45×71 (padded
 //! internally to a multiple of 32 and cropped back; smp refuses that size) and the same encoder
-//! maps, and save back to smp's keys. smp's own ResNet encoders name their keys without
-//! `model.`: those load too. The registered `unet_<encoder>` models have smp's parameter
-//! counts.
+//! maps, and save back to smp's keys; so does a narrowed Swin, smp's "transformer style"
+//! encoder (strides 4…32). smp's own ResNet encoders name their keys without `model.`: those
+//! load too. The registered `unet_<encoder>` models of timm encoders have smp's parameter
+//! counts, and the full-size Swin and HaloNet ones smp's key names and shapes.
 
 use crate::common::{check_backbone, split_fixture, BackboneCheck};
 use burn::prelude::*;
@@ -42,6 +43,48 @@ fn check(name: &str, config: EncoderUNetConfig) -> EncoderUNet {
         || config.init(&device),
         &config.key_map(),
     )
+}
+
+#[test]
+fn swin_transformer_style_encoder() {
+    let ModelConfig::Swin(c) = gaze::model_info("swin_tiny_patch4_window7_224")
+        .unwrap()
+        .config()
+    else {
+        panic!("a Swin");
+    };
+    let c = c
+        .with_img_size([64, 64])
+        .with_embed_dim(8)
+        .with_depths(vec![2, 2, 2, 2])
+        .with_num_heads(vec![1, 2, 2, 4])
+        .with_window_size(4);
+    check(
+        "swin_transformer",
+        EncoderUNetConfig::new(EncoderConfig::Swin(c)).with_decoder_channels(vec![16, 16, 8, 8, 4]),
+    );
+}
+
+/// smp's full-size `Unet("tu-swin_tiny_patch4_window7_224")` and `Unet("tu-halonet26t")`:
+/// exactly the same tensor names and shapes (timm's `features_only` flattening, no final norm).
+#[test]
+fn full_size_swin_and_halonet_unets_have_smp_names() {
+    let text =
+        std::fs::read_to_string(crate::common::fixture("encoder_unet/smp_keys.json")).unwrap();
+    let reference: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, Vec<usize>>,
+    > = serde_json::from_str(&text).unwrap();
+    for (name, keys) in reference {
+        let info = gaze::model_info(&name).unwrap();
+        let config = info.config();
+        let net = config.init(&Device::flex());
+        let ours: std::collections::BTreeMap<String, Vec<usize>> =
+            gaze::weights::official_shapes(&net, &config.key_map())
+                .into_iter()
+                .collect();
+        assert_eq!(ours, keys, "{name}");
+    }
 }
 
 #[test]
@@ -97,9 +140,10 @@ fn smp_native_encoder_keys_load_too() {
     );
 }
 
-/// Every `unet_<ResNet-family encoder>` has smp's parameter count (the other encoder families,
-/// NAT, BiFormer and the Residual Attention Network, are not timm models smp could build;
-/// their counts are the registry's, checked against the built models in `registry.rs`).
+/// Every `unet_<encoder>` of a timm encoder (the ResNet family, Swin, HaloNet) has smp's
+/// parameter count (NAT, BiFormer, the Residual Attention Network and the ViTs are not
+/// encoders smp's U-Net takes; their counts are the registry's, checked against the built
+/// models in `registry.rs`).
 #[test]
 fn registered_models_have_smp_parameter_counts() {
     let text =
@@ -113,7 +157,10 @@ fn registered_models_have_smp_parameter_counts() {
                 && matches!(
                     m.config(),
                     gaze::backbones::ModelConfig::EncoderUNet(ref c)
-                        if matches!(c.encoder, gaze::backbones::encoder_unet::EncoderConfig::ResNet(_))
+                        if matches!(
+                            c.encoder,
+                            EncoderConfig::ResNet(_) | EncoderConfig::Swin(_) | EncoderConfig::HaloNet(_)
+                        )
                 )
         })
         .map(|m| m.name)
