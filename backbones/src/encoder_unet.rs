@@ -158,16 +158,7 @@ pub fn simple_pyramid(maps: Vec<Tensor<4>>) -> Vec<Tensor<4>> {
             3 => upsample_nearest(m, 4),
             2 => upsample_nearest(m, 2),
             1 => m,
-            _ => burn::tensor::module::max_pool2d(
-                m,
-                burn::tensor::ops::MaxPoolOptions {
-                    kernel_size: [2, 2],
-                    stride: [2, 2],
-                    padding: [(0, 0), (0, 0)],
-                    dilation: [1, 1],
-                    ceil_mode: false,
-                },
-            ),
+            _ => gaze_blocks::layers::max_pool_2x2(m),
         })
         .collect()
 }

@@ -201,6 +201,60 @@ pub fn segmentation_classes(num_classes: usize) -> Result<usize, String> {
     Ok(num_classes)
 }
 
+/// `Family` (and [`segmenter_net!`]) for a segmentation family whose configuration has
+/// `in_chans` and `num_classes` fields and inherent `init`, `key_map` and `feature_info`;
+/// further trait methods may follow the network's type:
+///
+/// ```ignore
+/// segmentation_family!(UNetConfig => UNet);
+/// segmentation_family!(SwinUNetConfig => SwinUNet, fn encoder_checkpoint_keys(..) { .. });
+/// ```
+#[macro_export]
+macro_rules! segmentation_family {
+    ($config:ty => $net:ty $(, $($extra:tt)*)?) => {
+        impl $crate::family::Family for $config {
+            type Net = $net;
+
+            fn variants() -> &'static [$crate::registry::ModelInfo] {
+                VARIANTS
+            }
+
+            fn init(&self, device: &burn::prelude::Device) -> $net {
+                <$config>::init(self, device)
+            }
+
+            fn key_map(&self) -> gaze_weights::KeyMap {
+                <$config>::key_map(self)
+            }
+
+            fn feature_info(&self) -> Vec<$crate::features::FeatureInfo> {
+                <$config>::feature_info(self)
+            }
+
+            fn in_chans(&self) -> usize {
+                self.in_chans
+            }
+
+            fn set_in_chans(&mut self, in_chans: usize) {
+                self.in_chans = in_chans;
+            }
+
+            fn num_classes(&self) -> Option<usize> {
+                Some(self.num_classes)
+            }
+
+            fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
+                self.num_classes = $crate::family::segmentation_classes(num_classes)?;
+                Ok(())
+            }
+
+            $($($extra)*)?
+        }
+
+        $crate::segmenter_net!($net);
+    };
+}
+
 /// `FamilyNet` for a segmentation network with inherent `forward` (mask logits),
 /// `forward_features` (the decoder map), `forward_head` and `forward_intermediates`.
 #[macro_export]

@@ -56,7 +56,6 @@ use burn::tensor::ops::PadMode;
 use gaze_blocks::{CrossTransformer, CrossTransformerConfig, SwinBlock, SwinBlockConfig};
 use gaze_weights::KeyMap;
 
-use crate::family::{segmentation_classes, Family};
 use crate::features::FeatureInfo;
 use crate::registry::{DataConfig, ModelInfo, Task};
 use crate::swin::{PatchMerging, SwinPatchEmbed};
@@ -577,45 +576,9 @@ static VARIANTS: &[ModelInfo] = &[
     ),
 ];
 
-impl Family for SwinUNetConfig {
-    type Net = SwinUNet;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> SwinUNet {
-        SwinUNetConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        SwinUNetConfig::key_map(self)
-    }
-
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        SwinUNetConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = segmentation_classes(num_classes)?;
-        Ok(())
-    }
-
+crate::segmentation_family!(
+    SwinUNetConfig => SwinUNet,
     fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
         Some(SwinUNetConfig::encoder_checkpoint_keys(self, keys))
     }
-}
-
-crate::segmenter_net!(SwinUNet);
+);

@@ -21,15 +21,15 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
-use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::{MaxPoolOptions, PadMode};
-use gaze_blocks::layers::{upsample_nearest, Activation, ConvNormAct, ConvNormActConfig};
+use burn::tensor::ops::PadMode;
+use gaze_blocks::layers::{
+    max_pool_2x2, upsample_nearest, Activation, ConvNormAct, ConvNormActConfig,
+};
 use gaze_blocks::{
     AttentionUNetGate, AttentionUNetGateConfig, GridAttentionGate, GridAttentionGateConfig,
 };
 use gaze_weights::KeyMap;
 
-use crate::family::{segmentation_classes, Family};
 use crate::features::FeatureInfo;
 use crate::registry::{DataConfig, ModelInfo, Task};
 use crate::variant;
@@ -231,16 +231,7 @@ impl UNet {
         let mut maps: Vec<Tensor<4>> = Vec::with_capacity(self.encoder.len());
         for (i, block) in self.encoder.iter().enumerate() {
             let input = match maps.last() {
-                Some(prev) if i > 0 => max_pool2d(
-                    prev.clone(),
-                    MaxPoolOptions {
-                        kernel_size: [2, 2],
-                        stride: [2, 2],
-                        padding: [(0, 0), (0, 0)],
-                        dilation: [1, 1],
-                        ceil_mode: false,
-                    },
-                ),
+                Some(prev) if i > 0 => max_pool_2x2(prev.clone()),
                 _ => x.clone(),
             };
             maps.push(block.forward(input));
@@ -366,41 +357,4 @@ static VARIANTS: &[ModelInfo] = &[
     ),
 ];
 
-impl Family for UNetConfig {
-    type Net = UNet;
-
-    fn variants() -> &'static [ModelInfo] {
-        VARIANTS
-    }
-
-    fn init(&self, device: &Device) -> UNet {
-        UNetConfig::init(self, device)
-    }
-
-    fn key_map(&self) -> KeyMap {
-        UNetConfig::key_map(self)
-    }
-
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        UNetConfig::feature_info(self)
-    }
-
-    fn in_chans(&self) -> usize {
-        self.in_chans
-    }
-
-    fn set_in_chans(&mut self, in_chans: usize) {
-        self.in_chans = in_chans;
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.num_classes)
-    }
-
-    fn set_num_classes(&mut self, num_classes: usize) -> Result<(), String> {
-        self.num_classes = segmentation_classes(num_classes)?;
-        Ok(())
-    }
-}
-
-crate::segmenter_net!(UNet);
+crate::segmentation_family!(UNetConfig => UNet);

@@ -154,6 +154,21 @@ pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
     )
 }
 
+/// The 2×2, stride-2 max pool of U-Nets (`nn.MaxPool2d(2)`; odd sides lose their last row or
+/// column).
+pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    burn::tensor::module::max_pool2d(
+        x,
+        burn::tensor::ops::MaxPoolOptions {
+            kernel_size: [2, 2],
+            stride: [2, 2],
+            padding: [(0, 0), (0, 0)],
+            dilation: [1, 1],
+            ceil_mode: false,
+        },
+    )
+}
+
 /// `[B, H, W, C] → [B · nW, Wh, Ww, C]` (timm's `window_partition`; `H`, `W` multiples of the
 /// window; windows ordered batch-major, then row-major).
 pub fn window_partition(x: Tensor<4>, window: [usize; 2]) -> Tensor<4> {

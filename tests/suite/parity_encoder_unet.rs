@@ -269,15 +269,6 @@ fn a_vit_encoder_is_resampled_into_a_pyramid() {
         gaze::blocks::layers::upsample_nearest(vit[1].clone(), 2),
     );
     same(&ours[2], vit[2].clone());
-    let pooled = burn::tensor::module::max_pool2d(
-        vit[3].clone(),
-        burn::tensor::ops::MaxPoolOptions {
-            kernel_size: [2, 2],
-            stride: [2, 2],
-            padding: [(0, 0), (0, 0)],
-            dilation: [1, 1],
-            ceil_mode: false,
-        },
-    );
+    let pooled = gaze::blocks::layers::max_pool_2x2(vit[3].clone());
     same(&ours[3], pooled);
 }
