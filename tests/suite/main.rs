@@ -2,6 +2,7 @@
 //! module here; `every_file_is_a_module` fails when one is not.
 
 mod common;
+mod drive_trained;
 mod loader;
 mod model_api;
 mod pan_real_weights;
