@@ -225,6 +225,45 @@ pub struct BackboneCheck<'a, M> {
     pub features: &'a dyn Fn(&M, Tensor<4>) -> Vec<Tensor<4>>,
 }
 
+/// [`check_backbone`] for a segmentation network: logits `[N, num_classes, H, W]` at every
+/// size, and its `forward_intermediates` with the channels of `levels`.
+pub fn check_segmenter<M>(
+    fixture: &str,
+    sizes: &[[usize; 2]],
+    in_chans: usize,
+    num_classes: usize,
+    levels: &[gaze::backbones::FeatureInfo],
+    build: impl Fn() -> M,
+    keys: &gaze::weights::KeyMap,
+) -> M
+where
+    M: gaze::backbones::FamilyNet + burn::module::ModuleDisplay,
+{
+    check_backbone(
+        BackboneCheck {
+            fixture,
+            sizes,
+            in_chans,
+            forward: &|m: &M, x: Tensor<4>| {
+                let [n, _, h, w] = x.dims();
+                let y = m.forward(x).into_mask().expect("a mask");
+                assert_eq!(y.dims(), [n, num_classes, h, w], "{fixture}: output size");
+                y
+            },
+            features: &|m: &M, x: Tensor<4>| {
+                let maps = m.forward_intermediates(x);
+                assert_eq!(maps.len(), levels.len(), "{fixture}: levels");
+                for (map, level) in maps.iter().zip(levels) {
+                    assert_eq!(map.dims()[1], level.channels, "{fixture}: channels");
+                }
+                maps
+            },
+        },
+        build,
+        keys,
+    )
+}
+
 /// Backbone parity at ≤ 1e-4 absolute on a batch of 2: the fixture's weights load strictly
 /// from its `.safetensors` and from its `.pth` (`torch.save`) copy with identical values; the
 /// main output and every feature map match the reference at every size; and the module saves

@@ -8,33 +8,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{check_backbone, fixture, BackboneCheck};
+use crate::common::{check_segmenter, fixture};
 use burn::prelude::*;
-use gaze::backbones::swin_unet::{SwinUNet, SwinUNetConfig};
+use gaze::backbones::swin_unet::SwinUNetConfig;
 
 fn check(name: &str, config: SwinUNetConfig, sizes: [[usize; 2]; 2]) {
     let device = Device::flex();
-    let info = config.feature_info();
-    check_backbone(
-        BackboneCheck {
-            fixture: &format!("swin_unet/{name}"),
-            sizes: &sizes,
-            in_chans: config.in_chans,
-            forward: &|m: &SwinUNet, x: Tensor<4>| {
-                let [n, _, h, w] = x.dims();
-                let y = m.forward(x);
-                assert_eq!(y.dims(), [n, config.num_classes, h, w], "{name}");
-                y
-            },
-            features: &|m: &SwinUNet, x: Tensor<4>| {
-                let maps = m.forward_intermediates(x);
-                assert_eq!(maps.len(), info.len());
-                for (map, level) in maps.iter().zip(&info) {
-                    assert_eq!(map.dims()[1], level.channels, "{name} channels");
-                }
-                maps
-            },
-        },
+    check_segmenter(
+        &format!("swin_unet/{name}"),
+        &sizes,
+        config.in_chans,
+        config.num_classes,
+        &config.feature_info(),
         || config.init(&device),
         &config.key_map(),
     );

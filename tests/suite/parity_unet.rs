@@ -6,37 +6,18 @@
 //! same encoder maps, and save back to the official keys; the registered full-size models have
 //! the reference's parameter counts.
 
-use crate::common::{check_backbone, BackboneCheck};
+use crate::common::check_segmenter;
 use burn::prelude::*;
-use gaze::backbones::unet::{SkipGate, UNet, UNetConfig};
+use gaze::backbones::unet::{SkipGate, UNetConfig};
 
 fn check(name: &str, config: UNetConfig, sizes: [[usize; 2]; 2]) {
     let device = Device::flex();
-    let info = config.feature_info();
-    check_backbone(
-        BackboneCheck {
-            fixture: &format!("unet/{name}"),
-            sizes: &sizes,
-            in_chans: config.in_chans,
-            forward: &|m: &UNet, x: Tensor<4>| {
-                let [n, _, h, w] = x.dims();
-                let y = m.forward(x);
-                assert_eq!(
-                    y.dims(),
-                    [n, config.num_classes, h, w],
-                    "{name}: output size"
-                );
-                y
-            },
-            features: &|m: &UNet, x: Tensor<4>| {
-                let maps = m.forward_intermediates(x);
-                assert_eq!(maps.len(), info.len());
-                for (map, level) in maps.iter().zip(&info) {
-                    assert_eq!(map.dims()[1], level.channels, "{name} channels");
-                }
-                maps
-            },
-        },
+    check_segmenter(
+        &format!("unet/{name}"),
+        &sizes,
+        config.in_chans,
+        config.num_classes,
+        &config.feature_info(),
         || config.init(&device),
         &config.key_map(),
     );
