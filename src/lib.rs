@@ -31,11 +31,12 @@
 //! The crates behind it, re-exported here: [`blocks`] (attention blocks and shared layers),
 //! [`heads`] (task heads), [`backbones`] (model families and the registry), [`weights`]
 //! (checkpoint reading and writing), plus host-side code: [`io`] (images), [`sr`] (tiled
-//! super-resolution and its evaluation), [`metrics`] (PSNR/SSIM with the papers' protocol),
+//! super-resolution and its evaluation), [`degrade`] (MATLAB-exact bicubic downscaling), [`metrics`] (PSNR/SSIM with the papers' protocol),
 //! [`npy`] and [`device`]. The `gaze` command-line tool (crate `gaze-demos`) is built on these.
 
 pub mod classify;
 pub mod data;
+pub mod degrade;
 pub mod device;
 pub mod io;
 pub mod metrics;

@@ -35,6 +35,14 @@ pub trait Family: Clone + std::fmt::Debug + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Super-resolution models whose output at a pixel depends only on the input within this
+    /// radius (input pixels): tiles with that much context reproduce the untiled output
+    /// exactly. `None` (the default) for models that pool over the whole image (channel
+    /// attention, global statistics): their tiles are blended instead.
+    fn receptive_radius(&self) -> Option<usize> {
+        None
+    }
+
     /// Image channels in.
     fn in_chans(&self) -> usize;
 
@@ -286,6 +294,60 @@ macro_rules! segmenter_net {
                 x: burn::prelude::Tensor<4>,
             ) -> Vec<burn::prelude::Tensor<4>> {
                 <$net>::forward_intermediates(self, x)
+            }
+        }
+    };
+}
+
+/// The [`FamilyNet`] of a super-resolution network from its inherent methods: `forward(x)`
+/// (the image), `forward_features(x)` (low-resolution features) and `forward_head(features)`,
+/// or `forward_head(features, lr)` with `with_input` (heads with a skip from the input, or that
+/// crop back to it), so every SR family answers the same API.
+///
+/// ```ignore
+/// crate::sr_net!(Imdn);
+/// crate::sr_net!(Pan, with_input);
+/// ```
+#[macro_export]
+macro_rules! sr_net {
+    ($net:ty) => {
+        $crate::sr_net!(@impl $net, plain);
+    };
+    ($net:ty, with_input) => {
+        $crate::sr_net!(@impl $net, with_input);
+    };
+    (@head plain, $s:expr, $net:ty, $features:ident, $input:ident) => {{
+        let _ = $input;
+        <$net>::forward_head($s, $features)
+    }};
+    (@head with_input, $s:expr, $net:ty, $features:ident, $input:ident) => {
+        <$net>::forward_head($s, $features, $input)
+    };
+    (@impl $net:ty, $head:ident) => {
+        impl $crate::family::FamilyNet for $net {
+            fn forward(&self, x: burn::prelude::Tensor<4>) -> $crate::model::Output {
+                $crate::model::Output::Image(<$net>::forward(self, x))
+            }
+
+            fn forward_features(&self, x: burn::prelude::Tensor<4>) -> $crate::model::Features {
+                $crate::model::Features::Sr {
+                    features: <$net>::forward_features(self, x.clone()),
+                    input: x,
+                }
+            }
+
+            fn forward_head(
+                &self,
+                features: $crate::model::Features,
+            ) -> Result<$crate::model::Output, String> {
+                match features {
+                    $crate::model::Features::Sr { features, input } => {
+                        Ok($crate::model::Output::Image($crate::sr_net!(
+                            @head $head, self, $net, features, input
+                        )))
+                    }
+                    _ => Err("expects the features and input of forward_features".into()),
+                }
             }
         }
     };

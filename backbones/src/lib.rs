@@ -13,30 +13,43 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod a2n;
 pub mod biformer;
+pub mod bsrn;
 pub mod encoder_unet;
 pub mod family;
 pub mod features;
 pub mod halonet;
+pub mod han;
+pub mod hat;
+pub mod imdn;
 pub mod levit;
 pub mod model;
 pub mod nat;
 pub mod pan;
 pub mod pos_embed;
+pub mod rcan;
 pub mod registry;
 pub mod residual_attention_net;
 pub mod resnet;
 pub mod swin;
 pub mod swin_unet;
 pub mod unet;
+pub mod vapsr;
 pub mod vit;
 
+pub use a2n::{A2n, A2nConfig};
+pub use bsrn::{Bsrn, BsrnConfig};
 pub use family::{Family, FamilyNet};
 pub use features::FeatureInfo;
+pub use han::{Han, HanConfig};
+pub use hat::{Hat, HatConfig};
+pub use imdn::{Imdn, ImdnConfig};
 pub use model::{
     Features, InputSize, LoadSummary, Model, ModelConfig, ModelError, ModelOptions, Net, Output,
 };
 pub use pan::{Pan, PanConfig};
+pub use rcan::{Rcan, RcanConfig, ResidualGroup, ResidualGroupConfig};
 pub use registry::{
     create_model, create_model_with, model_info, models, CropMode, DataConfig, ImageConfig,
     Interpolation, LabelSet, ModelInfo, Task, UnknownModel,
@@ -44,3 +57,4 @@ pub use registry::{
 pub use residual_attention_net::{ResidualAttentionNet, ResidualAttentionNetConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use unet::{SkipGate, UNet, UNetConfig};
+pub use vapsr::{Vapsr, VapsrConfig};

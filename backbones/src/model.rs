@@ -55,6 +55,10 @@ macro_rules! families {
             pub fn input_size(&self) -> InputSize {
                 match self { $(ModelConfig::$variant(c) => Family::input_size(c),)* }
             }
+            /// The finite receptive-field radius of an SR model ([`Family::receptive_radius`]).
+            pub fn receptive_radius(&self) -> Option<usize> {
+                match self { $(ModelConfig::$variant(c) => Family::receptive_radius(c),)* }
+            }
             /// The multi-scale feature maps' channels and strides.
             pub fn feature_info(&self) -> Vec<FeatureInfo> {
                 match self { $(ModelConfig::$variant(c) => Family::feature_info(c),)* }
@@ -112,6 +116,13 @@ macro_rules! families {
 
 families! {
     Pan(crate::pan::PanConfig, crate::pan::Pan),
+    Imdn(crate::imdn::ImdnConfig, crate::imdn::Imdn),
+    A2n(crate::a2n::A2nConfig, crate::a2n::A2n),
+    Vapsr(crate::vapsr::VapsrConfig, crate::vapsr::Vapsr),
+    Bsrn(crate::bsrn::BsrnConfig, crate::bsrn::Bsrn),
+    Rcan(crate::rcan::RcanConfig, crate::rcan::Rcan),
+    Han(crate::han::HanConfig, crate::han::Han),
+    Hat(crate::hat::HatConfig, crate::hat::Hat),
     ResNet(crate::resnet::ResNetConfig, crate::resnet::ResNet),
     ResidualAttention(
         crate::residual_attention_net::ResidualAttentionNetConfig,
@@ -469,6 +480,13 @@ impl Model {
     /// The input sizes the model accepts.
     pub fn input_size(&self) -> InputSize {
         self.config.input_size()
+    }
+
+    /// For SR models with a finite receptive field: its radius in input pixels (tiles with
+    /// this much context give the untiled output exactly); `None` for models that look at the
+    /// whole image (global pooling), whose tiles are blended.
+    pub fn receptive_radius(&self) -> Option<usize> {
+        self.config.receptive_radius()
     }
 
     /// Number of parameters, counted as PyTorch does (BatchNorm running statistics are

@@ -5,8 +5,7 @@
 //! `conv_last`, bilinear global skip). Field names mirror the official parameter names, so
 //! the official checkpoints load through [`key_map`].
 
-use crate::family::{Family, FamilyNet};
-use crate::model::{Features, Output};
+use crate::family::Family;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
@@ -157,6 +156,16 @@ impl Family for PanConfig {
         key_map()
     }
 
+    /// Every layer is a local convolution (PAN's pixel attention has no pooling). In input
+    /// pixels: `conv_first` 1, each SC-PA block 2 (the PA branch's two 3×3), `trunk_conv` 1,
+    /// each upsampling stage at most 2 (nearest ×f, then two 3×3 at the finer scale),
+    /// `conv_last` 1 and the bilinear skip 1: an upper bound (38 at ×2/×3, 40 at ×4), checked
+    /// with the official weights by `tests/suite/pan_real_weights.rs`.
+    fn receptive_radius(&self) -> Option<usize> {
+        let stages = gaze_heads::upsampling_factors(self.scale).map_or(0, |f| f.len());
+        Some(1 + 2 * self.num_blocks + 1 + 2 * stages + 1 + 1)
+    }
+
     fn in_chans(&self) -> usize {
         self.in_channels
     }
@@ -168,24 +177,4 @@ impl Family for PanConfig {
     }
 }
 
-impl FamilyNet for Pan {
-    fn forward(&self, x: Tensor<4>) -> Output {
-        Output::Image(Self::forward(self, x))
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        Features::Sr {
-            features: Self::forward_features(self, x.clone()),
-            input: x,
-        }
-    }
-
-    fn forward_head(&self, features: Features) -> Result<Output, String> {
-        match features {
-            Features::Sr { features, input } => {
-                Ok(Output::Image(Self::forward_head(self, features, input)))
-            }
-            _ => Err("expects the features and input of forward_features".into()),
-        }
-    }
-}
+crate::sr_net!(Pan, with_input);

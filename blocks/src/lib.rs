@@ -21,6 +21,15 @@
 //! | [`PixelAttention`], [`PixelAttentionConv`] | PAN, Zhao et al. 2020 | `pixel_attention.rs` |
 //! | [`Scpa`] (self-calibrated convolution with pixel attention) | PAN | `scpa.rs` |
 //! | [`Upa`] (upsampling with pixel attention) | PAN | `upa.rs` |
+//! | [`Aab`] attention in attention (attention + non-attention branches, dynamic branch weights) | A2N, Chen et al. 2021 | `aab.rs` |
+//! | [`Vab`], [`VastAttention`] (vast-receptive-field attention) | VapSR, Zhou et al., ECCVW 2022 | `vab.rs` |
+//! | [`Hab`], [`Cab`] hybrid attention block (window self-attention + channel attention) | HAT, Chen et al., CVPR 2023 | `hab.rs` |
+//! | [`Ocab`] overlapping cross-attention block | HAT | `ocab.rs` |
+//! | [`BsConvU`], [`BsConvS`] blueprint separable convolutions | BSRN, Li et al., CVPRW 2022 | `bsconv.rs` |
+//! | [`Esa`] enhanced spatial attention | BSRN (after RFDN) | `esa.rs` |
+//! | [`Esdb`] efficient separable distillation block | BSRN | `esdb.rs` |
+//! | [`CcaLayer`] contrast-aware channel attention | IMDN, Hui et al., ACM MM 2019 | `cca.rs` |
+//! | [`ImdModule`] information multi-distillation block | IMDN | `imdb.rs` |
 //!
 //! [`attention::create_attn`] builds any shape-preserving block by name (`"se"`, `"cbam"`, …),
 //! as timm's `attn_layer` does, so backbones take any of them.
@@ -35,18 +44,26 @@
 //! assert_eq!(pa.forward(x).dims(), [1, 16, 8, 8]);
 //! ```
 
+pub mod aab;
 pub mod attention;
 pub mod attention_gate;
 pub mod bi_routing_attention;
+pub mod bsconv;
 pub mod cbam;
+pub mod cca;
 pub mod cross_attention;
 pub mod eca;
+pub mod esa;
+pub mod esdb;
 pub mod fca;
+pub mod hab;
 pub mod halo_attention;
 pub mod han;
+pub mod imdb;
 pub mod layers;
 pub mod levit_attention;
 pub mod neighborhood_attention;
+pub mod ocab;
 pub mod pixel_attention;
 pub mod polarized;
 pub mod preact_bottleneck;
@@ -58,9 +75,11 @@ pub mod se;
 pub mod split_attn;
 pub mod triplet;
 pub mod upa;
+pub mod vab;
 pub mod vit_attention;
 pub mod window_attention;
 
+pub use aab::{Aab, AabConfig, AttentionBranch, AttentionBranchConfig, AttentionDropout};
 pub use attention_gate::{
     AttentionUNetGate, AttentionUNetGateConfig, GridAttentionGate, GridAttentionGateConfig,
 };
@@ -68,16 +87,25 @@ pub use bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode, ParamAttention,
     QkvLinear, TopkRouting,
 };
+pub use bsconv::{
+    BsConvS, BsConvU, DepthWiseConv, Pointwise, SeparableConv, SeparableConvConfig,
+    SeparableConvKind,
+};
 pub use cbam::{CbamConfig, CbamModule, ChannelAttn, SpatialAttn};
+pub use cca::{CcaLayer, CcaLayerConfig};
 pub use cross_attention::{
     CrossAttention, CrossTransformer, CrossTransformerConfig, PreNormCrossAttention,
 };
 pub use eca::{EcaConfig, EcaModule};
+pub use esa::{BsrnLayout, Esa, EsaConfig, ESA_MIN_INPUT};
+pub use esdb::{Esdb, EsdbConfig};
 pub use fca::{FcaAttention, FcaConfig, FrequencySelection};
+pub use hab::{Cab, CabConfig, Hab, HabConfig};
 pub use halo_attention::{HaloAttn, HaloAttnConfig, HaloStats, PosEmbedRel};
 pub use han::{
     ChannelSpatialAttention, ChannelSpatialAttentionConfig, LayerAttention, LayerAttentionConfig,
 };
+pub use imdb::{ImdModule, ImdModuleConfig};
 pub use layers::{Activation, ConvNormAct, ConvNormActConfig};
 pub use levit_attention::{
     ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig, LevitAttentionDownsample,
@@ -87,6 +115,7 @@ pub use levit_attention::{
 pub use neighborhood_attention::{
     NeighborhoodAttention, NeighborhoodAttentionConfig, NeighborhoodPlan,
 };
+pub use ocab::{Ocab, OcabConfig};
 pub use pixel_attention::{
     PixelAttention, PixelAttentionConfig, PixelAttentionConv, PixelAttentionConvConfig,
 };
@@ -101,6 +130,7 @@ pub use se::{SeConfig, SeModule};
 pub use split_attn::{SplitAttn, SplitAttnConfig};
 pub use triplet::{TripletAttention, TripletAttentionConfig, ZPoolGate};
 pub use upa::{Upa, UpaConfig};
+pub use vab::{pixel_norm, Vab, VabConfig, VastAttention, VastAttentionConfig};
 pub use vit_attention::{
     LayerScale, TokenMlp, TokenMlpConfig, VitAttention, VitAttentionConfig, VitBlock,
     VitBlockConfig,

@@ -1124,3 +1124,57 @@ fn segment_and_seg_eval_agree_on_the_written_pngs() {
     ]);
     assert_user_error(&o, "is 46×37, its image");
 }
+
+#[test]
+#[cfg_attr(gaze_no_shared, ignore = "../shared not found (set GAZE_SHARED)")]
+fn degrade_writes_the_benchmark_lr_files() {
+    let Some(shared) = shared_dir() else { return };
+    let set5 = shared.join("data/sr/Set5");
+    let out = tmp_dir("cli-degrade");
+    let o = gaze(&[
+        "degrade",
+        "--scale",
+        "3",
+        s(&set5.join("HR")),
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["baby", "bird", "butterfly", "head", "woman"] {
+        let file = format!("{name}x3.png");
+        let ours = image::open(out.join(&file)).unwrap().to_rgb8();
+        let theirs = image::open(set5.join("LR_bicubic/X3").join(&file))
+            .unwrap()
+            .to_rgb8();
+        assert!(ours == theirs, "{file} differs from the MATLAB-made file");
+    }
+    // Bad input: a factor of 1, a missing file, a corrupt image.
+    assert_user_error(
+        &gaze(&[
+            "degrade",
+            "--scale",
+            "1",
+            s(&set5.join("HR")),
+            "-o",
+            s(&out),
+        ]),
+        "at least 2",
+    );
+    assert_user_error(
+        &gaze(&["degrade", "--scale", "2", "/nonexistent.png", "-o", s(&out)]),
+        "no such file",
+    );
+    let bad = out.join("bad.png");
+    std::fs::write(&bad, b"not a png").unwrap();
+    assert_user_error(
+        &gaze(&[
+            "degrade",
+            "--scale",
+            "2",
+            s(&bad),
+            "-o",
+            s(&out.join("sub")),
+        ]),
+        "bad.png",
+    );
+}

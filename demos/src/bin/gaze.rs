@@ -24,6 +24,8 @@ enum Command {
     Upscale(cli::upscale::Args),
     /// Evaluate an SR model on a benchmark set (PSNR/SSIM, Y and RGB).
     SrEval(cli::sr_eval::Args),
+    /// Make LR images from HR ones with MATLAB's bicubic imresize, bit-exact.
+    Degrade(cli::degrade::Args),
     /// Classify images (top-k classes).
     Classify(cli::classify::Args),
     /// Top-1/top-5 accuracy of a classifier on a labelled image folder.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::List(a) => cli::list::run(a),
         Command::Upscale(a) => cli::upscale::run(a),
         Command::SrEval(a) => cli::sr_eval::run(a),
+        Command::Degrade(a) => cli::degrade::run(a),
         Command::Classify(a) => cli::classify::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Preprocess(a) => cli::preprocess::run(a),

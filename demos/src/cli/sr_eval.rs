@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use gaze::sr::{evaluate, pair_images};
+use gaze::sr::{evaluate_with, pair_images};
 use kdam::{tqdm, BarExt};
 
 use super::{CliResult, ModelArgs};
@@ -21,6 +21,10 @@ pub struct Args {
     /// Upscaling factor; also the border cropped before measuring.
     #[arg(long)]
     pub scale: usize,
+    /// Average the outputs of the 8 flips/transpositions of each input (the papers' "+"
+    /// rows; 8× slower).
+    #[arg(long)]
+    pub self_ensemble: bool,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -42,7 +46,7 @@ pub fn run(args: &Args) -> CliResult {
         .into());
     }
     let mut bar = tqdm!(total = pairs.len(), desc = "sr-eval", force_refresh = true);
-    let report = evaluate(&model, &device, &pairs, |_| {
+    let report = evaluate_with(&model, &device, &pairs, args.self_ensemble, |_| {
         let _ = bar.update(1);
     })?;
     eprintln!();

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use super::{CliResult, ModelArgs};
 use gaze::io::{read_image, write_image};
-use gaze::sr::{upscale_image, Tiling};
+use gaze::sr::{upscale_image_to_png, upscale_image_with, SrOptions, Tiling};
+use kdam::{tqdm, BarExt};
 
 /// Arguments of `gaze upscale`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +21,10 @@ pub struct Args {
     /// 512×512 in 256 px tiles).
     #[arg(long)]
     pub tile: Option<usize>,
+    /// Average the outputs of the 8 flips/transpositions of the input (the papers' "+"
+    /// results; 8× slower).
+    #[arg(long)]
+    pub self_ensemble: bool,
 }
 
 /// Runs `gaze upscale`.
@@ -37,16 +42,51 @@ pub fn run(args: &Args) -> CliResult {
         }),
         None => Tiling::auto(image.height, image.width),
     };
-    let output = upscale_image(&model, &image, &device, tiling)?;
-    write_image(&args.output, &output)?;
+    let options = SrOptions {
+        tiling,
+        self_ensemble: args.self_ensemble,
+        blend: None,
+    };
+    let (sw, sh) = (
+        image.width * scale_of(&model)?,
+        image.height * scale_of(&model)?,
+    );
+    let is_png = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        // Band by band straight into the encoder: memory stays bounded for any size.
+        let mut bar = tqdm!(desc = "upscale", unit = " bands", force_refresh = true);
+        upscale_image_to_png(
+            &model,
+            &image,
+            &device,
+            options,
+            &args.output,
+            |done, total| {
+                bar.total = total;
+                let _ = bar.update_to(done);
+            },
+        )?;
+        eprintln!();
+    } else {
+        let output = upscale_image_with(&model, &image, &device, options)?;
+        write_image(&args.output, &output)?;
+    }
     eprintln!(
-        "{}: {}×{} → {}×{} written to {}",
+        "{}: {}×{} → {sw}×{sh} written to {}",
         model.info().name,
         image.width,
         image.height,
-        output.width,
-        output.height,
         args.output.display()
     );
     Ok(())
+}
+
+fn scale_of(model: &gaze::Model) -> CliResult<usize> {
+    model
+        .scale()
+        .ok_or_else(|| format!("{} is not a super-resolution model", model.info().name).into())
 }

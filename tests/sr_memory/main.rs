@@ -1,0 +1,115 @@
+//! Memory claim of tiled super-resolution, measured: `gaze::sr::upscale_image_to_png` holds one
+//! band of tiles, so its peak heap does not grow with the image height, while running the
+//! image whole (the control) grows with it. A counting global allocator sees every allocation
+//! of the process, so this binary holds this one test and nothing runs beside it. The PNG
+//! written band by band equals the tiled in-memory result.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::prelude::*;
+use gaze::io::Image;
+use gaze::sr::{upscale_image_to_png, upscale_image_with, SrOptions, Tiling};
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Peak heap bytes above what was live before `f` ran.
+fn peak_bytes(f: impl FnOnce()) -> usize {
+    let before = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    f();
+    PEAK.load(Ordering::Relaxed) - before
+}
+
+/// A smooth synthetic 8-bit RGB image.
+fn photo(h: usize, w: usize) -> Image {
+    let pixels = ndarray::Array3::from_shape_fn((h, w, 3), |(y, x, c)| {
+        (127.5 + 120.0 * (0.05 * y as f32 + 0.09 * x as f32 + 2.0 * c as f32).sin()) as u8
+    });
+    Image::from_rgb8(&pixels)
+}
+
+const WIDTH: usize = 200;
+const HEIGHTS: [usize; 2] = [160, 640];
+
+#[test]
+fn tiled_png_output_memory_does_not_grow_with_the_image() {
+    let device = Device::flex();
+    let model = gaze::create_model("pan_x2", &device).unwrap();
+    let options = SrOptions {
+        tiling: Some(Tiling {
+            tile: 80,
+            overlap: 40,
+        }),
+        ..SrOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Warm up the backend's pools so their one-off allocations are not measured.
+    upscale_image_to_png(
+        &model,
+        &photo(40, 40),
+        &device,
+        options,
+        &dir.path().join("w.png"),
+        |_, _| {},
+    )
+    .unwrap();
+
+    let mut banded = Vec::new();
+    let mut whole = Vec::new();
+    for h in HEIGHTS {
+        let img = photo(h, WIDTH);
+        let path = dir.path().join(format!("out{h}.png"));
+        banded.push(peak_bytes(|| {
+            upscale_image_to_png(&model, &img, &device, options, &path, |_, _| {}).unwrap()
+        }) as f64);
+        whole.push(peak_bytes(|| {
+            let _ = upscale_image_with(&model, &img, &device, SrOptions::default()).unwrap();
+        }) as f64);
+        // The streamed PNG is the tiled result.
+        let tiled = upscale_image_with(&model, &img, &device, options)
+            .unwrap()
+            .to_rgb8();
+        let written = gaze::io::read_image(&path).unwrap().to_rgb8();
+        assert_eq!(
+            written, tiled,
+            "{h} rows: PNG differs from the tiled result"
+        );
+    }
+    let mib = |b: f64| b / (1 << 20) as f64;
+    eprintln!(
+        "peak heap, {WIDTH} px wide, heights {HEIGHTS:?}: banded {:.1} → {:.1} MiB, whole image {:.1} → {:.1} MiB",
+        mib(banded[0]),
+        mib(banded[1]),
+        mib(whole[0]),
+        mib(whole[1])
+    );
+    // Four times the rows: the banded peak stays (one band), the whole-image peak grows.
+    assert!(banded[1] < 1.25 * banded[0], "banded peak grew: {banded:?}");
+    assert!(
+        whole[1] > 2.5 * whole[0],
+        "control: the whole-image peak should grow: {whole:?}"
+    );
+}
