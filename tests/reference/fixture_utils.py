@@ -1,6 +1,7 @@
 """Shared helpers of the backbone parity fixture scripts (gen_{resnet,ran,vit,swin,levit,
-nat_biformer,halonet,pan}_fixtures.py): deterministic inputs, scaled random weights, saving,
-range checks and the constants the random-weight outputs barely see.
+nat_biformer,halonet,pan}_fixtures.py and the SR zoo's gen_{imdn,a2n,bsrn,vapsr,hat,rcan_han}
+_fixtures.py): deterministic inputs, scaled random weights, saving, range checks, the constants
+the random-weight outputs barely see, block fixtures and the pinned official sources.
 
 Fixture files (tests/fixtures/<family>/)
 -----------------------------------------
@@ -74,11 +75,31 @@ every module output <= 50, and `make_fixture` that a float32 run of the same mod
 float32 rounding error a float32 implementation such as gaze's is expected to have) stays
 within FP32_ERROR_MAX = 3e-5 of the float64 outputs, a third of the tests' 1e-4. Everything
 is seeded and PyTorch runs single-threaded, so a rerun gives byte-identical files.
+
+Block fixtures (`dump_block`)
+-----------------------------
+`<name>.safetensors` holds one module's state dict under the reference's own key names (every
+entry, as float32), `input` and `output`: the layout of tests/suite/common.rs `load_fixture`.
+The weights are `scale_weights` calibrated on that one input, the output is computed by the
+`float64_copy` under `Float64Mode` and stored as float32, and a float32 run must stay within
+FP32_ERROR_MAX of it, as for the whole-network fixtures. No .pth, no constants.
+
+Pinned official sources (`verify_official`)
+-------------------------------------------
+Scripts that import an official repository's code read it from OFFICIAL_DIR/<owner>+<repo>/
+(exported by tests/reference/export_*official.sh: the files as stored at the pinned commit,
+plus a `COMMIT` stamp); `verify_official` asserts the stamp is the script's pinned commit and
+every listed file has its pinned git blob hash (`git hash-object`) before anything is
+imported. `stub_modules` registers stand-ins for the official files' imports of packages that
+are not installed (e.g. BasicSR's registry) while they load.
 """
+import contextlib
 import copy
+import hashlib
 import json
 import os
 import re
+import sys
 import zipfile
 import zlib
 from inspect import signature
@@ -412,6 +433,85 @@ def save_fixture(out_dir, name, model, outputs):
     return os.path.getsize(st), os.path.getsize(pth)
 
 
+def dump_block(out_dir, name, module, x, seed, *, forward=None, overrides=(), targets=(), shapes=False,
+               note=None):
+    """Block fixture `<out_dir>/<name>.safetensors` (see the module docstring): `scale_weights`
+    (`seed`, calibrated on `[x]`; `overrides`, `targets`, `forward` as there), then
+    `forward(module, x)` (default `module(x)`) of the float64 copy (the stored output) and of
+    `module` itself (the float32 error check). `note(module, x, y)`, if given, may check more
+    and returns a fragment for the printed line (y: the float64 output). Prints
+    `== <name>.safetensors (<bytes> bytes), params <n>, [in <shape> out <shape>, ]max|output|
+    <m>, [<note>, ]float32 run vs float64 <err>` (the shapes with `shapes=True`) and returns
+    the stored (float32) output."""
+    forward = forward or (lambda m, v: m(v))
+    scale_weights(module, seed, [x], overrides=overrides, targets=targets, forward=forward)
+    module.eval()
+    wide = float64_copy(module)
+    with torch.no_grad(), Float64Mode():
+        y = forward(wide, x.double())
+    extra = note(module, x, y) if note is not None else None
+    with torch.no_grad():
+        y32 = forward(module, x)
+    err = (y32.double() - y).abs().max().item()
+    assert torch.isfinite(y).all() and err <= FP32_ERROR_MAX, (name, err)
+    t = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
+    t["input"] = x.float().contiguous()
+    t["output"] = y.float().contiguous()
+    path = os.path.join(out_dir, f"{name}.safetensors")
+    save_file(t, path)
+    os.chmod(path, 0o644)
+    parts = [f"params {sum(p.numel() for p in module.parameters())}"]
+    if shapes:
+        parts.append(f"in {list(x.shape)} out {list(y.shape)}")
+    parts.append(f"max|output| {y.abs().max().item():.4f}")
+    if extra is not None:
+        parts.append(extra)
+    parts.append(f"float32 run vs float64 {err:.3g}")
+    print(f"== {name}.safetensors ({os.path.getsize(path)} bytes), " + ", ".join(parts))
+    return t["output"]
+
+
+# ----------------------------------------------------------------------------- official sources
+
+
+def official_dir_arg():
+    """The scripts' OFFICIAL_DIR: argv[1], else $OFFICIAL_DIR, else /tmp/official."""
+    return sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
+
+
+def verify_official(official_dir, repo, commit, files):
+    """Checks the export `<official_dir>/<repo>` (repo as `owner+name`): its `COMMIT` stamp is
+    `commit` and every file of `files` ({path in the repo: git blob hash}) has its pinned blob
+    hash. Prints one line and returns the repository directory."""
+    d = os.path.join(official_dir, repo)
+    stamp = open(os.path.join(d, "COMMIT")).read().strip()
+    assert stamp == commit, f"{repo}: COMMIT stamp {stamp} != pin {commit}"
+    for path, blob in files.items():
+        with open(os.path.join(d, path), "rb") as f:
+            data = f.read()
+        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        assert got == blob, f"{repo}:{path}: blob {got} != pinned {blob}"
+    print(f"# {repo} @ {commit}: verified ({len(files)} file blob hashes)")
+    return d
+
+
+@contextlib.contextmanager
+def stub_modules(modules):
+    """Registers the module objects `modules` ({dotted name: module}) in sys.modules while the
+    block runs (stand-ins for an official file's imports of packages not installed here), then
+    restores the previous entries (or their absence)."""
+    saved = {k: sys.modules.get(k) for k in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
 # ----------------------------------------------------------------------------- constants
 
 
@@ -504,6 +604,15 @@ def write_constants(out_dir, fixtures, registered):
     path = os.path.join(out_dir, "constants.json")
     with open(path, "w") as f:
         json.dump({"fixtures": fixtures, "registered": registered}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return path
+
+
+def write_param_counts(out_dir, counts, indent=1):
+    """Writes `param_counts.json` ({model name: parameter count}, keys sorted); returns its path."""
+    path = os.path.join(out_dir, "param_counts.json")
+    with open(path, "w") as f:
+        json.dump(counts, f, indent=indent, sort_keys=True)
         f.write("\n")
     return path
 

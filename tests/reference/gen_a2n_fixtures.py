@@ -50,9 +50,7 @@ the top-level `conv_last` RMS 64 (in 0-255 units, so that the learned residual, 
 published checkpoints /work/shared/weights/sr/a2n/aan_x{2,3}.pt, legacy-format pickles of a
 plain dict state dict, load into it with strict=True; checked here when present).
 """
-import hashlib
 import importlib
-import json
 import os
 import sys
 import types
@@ -86,22 +84,9 @@ SHARED_WEIGHTS = os.path.join(HERE, "..", "..", "..", "shared", "weights", "sr",
 fu.ACTIVATION_MAX = 255.0
 
 
-def verify(official_dir):
-    d = os.path.join(official_dir, REPO)
-    stamp = open(os.path.join(d, "COMMIT")).read().strip()
-    assert stamp == COMMIT, f"{REPO}: COMMIT stamp {stamp} != pin {COMMIT}"
-    for path, blob in FILES.items():
-        with open(os.path.join(d, path), "rb") as f:
-            data = f.read()
-        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        assert got == blob, f"{REPO}:{path}: blob {got} != pinned {blob}"
-    print(f"# {REPO} @ {COMMIT}: verified ({len(FILES)} file blob hashes)")
-    return d
-
-
 def load_official(official_dir):
     """(official aan module, the same source with NARROW applied as module `model.aan_narrow`)."""
-    d = os.path.join(verify(official_dir), "code", "model")
+    d = os.path.join(fu.verify_official(official_dir, REPO, COMMIT, FILES), "code", "model")
     with cc.stub_packages({"model": d}):
         aan = importlib.import_module("model.aan")
         path = os.path.join(d, "aan.py")
@@ -154,28 +139,15 @@ def branch_weights(m, x):
 
 
 def dump(name, m, x, seed):
-    """Block fixture: calibrated random weights, float64 output of the float32 weights."""
-    fu.scale_weights(m, seed, [x], targets=[(r"^ADM\.2$", ADM_RMS)], overrides=ADM_OVERRIDES)
-    m.eval()
-    wide = fu.float64_copy(m)
-    with torch.no_grad(), fu.Float64Mode():
-        y = wide(x.double())
-    (w,) = branch_weights(m, x)
-    assert (w - 0.5).abs().max() > 0.1 and (w[0] - w[1]).abs().max() > 0.02, w
-    with torch.no_grad():
-        y32 = m(x)
-    err = (y32.double() - y).abs().max().item()
-    assert torch.isfinite(y).all() and err <= fu.FP32_ERROR_MAX, (name, err)
-    t = {k: v.detach().float().contiguous() for k, v in m.state_dict().items()}
-    t["input"] = x.float().contiguous()
-    t["output"] = y.float().contiguous()
-    path = os.path.join(OUT, f"{name}.safetensors")
-    fu.save_file(t, path)
-    os.chmod(path, 0o644)
-    print(f"== {name}.safetensors ({os.path.getsize(path)} bytes), params "
-          f"{sum(p.numel() for p in m.parameters())}, max|output| {y.abs().max().item():.4f}, "
-          f"branch weights {[[round(v, 4) for v in row] for row in w.tolist()]}, "
-          f"float32 run vs float64 {err:.3g}")
+    """Block fixture (`fu.dump_block`) with the ADM overrides and target; the branch weights
+    are asserted to leave 1/2 and to differ between the two images, and printed."""
+
+    def note(m, x, y):
+        (w,) = branch_weights(m, x)
+        assert (w - 0.5).abs().max() > 0.1 and (w[0] - w[1]).abs().max() > 0.02, w
+        return f"branch weights {[[round(v, 4) for v in row] for row in w.tolist()]}"
+
+    fu.dump_block(OUT, name, m, x, seed, targets=[(r"^ADM\.2$", ADM_RMS)], overrides=ADM_OVERRIDES, note=note)
 
 
 def block_input():
@@ -205,8 +177,7 @@ def run(m, size, x):
 
 
 def main():
-    official_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
-    aan, narrow = load_official(official_dir)
+    aan, narrow = load_official(fu.official_dir_arg())
     os.makedirs(OUT, exist_ok=True)
 
     torch.manual_seed(1)
@@ -244,9 +215,7 @@ def main():
         else:
             print(f"# a2n/aan_x{s}.pt not in the shared weights: strict load not checked")
     print("# full-size parameter counts:", counts)
-    with open(os.path.join(OUT, "param_counts.json"), "w") as f:
-        json.dump(counts, f, indent=1, sort_keys=True)
-        f.write("\n")
+    fu.write_param_counts(OUT, counts)
     print("wrote", fu.write_constants(OUT, constants, registered))
 
 

@@ -61,10 +61,8 @@ upscale=4, conv='BSConvU')`. When /work/shared/weights/sr/bsrn is present, the p
 checkpoints (`params`, the key the test configs load) load into them with strict=True.
 """
 import contextlib
-import hashlib
 import importlib
 import io
-import json
 import os
 import sys
 import warnings
@@ -98,21 +96,8 @@ REGISTERED = {
 }
 
 
-def verify(official_dir):
-    d = os.path.join(official_dir, REPO)
-    stamp = open(os.path.join(d, "COMMIT")).read().strip()
-    assert stamp == COMMIT, f"{REPO}: COMMIT stamp {stamp} != pin {COMMIT}"
-    for path, blob in FILES.items():
-        with open(os.path.join(d, path), "rb") as f:
-            data = f.read()
-        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        assert got == blob, f"{REPO}:{path}: blob {got} != pinned {blob}"
-    print(f"# {REPO} @ {COMMIT}: verified ({len(FILES)} file blob hashes)")
-    return d
-
-
 def load_official(official_dir):
-    d = verify(official_dir)
+    d = fu.verify_official(official_dir, REPO, COMMIT, FILES)
     b = os.path.join(d, "basicsr")
     with cc.stub_packages({"basicsr": b, "basicsr.archs": os.path.join(b, "archs"),
                            "basicsr.utils": os.path.join(b, "utils")}):
@@ -132,25 +117,8 @@ CW = [(r"(^|\.)cw$", lambda p, g: 1.0 + 0.2 * torch.randn(p.shape, generator=g))
 
 
 def dump(name, m, x, seed):
-    """Block fixture: calibrated random weights, float64 output of the float32 weights."""
-    fu.scale_weights(m, seed, [x], overrides=CW)
-    m.eval()
-    wide = fu.float64_copy(m)
-    with torch.no_grad(), fu.Float64Mode():
-        y = wide(x.double())
-    with torch.no_grad():
-        y32 = m(x)
-    err = (y32.double() - y).abs().max().item()
-    assert torch.isfinite(y).all() and err <= fu.FP32_ERROR_MAX, (name, err)
-    t = {k: v.detach().float().contiguous() for k, v in m.state_dict().items()}
-    t["input"] = x.float().contiguous()
-    t["output"] = y.float().contiguous()
-    path = os.path.join(OUT, f"{name}.safetensors")
-    fu.save_file(t, path)
-    os.chmod(path, 0o644)
-    print(f"== {name}.safetensors ({os.path.getsize(path)} bytes), params "
-          f"{sum(p.numel() for p in m.parameters())}, in {list(x.shape)} out {list(y.shape)}, "
-          f"max|output| {y.abs().max().item():.4f}, float32 run vs float64 {err:.3g}")
+    """Block fixture (`fu.dump_block`, `cw` ~ N(1, 0.2)), input and output shapes printed."""
+    fu.dump_block(OUT, name, m, x, seed, overrides=CW, shapes=True)
 
 
 def nhwc_linear(layer, x):
@@ -192,8 +160,7 @@ def registered_model(bsrn, rfdn, cls, kw):
 
 
 def main():
-    official_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
-    bsrn, rfdn, blocks = load_official(official_dir)
+    bsrn, rfdn, blocks = load_official(fu.official_dir_arg())
     os.makedirs(OUT, exist_ok=True)
 
     def rand(seed, *shape):
@@ -256,9 +223,7 @@ def main():
         else:
             print(f"# {path} not found: checkpoint load not checked")
     print(f"# full-size parameter counts: {counts}")
-    with open(os.path.join(OUT, "param_counts.json"), "w") as f:
-        json.dump(counts, f, indent=1, sort_keys=True)
-        f.write("\n")
+    fu.write_param_counts(OUT, counts)
     print("wrote", fu.write_constants(OUT, constants, registered))
 
 

@@ -50,10 +50,8 @@ HAT-S_SRx{2,3,4}.yml (embed 144, compress 24, squeeze 24), depths 6x[6], heads 6
 window 16. constants.json's "registered" part records those six models' constants (their
 LeakyReLU slope is nn.LeakyReLU's default 0.01).
 """
-import hashlib
 import importlib
 import itertools
-import json
 import os
 import sys
 import types
@@ -91,19 +89,6 @@ FULL_COMMON = dict(in_chans=3, img_size=64, window_size=16, conv_scale=0.01, ove
 SHARED_WEIGHTS = os.path.join(HERE, "..", "..", "..", "shared", "weights", "sr", "hat")
 
 
-def verify(official_dir):
-    d = os.path.join(official_dir, REPO)
-    stamp = open(os.path.join(d, "COMMIT")).read().strip()
-    assert stamp == COMMIT, f"{REPO}: COMMIT stamp {stamp} != pin {COMMIT}"
-    for path, blob in FILES.items():
-        with open(os.path.join(d, path), "rb") as f:
-            data = f.read()
-        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        assert got == blob, f"{REPO}:{path}: blob {got} != pinned {blob}"
-    print(f"# {REPO} @ {COMMIT}: verified ({len(FILES)} file blob hashes)")
-    return d
-
-
 def basicsr_shim():
     """Stub modules for the official file's three basicsr imports (basicsr's own semantics:
     a registry whose `register()` returns the class unchanged, `to_2tuple` = `_ntuple(2)`,
@@ -133,20 +118,10 @@ def basicsr_shim():
 
 
 def load_official(official_dir):
-    d = verify(official_dir)
-    shim = basicsr_shim()
-    saved = {k: sys.modules.get(k) for k in shim}
-    sys.modules.update(shim)
-    try:
-        with cc.stub_packages({"hat": os.path.join(d, "hat"), "hat.archs": os.path.join(d, "hat", "archs")}):
-            arch = importlib.import_module("hat.archs.hat_arch")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-    return arch
+    d = fu.verify_official(official_dir, REPO, COMMIT, FILES)
+    with fu.stub_modules(basicsr_shim()), \
+            cc.stub_packages({"hat": os.path.join(d, "hat"), "hat.archs": os.path.join(d, "hat", "archs")}):
+        return importlib.import_module("hat.archs.hat_arch")
 
 
 def pad_to_window(x, window_size):
@@ -197,28 +172,6 @@ def run(m, size, x):
     return y, [f]
 
 
-def dump(name, m, x, seed, forward):
-    """Block fixture: calibrated random weights, float64 output of the float32 weights."""
-    fu.scale_weights(m, seed, [x], forward=forward)
-    m.eval()
-    wide = fu.float64_copy(m)
-    with torch.no_grad(), fu.Float64Mode():
-        y = forward(wide, x.double())
-    with torch.no_grad():
-        y32 = forward(m, x)
-    err = (y32.double() - y).abs().max().item()
-    assert torch.isfinite(y).all() and err <= fu.FP32_ERROR_MAX, (name, err)
-    t = {k: v.detach().float().contiguous() for k, v in m.state_dict().items()}
-    t["input"] = x.float().contiguous()
-    t["output"] = y.float().contiguous()
-    path = os.path.join(OUT, f"{name}.safetensors")
-    fu.save_file(t, path)
-    os.chmod(path, 0o644)
-    print(f"== {name}.safetensors ({os.path.getsize(path)} bytes), params "
-          f"{sum(p.numel() for p in m.parameters())}, max|output| {y.abs().max().item():.4f}, "
-          f"float32 run vs float64 {err:.3g}")
-
-
 def block_fixtures(arch):
     window, dim, heads = 4, 12, 2
     g = torch.Generator().manual_seed(7)
@@ -237,7 +190,7 @@ def block_fixtures(arch):
         b, h, w, c = v.shape
         return m(v.reshape(b, h * w, c), (h, w), rpi_oca).reshape(b, h, w, c)
 
-    dump("ocab", ocab, x, 21, ocab_forward)
+    fu.dump_block(OUT, "ocab", ocab, x, 21, forward=ocab_forward)
 
     # A shifted HAB with the official mask and index.
     ns = types.SimpleNamespace(window_size=window, shift_size=window // 2)
@@ -251,7 +204,7 @@ def block_fixtures(arch):
         mask = arch.HAT.calculate_mask(ns, (h, w)).to(v.dtype)
         return m(v.reshape(b, h * w, c), (h, w), rpi_sa, mask).reshape(b, h, w, c)
 
-    dump("hab", hab, x.clone(), 22, hab_forward)
+    fu.dump_block(OUT, "hab", hab, x.clone(), 22, forward=hab_forward)
 
 
 def full_model(arch, kind, scale):
@@ -259,8 +212,7 @@ def full_model(arch, kind, scale):
 
 
 def main():
-    official_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
-    arch = load_official(official_dir)
+    arch = load_official(fu.official_dir_arg())
     os.makedirs(OUT, exist_ok=True)
 
     block_fixtures(arch)
@@ -289,10 +241,7 @@ def main():
         print(f"# found shared checkpoint {f} (not checked here)")
     if not os.path.isdir(SHARED_WEIGHTS):
         print(f"# no shared HAT checkpoints under {os.path.normpath(SHARED_WEIGHTS)}")
-    path = os.path.join(OUT, "param_counts.json")
-    with open(path, "w") as fh:
-        json.dump(counts, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    path = fu.write_param_counts(OUT, counts, indent=2)
     print(f"# full-size parameter counts: {counts}")
     print("wrote", path)
     print("wrote", fu.write_constants(OUT, constants, registered))

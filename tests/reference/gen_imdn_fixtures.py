@@ -32,9 +32,7 @@ gaze's `Imdn::forward_features` returns: `LR_conv(c(cat[IMDB1..IMDB6 outputs])) 
 published checkpoints /work/shared/weights/sr/imdn/IMDN_x{2,3,4}.pth load into it with
 strict=True after stripping their DataParallel `module.` prefix; checked here when present).
 """
-import hashlib
 import importlib
-import json
 import os
 import sys
 import warnings
@@ -60,47 +58,12 @@ NF, CCA_REDUCTION = 8, 4
 SHARED_WEIGHTS = os.path.join(HERE, "..", "..", "..", "shared", "weights", "sr", "imdn")
 
 
-def verify(official_dir):
-    d = os.path.join(official_dir, REPO)
-    stamp = open(os.path.join(d, "COMMIT")).read().strip()
-    assert stamp == COMMIT, f"{REPO}: COMMIT stamp {stamp} != pin {COMMIT}"
-    for path, blob in FILES.items():
-        with open(os.path.join(d, path), "rb") as f:
-            data = f.read()
-        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        assert got == blob, f"{REPO}:{path}: blob {got} != pinned {blob}"
-    print(f"# {REPO} @ {COMMIT}: verified ({len(FILES)} file blob hashes)")
-    return d
-
-
 def load_official(official_dir):
-    d = verify(official_dir)
+    d = fu.verify_official(official_dir, REPO, COMMIT, FILES)
     with cc.stub_packages({"model": os.path.join(d, "model")}):
         arch = importlib.import_module("model.architecture")
         block = importlib.import_module("model.block")
     return arch, block
-
-
-def dump(name, m, x, seed):
-    """Block fixture: calibrated random weights, float64 output of the float32 weights."""
-    fu.scale_weights(m, seed, [x])
-    m.eval()
-    wide = fu.float64_copy(m)
-    with torch.no_grad(), fu.Float64Mode():
-        y = wide(x.double())
-    with torch.no_grad():
-        y32 = m(x)
-    err = (y32.double() - y).abs().max().item()
-    assert torch.isfinite(y).all() and err <= fu.FP32_ERROR_MAX, (name, err)
-    t = {k: v.detach().float().contiguous() for k, v in m.state_dict().items()}
-    t["input"] = x.float().contiguous()
-    t["output"] = y.float().contiguous()
-    path = os.path.join(OUT, f"{name}.safetensors")
-    fu.save_file(t, path)
-    os.chmod(path, 0o644)
-    print(f"== {name}.safetensors ({os.path.getsize(path)} bytes), params "
-          f"{sum(p.numel() for p in m.parameters())}, max|output| {y.abs().max().item():.4f}, "
-          f"float32 run vs float64 {err:.3g}")
 
 
 def features(m, x):
@@ -135,17 +98,16 @@ def strip_module(sd):
 
 
 def main():
-    official_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
-    arch, block = load_official(official_dir)
+    arch, block = load_official(fu.official_dir_arg())
     os.makedirs(OUT, exist_ok=True)
 
     torch.manual_seed(1)
     mean = torch.randn(1, 32, 1, 1)
     spread = 0.2 + 1.8 * torch.rand(1, 32, 1, 1)
-    dump("cca", block.CCALayer(32), mean + spread * torch.randn(2, 32, 7, 9), seed=1)
+    fu.dump_block(OUT, "cca", block.CCALayer(32), mean + spread * torch.randn(2, 32, 7, 9), seed=1)
 
     torch.manual_seed(2)
-    dump("imdb", block.IMDModule(16), torch.randn(2, 16, 13, 17), seed=2)
+    fu.dump_block(OUT, "imdb", block.IMDModule(16), torch.randn(2, 16, 13, 17), seed=2)
 
     constants = {}
     for s in (2, 3, 4):
@@ -167,9 +129,7 @@ def main():
         else:
             print(f"# {ckpt} not found: strict load not checked")
     print("# full-size parameter counts:", counts)
-    with open(os.path.join(OUT, "param_counts.json"), "w") as f:
-        json.dump(counts, f, indent=1, sort_keys=True)
-        f.write("\n")
+    fu.write_param_counts(OUT, counts)
     print("wrote", fu.write_constants(OUT, constants, registered))
 
 

@@ -38,10 +38,8 @@ official design, not a sign of a badly scaled fixture).
 under /work/shared/weights/sr/{rcan,han}/ are loaded strictly into them when present.
 """
 import contextlib
-import hashlib
 import importlib
 import io
-import json
 import os
 import sys
 import types
@@ -80,22 +78,9 @@ FULL_SCALES = (2, 3, 4, 8)
 CHECKPOINTS = {"rcan": "rcan/RCAN_BIX{s}.pt", "han": "han/HAN_BIX{s}.pt"}
 
 
-def verify(official_dir, repo, commit, files):
-    d = os.path.join(official_dir, repo)
-    stamp = open(os.path.join(d, "COMMIT")).read().strip()
-    assert stamp == commit, f"{repo}: COMMIT stamp {stamp} != pin {commit}"
-    for path, blob in files.items():
-        with open(os.path.join(d, path), "rb") as f:
-            data = f.read()
-        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        assert got == blob, f"{repo}:{path}: blob {got} != pinned {blob}"
-    print(f"# {repo} @ {commit}: verified ({len(files)} file blob hashes)")
-    return d
-
-
 def load_official(official_dir, family):
     repo, commit, pkg, files = OFFICIAL[family]
-    d = verify(official_dir, repo, commit, files)
+    d = fu.verify_official(official_dir, repo, commit, files)
     with cc.stub_packages({"model": os.path.join(d, pkg)}):
         mod = importlib.import_module(f"model.{family}")
     return getattr(mod, family.upper())
@@ -174,10 +159,9 @@ def check_checkpoint(family, m, s):
 
 
 def main():
-    official_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
     fu.max_activation = max_activation_unit_range
     for family in ("rcan", "han"):
-        cls = unit_range(load_official(official_dir, family))
+        cls = unit_range(load_official(fu.official_dir_arg(), family))
         out = os.path.join(HERE, "..", "fixtures", family)
         os.makedirs(out, exist_ok=True)
         constants = {}
@@ -196,9 +180,7 @@ def main():
             registered[name] = fu.model_constants(m, fu.batch_input((8, 8)))
             check_checkpoint(family, m, s)
         print(f"# {family} full-size parameter counts:", counts)
-        with open(os.path.join(out, "param_counts.json"), "w") as f:
-            json.dump(counts, f, indent=1, sort_keys=True)
-            f.write("\n")
+        fu.write_param_counts(out, counts)
         print("wrote", fu.write_constants(out, constants, registered))
 
 

@@ -35,9 +35,6 @@ conv_groups 2 (options/train/VapSR-S.yml)); each published checkpoint
 (shared/weights/sr/vapsr/*.pth, its `params_ema`, as the official test option
 `param_key_g: params_ema` loads) loads into it with strict=True (checked here when present).
 """
-import hashlib
-import importlib.util
-import json
 import os
 import sys
 import types
@@ -46,6 +43,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import crosscheck_cnn_official as cc  # noqa: E402
 import fixture_utils as fu  # noqa: E402
 
 torch.set_num_threads(1)
@@ -67,22 +65,9 @@ REGISTERED = {
 }
 
 
-def verify(official_dir):
-    d = os.path.join(official_dir, REPO)
-    stamp = open(os.path.join(d, "COMMIT")).read().strip()
-    assert stamp == COMMIT, f"{REPO}: COMMIT stamp {stamp} != pin {COMMIT}"
-    for path, blob in FILES.items():
-        with open(os.path.join(d, path), "rb") as f:
-            data = f.read()
-        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        assert got == blob, f"{REPO}:{path}: blob {got} != pinned {blob}"
-    print(f"# {REPO} @ {COMMIT}: verified ({len(FILES)} file blob hashes)")
-    return d
-
-
 def load_official(official_dir):
     """The official `code/vapsr.py` as a module, its two BasicSR imports stubbed (docstring)."""
-    d = verify(official_dir)
+    d = fu.verify_official(official_dir, REPO, COMMIT, FILES)
 
     class Registry:
         def register(self):
@@ -96,41 +81,8 @@ def load_official(official_dir):
              ("basicsr", "basicsr.utils", "basicsr.utils.registry", "basicsr.archs", "basicsr.archs.arch_util")}
     stubs["basicsr.utils.registry"].ARCH_REGISTRY = Registry()
     stubs["basicsr.archs.arch_util"].default_init_weights = default_init_weights
-    saved = {k: sys.modules.get(k) for k in stubs}
-    sys.modules.update(stubs)
-    try:
-        spec = importlib.util.spec_from_file_location("vapsr_official", os.path.join(d, "code", "vapsr.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-    return mod
-
-
-def dump(name, m, x, seed):
-    """Block fixture: calibrated random weights, float64 output of the float32 weights."""
-    fu.scale_weights(m, seed, [x])
-    m.eval()
-    wide = fu.float64_copy(m)
-    with torch.no_grad(), fu.Float64Mode():
-        y = wide(x.double())
-    with torch.no_grad():
-        y32 = m(x)
-    err = (y32.double() - y).abs().max().item()
-    assert torch.isfinite(y).all() and err <= fu.FP32_ERROR_MAX, (name, err)
-    t = {k: v.detach().float().contiguous() for k, v in m.state_dict().items()}
-    t["input"] = x.float().contiguous()
-    t["output"] = y.float().contiguous()
-    path = os.path.join(OUT, f"{name}.safetensors")
-    fu.save_file(t, path)
-    os.chmod(path, 0o644)
-    print(f"== {name}.safetensors ({os.path.getsize(path)} bytes), params "
-          f"{sum(p.numel() for p in m.parameters())}, max|output| {y.abs().max().item():.4f}, "
-          f"float32 run vs float64 {err:.3g}")
+    with fu.stub_modules(stubs):
+        return cc.load_file(os.path.join(d, "code", "vapsr.py"), "vapsr_official")
 
 
 def features(m, x):
@@ -148,14 +100,13 @@ def run(m, size, x):
 
 
 def main():
-    official_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OFFICIAL_DIR", "/tmp/official")
-    v = load_official(official_dir)
+    v = load_official(fu.official_dir_arg())
     os.makedirs(OUT, exist_ok=True)
 
     torch.manual_seed(1)
-    dump("vab_attention", v.Attention(12), torch.randn(2, 12, 7, 9), seed=1)
+    fu.dump_block(OUT, "vab_attention", v.Attention(12), torch.randn(2, 12, 7, 9), seed=1)
     torch.manual_seed(2)
-    dump("vab", v.VAB(8, 12), torch.randn(2, 8, 13, 17), seed=2)
+    fu.dump_block(OUT, "vab", v.VAB(8, 12), torch.randn(2, 8, 13, 17), seed=2)
 
     constants = {}
     narrow = {f"vapsr_x{s}": dict(scale=s) for s in (2, 3, 4)}
@@ -180,9 +131,7 @@ def main():
         else:
             print(f"# {ckpt} not found: strict load not checked")
     print("# full-size parameter counts:", counts)
-    with open(os.path.join(OUT, "param_counts.json"), "w") as f:
-        json.dump(counts, f, indent=1, sort_keys=True)
-        f.write("\n")
+    fu.write_param_counts(OUT, counts)
     print("wrote", fu.write_constants(OUT, constants, registered))
 
 

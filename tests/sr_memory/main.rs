@@ -1,6 +1,6 @@
 //! Memory claim of tiled super-resolution, measured: `gaze::sr::upscale_image_to_png` holds one
-//! band of tiles, so its peak heap does not grow with the image height, while running the
-//! image whole (the control) grows with it. A counting global allocator sees every allocation
+//! band of tiles, so its peak heap grows with the image height only by a small fraction of
+//! what running the image whole (the control) adds. A counting global allocator sees every allocation
 //! of the process, so this binary holds this one test and nothing runs beside it. The PNG
 //! written band by band equals the tiled in-memory result.
 
@@ -106,10 +106,16 @@ fn tiled_png_output_memory_does_not_grow_with_the_image() {
         mib(whole[0]),
         mib(whole[1])
     );
-    // Four times the rows: the banded peak stays (one band), the whole-image peak grows.
-    assert!(banded[1] < 1.25 * banded[0], "banded peak grew: {banded:?}");
+    // Four times the rows: the whole-image peak grows with the image (the control), the banded
+    // one by a small fraction of that (the input tensor itself, 12 bytes a pixel, and the
+    // backend's buffers of more tiles; measured 34 → 47 MiB against 53 → 206 MiB).
+    let (banded_growth, whole_growth) = (banded[1] - banded[0], whole[1] - whole[0]);
     assert!(
         whole[1] > 2.5 * whole[0],
         "control: the whole-image peak should grow: {whole:?}"
+    );
+    assert!(
+        banded_growth < 0.15 * whole_growth,
+        "banded peak grew {banded_growth} bytes, the whole-image one {whole_growth}"
     );
 }
