@@ -57,20 +57,33 @@ pub fn run(args: &Args) -> CliResult {
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
-        // Band by band straight into the encoder: memory stays bounded for any size.
-        let mut bar = tqdm!(desc = "upscale", unit = " bands", force_refresh = true);
-        upscale_image_to_png(
+        // Band by band straight into the encoder: memory stays bounded for any size. The bar
+        // appears only for tiled images (several bands), and ends its line before any error.
+        let mut bar: Option<kdam::Bar> = None;
+        let result = upscale_image_to_png(
             &model,
             &image,
             &device,
             options,
             &args.output,
             |done, total| {
-                bar.total = total;
-                let _ = bar.update_to(done);
+                if total > 1 {
+                    let bar = bar.get_or_insert_with(|| {
+                        tqdm!(
+                            total = total,
+                            desc = "upscale",
+                            unit = " bands",
+                            force_refresh = true
+                        )
+                    });
+                    let _ = bar.update_to(done);
+                }
             },
-        )?;
-        eprintln!();
+        );
+        if bar.is_some() {
+            eprintln!();
+        }
+        result?;
     } else {
         let output = upscale_image_with(&model, &image, &device, options)?;
         write_image(&args.output, &output)?;
