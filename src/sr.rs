@@ -11,6 +11,46 @@ use crate::io::{read_image, Image};
 use crate::metrics::evaluate_sr;
 use crate::Error;
 
+/// The model `gaze upscale` runs when none is named: PAN ×4 trained by gaze itself
+/// (`gaze train --task sr` on free-licence photographs; `trained/sr_default/model_card.json`),
+/// whose weights are embedded in the library.
+pub const DEFAULT_MODEL: &str = "pan_x4";
+
+/// The embedded weights of [`DEFAULT_MODEL`] (safetensors, official PAN key names).
+pub const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../trained/sr_default/pan_x4.safetensors");
+
+/// The model card of the embedded weights (JSON: data, recipe, metrics).
+pub const DEFAULT_MODEL_CARD: &str = include_str!("../trained/sr_default/model_card.json");
+
+/// The embedded default upscaler ([`DEFAULT_MODEL`] with [`DEFAULT_WEIGHTS`]) on `device`:
+/// super-resolution with nothing to download.
+///
+/// ```
+/// use gaze::prelude::*;
+/// use gaze::io::Image;
+///
+/// let device = Device::flex();
+/// let model = gaze::sr::default_model(&device)?;
+/// let small = Image::from_rgb8(&ndarray::Array3::from_elem((12, 16, 3), 128u8));
+/// let big = gaze::sr::upscale_image(&model, &small, &device, None)?;
+/// assert_eq!((big.height, big.width), (48, 64));
+/// # Ok::<(), gaze::Error>(())
+/// ```
+pub fn default_model(device: &Device) -> Result<Model, Error> {
+    let checkpoint = crate::Checkpoint::from_safetensors_bytes(
+        DEFAULT_WEIGHTS.to_vec(),
+        "the embedded default weights",
+    )?;
+    let (model, _) = crate::create_model(DEFAULT_MODEL, device)?
+        .load_checkpoint(checkpoint)
+        .map_err(|(report, _)| {
+            Error::msg(format!(
+                "the embedded weights do not fit {DEFAULT_MODEL}: {report}"
+            ))
+        })?;
+    Ok(model)
+}
+
 /// How to cut a large input into tiles so memory stays bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tiling {
@@ -104,31 +144,39 @@ pub fn self_ensemble(
     Ok(sum.expect("8 transforms") / 8.0)
 }
 
-/// [`upscale_tensor`] with every option: tiles, each tile self-ensembled when asked.
-pub fn upscale_tensor_with(
-    model: &Model,
-    x: Tensor<4>,
-    options: SrOptions,
-) -> Result<Tensor<4>, Error> {
-    let scale = model.scale().ok_or_else(|| {
+/// The upscaling factor of an SR model; an error for any other model.
+fn sr_scale(model: &Model) -> Result<usize, Error> {
+    model.scale().ok_or_else(|| {
         Error::msg(format!(
             "model '{}' is not a super-resolution model",
             model.info().name
         ))
-    })?;
+    })
+}
+
+/// One forward pass of an SR model on `x` (a whole image or a tile), self-ensembled when asked.
+pub(crate) fn sr_forward(model: &Model, x: Tensor<4>, ensemble: bool) -> Result<Tensor<4>, Error> {
     let forward = |x: Tensor<4>| -> Result<Tensor<4>, Error> {
         model
             .forward(x)?
             .into_image()
             .ok_or_else(|| Error::msg("the model did not return an image"))
     };
-    let sr = |x: Tensor<4>| -> Result<Tensor<4>, Error> {
-        if options.self_ensemble {
-            self_ensemble(x, forward)
-        } else {
-            forward(x)
-        }
-    };
+    if ensemble {
+        self_ensemble(x, forward)
+    } else {
+        forward(x)
+    }
+}
+
+/// [`upscale_tensor`] with every option: tiles, each tile self-ensembled when asked.
+pub fn upscale_tensor_with(
+    model: &Model,
+    x: Tensor<4>,
+    options: SrOptions,
+) -> Result<Tensor<4>, Error> {
+    let scale = sr_scale(model)?;
+    let sr = |x: Tensor<4>| sr_forward(model, x, options.self_ensemble);
     let [n, c, h, w] = x.dims();
     let Some(tiling) = options
         .tiling
@@ -330,12 +378,7 @@ pub fn upscale_image_to_png(
     path: &Path,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(), Error> {
-    let scale = model.scale().ok_or_else(|| {
-        Error::msg(format!(
-            "model '{}' is not a super-resolution model",
-            model.info().name
-        ))
-    })?;
+    let scale = sr_scale(model)?;
     let tiling = options
         .tiling
         .filter(|t| t.tile > 0 && (img.height > t.tile || img.width > t.tile));
@@ -344,19 +387,7 @@ pub fn upscale_image_to_png(
         progress(1, 1);
         return Ok(crate::io::write_image(path, &out)?);
     };
-    let forward = |x: Tensor<4>| -> Result<Tensor<4>, Error> {
-        model
-            .forward(x)?
-            .into_image()
-            .ok_or_else(|| Error::msg("the model did not return an image"))
-    };
-    let sr = |x: Tensor<4>| -> Result<Tensor<4>, Error> {
-        if options.self_ensemble {
-            self_ensemble(x, forward)
-        } else {
-            forward(x)
-        }
-    };
+    let sr = |x: Tensor<4>| sr_forward(model, x, options.self_ensemble);
     let (ws, hs) = (img.width * scale, img.height * scale);
     let alpha = img
         .alpha
@@ -531,12 +562,7 @@ pub fn evaluate_with(
     self_ensemble: bool,
     mut on_image: impl FnMut(&ImageScore),
 ) -> Result<Report, Error> {
-    let scale = model.scale().ok_or_else(|| {
-        Error::msg(format!(
-            "'{}' is not a super-resolution model",
-            model.info().name
-        ))
-    })?;
+    let scale = sr_scale(model)?;
     let mut images = Vec::with_capacity(pairs.len());
     for (name, hr_path, lr_path) in pairs {
         let lr = read_image(lr_path)?;

@@ -140,6 +140,155 @@ fn unknown_model_is_reported_before_any_file_is_read() {
 }
 
 #[test]
+fn upscale_without_a_model_runs_the_embedded_default() {
+    let dir = tmp_dir("cli-default");
+    let input = small_rgb(&dir);
+    let out = dir.join("out.png");
+    let o = gaze(&["upscale", s(&input), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (52, 44));
+    // The library's default model is what the CLI ran.
+    let device = gaze::burn::prelude::Device::flex();
+    let model = gaze::sr::default_model(&device).unwrap();
+    let ours = gaze::sr::upscale_image(
+        &model,
+        &gaze::io::read_image(&input).unwrap(),
+        &device,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        ours.to_rgb8().as_slice().unwrap(),
+        img.to_rgb8().as_raw().as_slice()
+    );
+    // Weights without a model are refused.
+    let o = gaze(&["upscale", "--weights", s(&input), s(&input), "-o", s(&out)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+}
+
+#[test]
+fn train_sr_runs_and_writes_a_loadable_model() {
+    let dir = tmp_dir("cli-train-sr");
+    let data = dir.join("hr");
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..3u32 {
+        ImageBuffer::from_fn(40, 36, |x, y| {
+            Rgb([
+                ((x * 7 + y * 3 + i * 40) % 256) as u8,
+                ((x * y + i) % 256) as u8,
+                ((x + 2 * y) * 5 % 256) as u8,
+            ])
+        })
+        .save(data.join(format!("img{i}.png")))
+        .unwrap();
+    }
+    let run = dir.join("run");
+    let o = gaze(&[
+        "train",
+        "--task",
+        "sr",
+        "--model",
+        "pan_x2",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--batch",
+        "2",
+        "--patch",
+        "8",
+        "--patches-per-image",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("validation images: 1; bicubic Y-PSNR"),
+        "{}",
+        stderr(&o)
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with("epoch,step,train_loss,val_l1,val_psnr_y"),
+        "{metrics}"
+    );
+    assert_eq!(metrics.lines().count(), 2);
+    // The saved weights load under the official names.
+    let input = small_rgb(&dir);
+    let out = dir.join("up.png");
+    let weights = run.join("model.safetensors");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x2",
+        "--weights",
+        s(&weights),
+        s(&input),
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The run directory itself loads too (its last complete epoch: the same weights).
+    let from_run = dir.join("up_run.png");
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x2",
+        "--weights",
+        s(&run),
+        s(&input),
+        "-o",
+        s(&from_run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&from_run).unwrap()
+    );
+    let o = gaze(&[
+        "upscale",
+        "--model",
+        "pan_x4",
+        "--weights",
+        s(&run),
+        s(&input),
+        "-o",
+        s(&from_run),
+    ]);
+    assert_user_error(&o, "trains pan_x2, not pan_x4");
+    // A classifier, and a patch larger than the images, are refused.
+    let o = gaze(&[
+        "train",
+        "--task",
+        "sr",
+        "--model",
+        "resnet18",
+        "--data",
+        s(&data),
+        "--out",
+        s(&dir.join("bad")),
+    ]);
+    assert_user_error(&o, "super-resolution model");
+    let o = gaze(&[
+        "train",
+        "--task",
+        "sr",
+        "--model",
+        "pan_x2",
+        "--data",
+        s(&data),
+        "--out",
+        s(&dir.join("bad2")),
+        "--patch",
+        "64",
+    ]);
+    assert_user_error(&o, "smaller than one training patch");
+}
+
+#[test]
 fn upscale_without_weights_says_where_they_are() {
     let dir = tmp_dir("cli-noweights");
     let input = small_rgb(&dir);

@@ -6,7 +6,7 @@
 //! seed and the epoch, so a resumed run computes what the uninterrupted run would have.
 //!
 //! A task ([`TrainTask`]) supplies batches, the loss and the validation metrics;
-//! [`classification`] is the image-classification task.
+//! [`classification`], [`segmentation`] and [`sr`] are the tasks.
 //!
 //! ```no_run
 //! use gaze::prelude::*;
@@ -25,6 +25,7 @@
 
 pub mod classification;
 pub mod segmentation;
+pub mod sr;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ pub struct Batch {
 pub enum Target {
     /// Class indices `[N]`.
     Classes(Tensor<1, Int>),
+    /// HR images `[N, 3, s·H, s·W]` in [0, 1] (super-resolution).
+    Image(Tensor<4>),
     /// Per-pixel targets `[N, 1, H, W]`: the class index (0/1 for a binary mask) and
     /// whether the pixel counts (its field of view), both as floats.
     Mask {

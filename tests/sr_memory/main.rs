@@ -4,44 +4,14 @@
 //! of the process, so this binary holds this one test and nothing runs beside it. The PNG
 //! written band by band equals the tiled in-memory result.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "../memory/counting.rs"]
+mod counting;
+
+use counting::peak_bytes;
 
 use burn::prelude::*;
 use gaze::io::Image;
 use gaze::sr::{upscale_image_to_png, upscale_image_with, SrOptions, Tiling};
-
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Peak heap bytes above what was live before `f` ran.
-fn peak_bytes(f: impl FnOnce()) -> usize {
-    let before = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    f();
-    PEAK.load(Ordering::Relaxed) - before
-}
 
 /// A smooth synthetic 8-bit RGB image.
 fn photo(h: usize, w: usize) -> Image {

@@ -33,6 +33,7 @@ mod parity_vit;
 mod preprocess;
 mod registry;
 mod segmentation;
+mod sr_default;
 mod sr_real_weights;
 mod sr_tiling;
 mod train;

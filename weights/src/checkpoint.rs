@@ -83,6 +83,29 @@ impl Checkpoint {
         })
     }
 
+    /// A safetensors checkpoint held in memory (e.g. weights embedded with `include_bytes!`);
+    /// `name` stands for the file in errors.
+    pub fn from_safetensors_bytes(bytes: Vec<u8>, name: &str) -> Result<Self, LoadError> {
+        let raw =
+            read_store(SafetensorsStore::from_bytes(Some(bytes)).map_indices_contiguous(false))
+                .map_err(|message| LoadError::Corrupt {
+                    path: name.to_string(),
+                    format: Format::Safetensors,
+                    message,
+                })?;
+        if raw.is_empty() {
+            return Err(LoadError::Corrupt {
+                path: name.to_string(),
+                format: Format::Safetensors,
+                message: "it holds no tensors".into(),
+            });
+        }
+        Ok(Checkpoint {
+            format: Format::Safetensors,
+            tensors: unwrap_names(raw),
+        })
+    }
+
     /// The tensor names, sorted.
     pub fn keys(&self) -> Vec<&str> {
         self.tensors.keys().map(String::as_str).collect()

@@ -31,7 +31,8 @@ pub struct ModelArgs {
     /// Registered model (see `gaze list`).
     #[arg(long)]
     pub model: String,
-    /// Checkpoint: official (.pth, .safetensors, …) or saved by gaze.
+    /// Checkpoint: official (.pth, .safetensors, …), saved by gaze, or a `gaze train` run
+    /// directory (its last complete epoch).
     #[arg(long)]
     pub weights: Option<std::path::PathBuf>,
     /// cpu or wgpu.
@@ -77,6 +78,60 @@ impl ModelArgs {
     }
 }
 
+/// The model options of the super-resolution verbs: a registered model with its checkpoint,
+/// or nothing for gaze's embedded default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SrModelArgs {
+    /// Registered super-resolution model (see `gaze list`); default: gaze's embedded pan_x4,
+    /// trained by gaze itself (see `trained/sr_default/model_card.json`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Checkpoint of --model: official (.pth, .safetensors, …), saved by gaze, or a
+    /// `gaze train` run directory (its last complete epoch).
+    #[arg(long, requires = "model")]
+    pub weights: Option<std::path::PathBuf>,
+    /// cpu or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+impl SrModelArgs {
+    /// Checks the model name before any file is read.
+    pub fn check_name(&self) -> CliResult {
+        if let Some(name) = &self.model {
+            gaze::model_info(name)?;
+        }
+        Ok(())
+    }
+
+    /// The named model with its weights, or the embedded default; on its device.
+    pub fn load(&self) -> CliResult<(Model, Device)> {
+        match &self.model {
+            Some(name) => load_model(
+                name,
+                self.weights.as_deref(),
+                self.device,
+                &ModelOptions::new(),
+            )
+            .map_err(|e| {
+                if self.weights.is_none() {
+                    format!(
+                        "{e}; or leave out --model to run gaze's embedded {}",
+                        gaze::sr::DEFAULT_MODEL
+                    )
+                    .into()
+                } else {
+                    e
+                }
+            }),
+            None => {
+                let device = self.device.open()?;
+                Ok((gaze::sr::default_model(&device)?, device))
+            }
+        }
+    }
+}
+
 /// Builds a registered model on a device and loads its weights. Without weights this is an
 /// error that says where the official checkpoint is published: the CLI never runs random
 /// weights.
@@ -93,6 +148,21 @@ pub fn load_model(
             info.name, info.weights
         )
     })?;
+    if weights.is_dir() {
+        // A training run, possibly still going: the model of its last complete epoch.
+        let device = device.open()?;
+        let model = gaze::train::load_run_model(weights, &device)?;
+        if model.info().name != info.name {
+            return Err(format!(
+                "the run in '{}' trains {}, not {}",
+                weights.display(),
+                model.info().name,
+                info.name
+            )
+            .into());
+        }
+        return Ok((model, device));
+    }
     if !weights.is_file() {
         return Err(format!("weights file '{}' does not exist", weights.display()).into());
     }

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use gaze::sr::{evaluate_with, pair_images};
 use kdam::{tqdm, BarExt};
 
-use super::{CliResult, ModelArgs};
+use super::{CliResult, SrModelArgs};
 
 /// Arguments of `gaze sr-eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: SrModelArgs,
     /// Directory of high-resolution ground-truth images.
     #[arg(long)]
     pub hr: PathBuf,
@@ -33,7 +33,7 @@ pub struct Args {
 /// Runs `gaze sr-eval`.
 pub fn run(args: &Args) -> CliResult {
     // The model name first: a typo should not cost reading two image folders.
-    gaze::model_info(&args.model.model)?;
+    args.model.check_name()?;
     let pairs = pair_images(&args.hr, &args.lr, args.scale)?;
     let (model, device) = args.model.load()?;
     if model.scale() != Some(args.scale) {

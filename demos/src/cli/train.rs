@@ -1,5 +1,6 @@
-//! `gaze train --task classify|segment --model M --data DIR --out RUN_DIR …`: train any
-//! registered classifier or segmentation model from scratch or fine-tune it from a checkpoint;
+//! `gaze train --task classify|segment|sr --model M --data DIR --out RUN_DIR …`: train any
+//! registered classifier, segmentation or super-resolution model from scratch or fine-tune it
+//! from a checkpoint;
 //! `--resume RUN_DIR` continues a run after an interruption (even kill -9) from its last
 //! complete epoch.
 
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use gaze::train::classification::ClassificationTask;
 use gaze::train::segmentation::SegmentationTask;
+use gaze::train::sr::SrTask;
 use gaze::train::{fit, Event, TrainConfig, TrainTask};
 use gaze::{DeviceChoice, ModelOptions};
 use kdam::{tqdm, Bar, BarExt};
@@ -17,7 +19,8 @@ use super::CliResult;
 /// Arguments of `gaze train`.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 pub struct Args {
-    /// What to train: classify, or segment (binary masks in the DRIVE layout).
+    /// What to train: classify, segment (binary masks in the DRIVE layout) or sr
+    /// (super-resolution from HR images, degraded with MATLAB bicubic on loading).
     #[arg(long, default_value = "classify")]
     pub task: String,
     /// Registered model (see `gaze list`).
@@ -26,6 +29,7 @@ pub struct Args {
     /// Data. classify: IDX files (Fashion-MNIST), an ImageFolder tree with train/ and val/, or
     /// one ImageFolder tree (split 90/10). segment: the DRIVE root (its training/ is used) or a
     /// folder with images/ and 1st_manual/ or masks/ (optional mask/ for the field of view).
+    /// sr: a folder with train/ and val/ HR images, or one folder of HR images (split 90/10).
     #[arg(long, required_unless_present = "resume")]
     pub data: Option<PathBuf>,
     /// Checkpoint to fine-tune from (official or gaze-saved); the head is replaced when the class
@@ -74,11 +78,12 @@ pub struct Args {
     #[arg(long)]
     #[serde(default)]
     pub decoder_attention: Option<gaze::blocks::attention::AttentionKind>,
-    /// segment: side of the random square training patches (0: whole images).
-    #[arg(long, default_value_t = 96)]
+    /// Side of the random square training patches. segment: default 96 (0: whole images);
+    /// sr: LR pixels (the HR patch is scale times larger), default 48.
+    #[arg(long)]
     #[serde(default)]
-    pub patch: usize,
-    /// segment: patches drawn from each training image per epoch.
+    pub patch: Option<usize>,
+    /// segment, sr: patches drawn from each training image per epoch.
     #[arg(long, default_value_t = 32)]
     #[serde(default)]
     pub patches_per_image: usize,
@@ -105,35 +110,45 @@ pub struct Args {
 
 const ARGS_FILE: &str = "train_args.json";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Classify,
+    Segment,
+    Sr,
+}
+
 /// Runs `gaze train`.
 pub fn run(args: &Args) -> CliResult {
     let args = match &args.resume {
         Some(dir) => resumed_args(args, dir)?,
         None => args.clone(),
     };
-    let segment = match args.task.as_str() {
-        "classify" => false,
-        "segment" => true,
+    let kind = match args.task.as_str() {
+        "classify" => Kind::Classify,
+        "segment" => Kind::Segment,
+        "sr" => Kind::Sr,
         other => {
-            return Err(format!("unknown --task {other}; use classify or segment").into());
+            return Err(format!("unknown --task {other}; use classify, segment or sr").into());
         }
     };
     let name = args.model.clone().expect("required by clap");
     let data = args.data.clone().expect("required by clap");
     let out = args.out.clone().expect("required by clap");
     let info = gaze::model_info(&name)?;
-    match (segment, info.task) {
-        (false, gaze::Task::Classification { .. }) | (true, gaze::Task::Segmentation { .. }) => {}
+    match (kind, info.task) {
+        (Kind::Classify, gaze::Task::Classification { .. })
+        | (Kind::Segment, gaze::Task::Segmentation { .. })
+        | (Kind::Sr, gaze::Task::SuperResolution { .. }) => {}
         _ => {
             return Err(format!(
                 "{} is a {} model; --task {} needs a {}",
                 info.name,
                 info.task,
                 args.task,
-                if segment {
-                    "segmentation model (e.g. attention_unet_small)"
-                } else {
-                    "classifier"
+                match kind {
+                    Kind::Classify => "classifier",
+                    Kind::Segment => "segmentation model (e.g. attention_unet_small)",
+                    Kind::Sr => "super-resolution model (e.g. pan_x4)",
                 }
             )
             .into())
@@ -142,12 +157,13 @@ pub fn run(args: &Args) -> CliResult {
     if !data.is_dir() {
         return Err(format!("data folder '{}' does not exist", data.display()).into());
     }
-    let idx = !segment && gaze::data::IdxImages::is_idx_dir(&data);
+    let idx = kind == Kind::Classify && gaze::data::IdxImages::is_idx_dir(&data);
     let in_chans = args.in_chans.unwrap_or(if idx { 1 } else { 3 });
-    let num_classes = match args.num_classes {
-        Some(n) => n,
-        None if segment => 1,
-        None => data_classes(&data, idx)?,
+    let num_classes = match (args.num_classes, kind) {
+        (Some(n), _) => n,
+        (None, Kind::Segment) => 1,
+        (None, Kind::Sr) => 0,
+        (None, Kind::Classify) => data_classes(&data, idx)?,
     };
     let devices: Vec<_> = args
         .device
@@ -157,9 +173,10 @@ pub fn run(args: &Args) -> CliResult {
         .collect();
     let device = devices[0].clone();
     device.seed(args.seed);
-    let mut options = ModelOptions::new()
-        .num_classes(num_classes)
-        .in_chans(in_chans);
+    let mut options = ModelOptions::new().in_chans(in_chans);
+    if kind != Kind::Sr {
+        options = options.num_classes(num_classes);
+    }
     if let Some(kind) = args.decoder_attention {
         options = options.decoder_attention(kind);
     }
@@ -172,12 +189,26 @@ pub fn run(args: &Args) -> CliResult {
         }
     }
     std::fs::create_dir_all(&out)?;
-    let task: Box<dyn TrainTask> = if segment {
-        let patch = (args.patch > 0).then_some(args.patch);
+    let task: Box<dyn TrainTask> = if kind == Kind::Segment {
+        let patch = args.patch.unwrap_or(96);
+        let patch = (patch > 0).then_some(patch);
         let task = SegmentationTask::open(&data, &model, patch, args.patches_per_image)?;
         for w in task.warnings() {
             eprintln!("warning: {w}");
         }
+        Box::new(task)
+    } else if kind == Kind::Sr {
+        let task = SrTask::open(
+            &data,
+            &model,
+            args.patch.unwrap_or(48),
+            args.patches_per_image,
+        )?;
+        eprintln!(
+            "validation images: {}; bicubic Y-PSNR {:.4} dB",
+            task.val_len(),
+            task.bicubic_val_psnr_y()
+        );
         Box::new(task)
     } else {
         let mut task = ClassificationTask::open(&data, &model, args.image_size)?;
@@ -211,11 +242,13 @@ pub fn run(args: &Args) -> CliResult {
             std::io::Write::write_all(f, json.as_bytes())
         })?;
     }
+    let what = match kind {
+        Kind::Sr => format!("{} input channels", in_chans),
+        _ => format!("{num_classes} classes, {in_chans} input channels"),
+    };
     eprintln!(
-        "training {} ({} classes, {} input channels) on '{}' into '{}'",
+        "training {} ({what}) on '{}' into '{}'",
         info.name,
-        num_classes,
-        in_chans,
         data.display(),
         out.display()
     );

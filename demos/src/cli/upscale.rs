@@ -1,8 +1,9 @@
-//! `gaze upscale --model M --weights FILE INPUT -o OUTPUT`: super-resolve one image.
+//! `gaze upscale [--model M --weights FILE] INPUT -o OUTPUT`: super-resolve one image; without
+//! a model, with gaze's embedded default (PAN ×4 trained by gaze, nothing to download).
 
 use std::path::PathBuf;
 
-use super::{CliResult, ModelArgs};
+use super::{CliResult, SrModelArgs};
 use gaze::io::{read_image, write_image};
 use gaze::sr::{upscale_image_to_png, upscale_image_with, SrOptions, Tiling};
 use kdam::{tqdm, BarExt};
@@ -11,7 +12,7 @@ use kdam::{tqdm, BarExt};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: SrModelArgs,
     /// Input image (png, jpeg, tiff, bmp, gif; gray, RGB, RGBA, 8 or 16 bits).
     pub input: PathBuf,
     /// Output image; the format follows the extension.
@@ -31,7 +32,7 @@ pub struct Args {
 pub fn run(args: &Args) -> CliResult {
     // The model name first, then the input: neither a typo nor a bad image should cost a
     // model load.
-    gaze::model_info(&args.model.model)?;
+    args.model.check_name()?;
     let image = read_image(&args.input)?;
     let (model, device) = args.model.load()?;
     let tiling = match args.tile {
