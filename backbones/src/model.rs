@@ -358,11 +358,31 @@ pub struct LoadSummary {
     /// The checkpoint was the encoder's classification checkpoint: it filled the encoder only
     /// (its head left out, listed in `skipped_head`), the decoder keeps its initialisation.
     pub encoder_only: bool,
+    /// The checkpoint was an ONNX export whose parameters were recovered from its graph (the
+    /// exporter renamed, transposed or folded them): how.
+    pub onnx_graph: Option<gaze_weights::RecoverySummary>,
 }
 
 impl std::fmt::Display for LoadSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
+        if let Some(r) = &self.onnx_graph {
+            let mut how = format!(
+                "parameters recovered from the ONNX graph ({} layers by name, {} by order",
+                r.by_name, r.by_order
+            );
+            if r.folded_norms > 0 {
+                how.push_str(&format!(
+                    ", {} BatchNorms folded into convolutions restored",
+                    r.folded_norms
+                ));
+            }
+            if r.shared > 0 {
+                how.push_str(&format!(", {} merged equal tensors", r.shared));
+            }
+            how.push(')');
+            parts.push(how);
+        }
         if self.encoder_only {
             parts.push(
                 "a classification checkpoint: loaded into the encoder (the rest of the model keeps its initialisation)"
@@ -595,13 +615,59 @@ impl Model {
         path: impl AsRef<Path>,
     ) -> Result<(Self, LoadSummary), LoadError> {
         let path = path.as_ref();
-        let checkpoint = Checkpoint::open(path)?;
+        if gaze_weights::Format::detect(path).ok().flatten() == Some(gaze_weights::Format::Burnpack)
+        {
+            return self.load_burnpack(path);
+        }
+        let mut checkpoint = Checkpoint::open(path)?;
+        let mut onnx_graph = None;
+        if checkpoint.format == gaze_weights::Format::Onnx && !self.has_every_key(&checkpoint) {
+            let (recovered, summary) = self.recover_onnx(path)?;
+            checkpoint = recovered;
+            onnx_graph = Some(summary);
+        }
         self.load_checkpoint(checkpoint)
+            .map(|(model, mut summary)| {
+                summary.onnx_graph = onnx_graph;
+                (model, summary)
+            })
             .map_err(|(report, hint)| LoadError::Mismatch {
                 path: path.display().to_string(),
                 report,
                 hint,
             })
+    }
+
+    /// Whether the checkpoint names every parameter of the model with its shape (an ONNX file
+    /// that kept the state dict's names loads by name).
+    fn has_every_key(&self, checkpoint: &Checkpoint) -> bool {
+        gaze_weights::official_shapes(&self.net, &self.key_map())
+            .iter()
+            .all(|(key, shape)| {
+                checkpoint
+                    .tensors
+                    .get(&pytorch_name(key))
+                    .is_some_and(|t| t.shape.to_vec() == *shape)
+            })
+    }
+
+    /// The official state dict recovered from an ONNX export's graph. The graph is the
+    /// published model's, so a model with a fresh head or other input channels is matched
+    /// against the registered configuration, then adapted as for any checkpoint.
+    fn recover_onnx(
+        &self,
+        path: &Path,
+    ) -> Result<(Checkpoint, gaze_weights::RecoverySummary), LoadError> {
+        let reference = configure(self.info, &ModelOptions::default())
+            .expect("registered configurations build");
+        let same = reference.num_classes() == self.config.num_classes()
+            && reference.in_chans() == self.config.in_chans();
+        if same {
+            gaze_weights::recover_onnx(path, &self.net, &self.key_map(), self.info.name)
+        } else {
+            let net = reference.init(&Device::flex());
+            gaze_weights::recover_onnx(path, &net, &reference.key_map(), self.info.name)
+        }
     }
 
     /// Loads an opened checkpoint; on a mismatch, the strict report and which registered model
@@ -764,6 +830,63 @@ impl Model {
             &self.key_map(),
             &[("format", "pt"), ("gaze_model", self.info.name)],
         )
+    }
+
+    /// Saves the weights in Burn's burnpack format (module paths, Burn layout), atomically;
+    /// [`Model::load_weights`] reads it back.
+    pub fn save_burnpack(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {
+        use burn::store::{BurnpackStore, ModuleSnapshot};
+        let path = path.as_ref();
+        let mut store = BurnpackStore::from_bytes(None)
+            .metadata("gaze_model", self.info.name);
+        self.net
+            .save_into(&mut store)
+            .map_err(|e| SaveError::Tensor {
+                key: String::new(),
+                message: e.to_string(),
+            })?;
+        let bytes = store.get_bytes().map_err(|e| SaveError::Tensor {
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        gaze_weights::atomic_write::write_atomically(path, |f| {
+            std::io::Write::write_all(f, &bytes)
+        })
+        .map_err(|source| SaveError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Loads a burnpack written by [`Model::save_burnpack`], strictly.
+    fn load_burnpack(mut self, path: &Path) -> Result<(Self, LoadSummary), LoadError> {
+        use burn::store::{BurnpackStore, ModuleSnapshot};
+        let mut store = BurnpackStore::from_file(path).auto_extension(false);
+        let result = self.net.load_from(&mut store);
+        let fail = |message: String| LoadError::Corrupt {
+            path: path.display().to_string(),
+            format: gaze_weights::Format::Burnpack,
+            message,
+        };
+        match result {
+            Ok(r) if r.errors.is_empty() && r.missing.is_empty() && r.unused.is_empty() => {
+                Ok((self, LoadSummary::default()))
+            }
+            Ok(r) => {
+                let report = LoadReport {
+                    missing: r.missing.iter().map(|(p, _)| p.clone()).collect(),
+                    unexpected: r.unused.clone(),
+                    mismatched: Vec::new(),
+                    other: r.errors.iter().map(|e| e.to_string()).collect(),
+                };
+                Err(LoadError::Mismatch {
+                    path: path.display().to_string(),
+                    report,
+                    hint: None,
+                })
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
     }
 }
 

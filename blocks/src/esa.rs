@@ -77,18 +77,20 @@ pub struct EsaConfig {
 /// Enhanced spatial attention (official `ESA`): `x ⊙ σ(conv4(up(conv3_(…)) + conv_f(conv1(x))))`.
 #[derive(Module, Debug)]
 pub struct Esa {
+    // Fields in forward order (conv1, conv2, conv_max, conv3, conv3_, conv_f, conv4), not the
+    // official __init__'s: an ONNX export without names is matched by that order.
     /// 1×1 `num_feat → f`.
     pub conv1: Pointwise,
-    /// 1×1 `f → f` on `conv1`'s output (the full-resolution branch).
-    pub conv_f: Pointwise,
-    /// 3×3 after the max pool.
-    pub conv_max: SeparableConv,
     /// 3×3, stride 2, no padding.
     pub conv2: SeparableConv,
+    /// 3×3 after the max pool.
+    pub conv_max: SeparableConv,
     /// 3×3.
     pub conv3: SeparableConv,
     /// 3×3 (the official name ends with an underscore).
     pub conv3_: SeparableConv,
+    /// 1×1 `f → f` on `conv1`'s output (the full-resolution branch).
+    pub conv_f: Pointwise,
     /// 1×1 `f → num_feat`.
     pub conv4: Pointwise,
 }

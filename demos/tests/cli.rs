@@ -1329,3 +1329,51 @@ fn degrade_writes_the_benchmark_lr_files() {
         "bad.png",
     );
 }
+
+#[test]
+fn convert_an_onnx_export_to_safetensors_and_burnpack() {
+    use gaze::burn::prelude::*;
+    let dir = tmp_dir("convert");
+    let onnx = fixture("onnx/bsrn_s_x4.onnx");
+    let (_, outputs) = common::split_fixture("onnx/bsrn_s_x4.safetensors");
+    let device = Device::flex();
+    let want: Tensor<4> = Tensor::from_data(outputs["output_15x15"].clone(), &device);
+    let x = common::deterministic_input([2, 3, 15, 15], &device);
+    let run = |weights: &Path| {
+        gaze::create_model("bsrn_s_x4", &device)
+            .unwrap()
+            .load_weights(weights)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .forward(x.clone())
+            .unwrap()
+            .into_image()
+            .unwrap()
+    };
+    // ONNX → safetensors under the official names (what the official code loads).
+    let st = dir.join("bsrn_s_x4.safetensors");
+    let o = gaze(&["convert", "--model", "bsrn_s_x4", s(&onnx), s(&st)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("recovered from the ONNX graph"), "{}", stderr(&o));
+    let checkpoint = gaze::weights::Checkpoint::open(&st).unwrap();
+    assert_eq!(checkpoint.format, gaze::weights::Format::Safetensors);
+    assert!(checkpoint.keys().contains(&"B1.c1_r.pw.weight"), "{:?}", checkpoint.keys());
+    common::assert_close("convert → safetensors", run(&st), want.clone(), 1e-4);
+    // safetensors → burnpack, read back by --weights.
+    let bpk = dir.join("bsrn_s_x4.bpk");
+    let o = gaze(&["convert", "--model", "bsrn_s_x4", s(&st), s(&bpk)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("burnpack"), "{}", stderr(&o));
+    common::assert_close("convert → burnpack", run(&bpk), want, 1e-4);
+    // Another model's export: one error line, nothing written.
+    let bad = dir.join("bad.safetensors");
+    let o = gaze(&["convert", "--model", "bsrn_x4", s(&onnx), s(&bad)]);
+    assert_user_error(&o, "is not an export of the model");
+    assert!(!bad.exists());
+    // Unknown model, missing input, output over input.
+    assert_user_error(&gaze(&["convert", "--model", "bsrn_s_x5", s(&onnx), s(&bad)]), "bsrn_s_x4");
+    assert_user_error(
+        &gaze(&["convert", "--model", "bsrn_s_x4", s(&dir.join("none.onnx")), s(&bad)]),
+        "does not exist",
+    );
+    assert_user_error(&gaze(&["convert", "--model", "bsrn_s_x4", s(&st), s(&st)]), "overwrite");
+}

@@ -36,7 +36,9 @@ class PAConv(nn.Module):
         self.k4 = nn.Conv2d(nf, nf, k_size, padding=p, bias=False)
 
     def forward(self, x):
-        return self.k4(self.k3(x) * torch.sigmoid(self.k2(x)))
+        # The official order (k2, then k3): an ONNX export lists the convs as they run.
+        y = torch.sigmoid(self.k2(x))
+        return self.k4(self.k3(x) * y)
 
 
 class SCPA(nn.Module):

@@ -6,6 +6,7 @@ mod degrade;
 mod drive_trained;
 mod loader;
 mod model_api;
+mod onnx;
 mod pan_real_weights;
 mod parity_a2n;
 mod parity_attn_official;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ModuleStore, PytorchStore, SafetensorsStore};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::TensorData;
 
 use crate::{Format, LoadError};
 
@@ -69,6 +69,10 @@ impl Checkpoint {
                     .map_err(corrupt)?
             }
             Format::Onnx => read_onnx(path).map_err(corrupt)?,
+            Format::Burnpack => read_store(
+                burn::store::BurnpackStore::from_file(path).auto_extension(false),
+            )
+            .map_err(corrupt)?,
         };
         if raw.is_empty() {
             return Err(LoadError::Corrupt {
@@ -146,46 +150,18 @@ fn unwrap_names(raw: BTreeMap<String, PackTensor>) -> BTreeMap<String, PackTenso
         .collect()
 }
 
-/// ONNX initializers by name (float32 only: the weights of exported vision models).
+/// ONNX initializers by name (float32 only: the weights of exported vision models), external
+/// data included. Files whose names are not the state dict's go through
+/// [`crate::recover_onnx`].
 fn read_onnx(path: &Path) -> Result<BTreeMap<String, PackTensor>, String> {
-    use onnx_ir::{Message, ModelProto};
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let model = ModelProto::parse_from_bytes(&bytes).map_err(|e| e.to_string())?;
-    let mut out = BTreeMap::new();
-    for init in &model.graph.initializer {
-        let shape: Vec<usize> = init.dims.iter().map(|&d| d as usize).collect();
-        const FLOAT: i32 = 1;
-        if init.data_type != FLOAT {
-            continue;
-        }
-        let count: usize = shape.iter().product();
-        let data = if !init.raw_data.is_empty() {
-            if init.raw_data.len() != count * 4 {
-                return Err(format!(
-                    "initializer '{}' has {} bytes for shape {:?}",
-                    init.name,
-                    init.raw_data.len(),
-                    shape
-                ));
-            }
-            TensorData::from_bytes_vec(init.raw_data.to_vec(), shape, DType::F32)
-        } else {
-            if init.float_data.len() != count {
-                return Err(format!(
-                    "initializer '{}' has {} values for shape {:?}",
-                    init.name,
-                    init.float_data.len(),
-                    shape
-                ));
-            }
-            TensorData::new(init.float_data.clone(), shape)
-        };
-        out.insert(
-            init.name.clone(),
-            burn::store::bridge::from_data(data, init.name.clone(), None),
-        );
-    }
-    Ok(out)
+    Ok(crate::onnx::initializers(path)?
+        .into_iter()
+        .map(|(name, c)| {
+            let data = TensorData::new(c.data, c.shape);
+            let tensor = burn::store::bridge::from_data(data, name.clone(), None);
+            (name, tensor)
+        })
+        .collect())
 }
 
 #[cfg(test)]

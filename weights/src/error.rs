@@ -148,6 +148,15 @@ pub enum LoadError {
         /// What went wrong.
         message: String,
     },
+    /// An ONNX file whose graph does not compute the model (another model, or an export gaze
+    /// cannot read): the first place where the graph and the model diverge.
+    #[error("ONNX file '{path}' is not an export of the model: {message}")]
+    Graph {
+        /// The file.
+        path: String,
+        /// Where the graph and the model diverge.
+        message: String,
+    },
     /// The checkpoint does not hold exactly the model's parameters.
     #[error("checkpoint '{path}' does not match the model: {report}{}", hint.as_deref().map(|h| format!("\n  {h}")).unwrap_or_default())]
     Mismatch {

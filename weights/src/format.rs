@@ -13,8 +13,10 @@ pub enum Format {
     TorchZip,
     /// Hugging Face safetensors.
     Safetensors,
-    /// An ONNX model (initializers are read by name).
+    /// An ONNX model (weights recovered from the graph, see [`crate::onnx`]).
     Onnx,
+    /// Burn's burnpack (module paths, Burn layout), as `gaze convert` or Burn writes it.
+    Burnpack,
 }
 
 impl fmt::Display for Format {
@@ -24,6 +26,7 @@ impl fmt::Display for Format {
             Format::TorchZip => "PyTorch zip",
             Format::Safetensors => "safetensors",
             Format::Onnx => "ONNX",
+            Format::Burnpack => "burnpack",
         })
     }
 }
@@ -32,6 +35,10 @@ impl Format {
     /// Recognises the format from the first bytes of a file (at least 16 are needed to be
     /// sure; `file_len` bounds the safetensors header size).
     pub fn sniff(head: &[u8], file_len: u64) -> Option<Format> {
+        // burnpack: the magic number 0x4255524E ("BURN") little-endian.
+        if head.starts_with(&0x4255_524Eu32.to_le_bytes()) {
+            return Some(Format::Burnpack);
+        }
         if head.starts_with(b"PK\x03\x04") {
             return Some(Format::TorchZip);
         }

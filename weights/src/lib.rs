@@ -24,6 +24,8 @@ pub mod checkpoint;
 pub mod error;
 pub mod format;
 pub mod keymap;
+pub mod onnx;
+mod params;
 pub mod save;
 mod torch_zip;
 
@@ -31,6 +33,7 @@ pub use checkpoint::Checkpoint;
 pub use error::{LoadError, LoadReport, ShapeMismatch};
 pub use format::Format;
 pub use keymap::{KeyMap, Transform};
+pub use onnx::RecoverySummary;
 pub use save::{official_shapes, official_state_dict, save_safetensors, SaveError};
 
 use std::path::Path;
@@ -50,6 +53,70 @@ pub fn count_parameters<M: Module>(module: &M) -> usize {
         .filter(|t| t.dtype.is_float())
         .map(|t| t.shape.num_elements())
         .sum()
+}
+
+/// Recovers the parameters of `module` from the ONNX export at `path` through its graph (see
+/// [`onnx`]): a checkpoint under the official key names (`keys` run backwards) in PyTorch
+/// layout, ready for [`apply_checkpoint`]. `model` names the model in errors.
+pub fn recover_onnx<M: Module + burn::module::ModuleDisplay>(
+    path: impl AsRef<Path>,
+    module: &M,
+    keys: &KeyMap,
+    model: &str,
+) -> Result<(Checkpoint, RecoverySummary), LoadError> {
+    recover_onnx_with(path.as_ref(), module, keys, model, true)
+}
+
+/// [`recover_onnx`] from shapes and forward order alone, ignoring every name the exporter
+/// kept: what a file stripped of names gives. For tests that the module's parameter order
+/// is its forward order.
+#[doc(hidden)]
+pub fn recover_onnx_by_order<M: Module + burn::module::ModuleDisplay>(
+    path: impl AsRef<Path>,
+    module: &M,
+    keys: &KeyMap,
+    model: &str,
+) -> Result<(Checkpoint, RecoverySummary), LoadError> {
+    recover_onnx_with(path.as_ref(), module, keys, model, false)
+}
+
+fn recover_onnx_with<M: Module + burn::module::ModuleDisplay>(
+    path: &Path,
+    module: &M,
+    keys: &KeyMap,
+    model: &str,
+    use_names: bool,
+) -> Result<(Checkpoint, RecoverySummary), LoadError> {
+    let params = params::visit_params(module, true);
+    let eps = params::batch_norm_epsilons(module);
+    let units = onnx::units(&params, &|p| keys.unmap(p), &|k| keys.is_ignored(k), &eps);
+    let (state, summary) =
+        onnx::recover(path, &units, model, use_names).map_err(|e| match e {
+            onnx::RecoverError::File(message) => LoadError::Corrupt {
+                path: path.display().to_string(),
+                format: Format::Onnx,
+                message,
+            },
+            onnx::RecoverError::Graph(message) => LoadError::Graph {
+                path: path.display().to_string(),
+                message,
+            },
+        })?;
+    let tensors = state
+        .into_iter()
+        .map(|(key, c)| {
+            let data = burn::tensor::TensorData::new(c.data, c.shape);
+            let tensor = burn::store::bridge::from_data(data, key.clone(), None);
+            (key, tensor)
+        })
+        .collect();
+    Ok((
+        Checkpoint {
+            format: Format::Onnx,
+            tensors,
+        },
+        summary,
+    ))
 }
 
 /// Loads the checkpoint at `path` into `module`, renaming its keys with `keys`.

@@ -133,73 +133,14 @@ pub fn save_safetensors<M: Module>(
     })
 }
 
-/// Collects `(official key, PyTorch shape)` of every parameter without initialising lazy
-/// parameters (so describing a large model costs no weights), with the same renaming as
-/// [`official_state_dict`]: norms' `gamma`/`beta` → `weight`/`bias`, Linear weights `[out, in]`.
-struct ShapeVisitor {
-    path: Vec<String>,
-    containers: Vec<String>,
-    out: Vec<(String, Vec<usize>)>,
-}
-
-impl burn::module::ModuleVisitor for ShapeVisitor {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.containers.push(container_type.to_string());
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        }
-    }
-
-    fn exit_module(&mut self, _name: &str, container_type: &str) {
-        self.containers.pop();
-        if !container_type.starts_with("Enum:") {
-            self.path.pop();
-        }
-    }
-
-    fn visit_float<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<burn::tensor::Tensor<D>>,
-    ) {
-        let mut shape = param.lazy_shape().to_vec();
-        let mut path = self.path.clone();
-        let module = self
-            .containers
-            .iter()
-            .rev()
-            .find(|c| c.starts_with("Struct:"))
-            .map(String::as_str);
-        let name = path.last().map(String::as_str);
-        match (module, name) {
-            (Some("Struct:Linear"), Some("weight")) if shape.len() == 2 => shape.reverse(),
-            (
-                Some(
-                    "Struct:BatchNorm" | "Struct:LayerNorm" | "Struct:GroupNorm" | "Struct:RmsNorm",
-                ),
-                Some(n @ ("gamma" | "beta")),
-            ) => {
-                let renamed = if n == "gamma" { "weight" } else { "bias" };
-                *path.last_mut().unwrap() = renamed.to_string();
-            }
-            _ => {}
-        }
-        self.out.push((path.join("."), shape));
-    }
-}
-
 /// The official key and PyTorch shape of every tensor `module` saves (see
 /// [`official_state_dict`]), sorted by key, without initialising any weight.
 pub fn official_shapes<M: Module>(module: &M, keys: &KeyMap) -> Vec<(String, Vec<usize>)> {
-    let mut visitor = ShapeVisitor {
-        path: Vec::new(),
-        containers: Vec::new(),
-        out: Vec::new(),
-    };
-    module.visit(&mut visitor);
-    let mut out: Vec<(String, Vec<usize>)> = visitor
-        .out
+    // Shapes only: lazy parameters are not initialised, so describing a large model costs no
+    // weights.
+    let mut out: Vec<(String, Vec<usize>)> = crate::params::visit_params(module, false)
         .into_iter()
-        .map(|(path, shape)| (keys.unmap(&path), shape))
+        .map(|p| (keys.unmap(&p.path), p.shape))
         .collect();
     out.sort();
     out

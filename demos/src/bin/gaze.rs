@@ -38,6 +38,8 @@ enum Command {
     SegEval(cli::seg_eval::Args),
     /// Train or fine-tune a classifier or segmentation model (resumable).
     Train(cli::train::Args),
+    /// Convert a checkpoint (pth, safetensors, ONNX) to safetensors under the official names, or burnpack.
+    Convert(cli::convert::Args),
     /// Run a model on an NCHW .npy tensor.
     Infer(cli::infer::Args),
     /// Compare every attention block: parameters, FLOPs, latency.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Segment(a) => cli::segment::run(a),
         Command::SegEval(a) => cli::seg_eval::run(a),
         Command::Train(a) => cli::train::run(a),
+        Command::Convert(a) => cli::convert::run(a),
         Command::Infer(a) => cli::infer::run(a),
         Command::BenchAttn(a) => cli::bench_attn::run(a),
     };

@@ -4,6 +4,7 @@
 pub mod bench_attn;
 pub mod bench_tokens;
 pub mod classify;
+pub mod convert;
 pub mod degrade;
 pub mod eval;
 pub mod infer;

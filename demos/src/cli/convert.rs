@@ -1,0 +1,104 @@
+//! `gaze convert --model M IN OUT`: any checkpoint gaze reads (PyTorch legacy or zip pickle,
+//! safetensors, ONNX as either exporter writes it) to safetensors under the official key names
+//! (what timm or the official code loads) or to Burn's burnpack. Strict: the input must fit the
+//! model; the output is written atomically.
+
+use std::path::PathBuf;
+
+use gaze::backbones::create_model_with;
+use gaze::burn::prelude::*;
+use kdam::{tqdm, BarExt};
+
+use super::CliResult;
+
+/// What `gaze convert` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// safetensors under the official key names, PyTorch layout.
+    Safetensors,
+    /// Burn's burnpack (module paths, Burn layout).
+    Burnpack,
+}
+
+/// Arguments of `gaze convert`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Registered model the checkpoint belongs to (see `gaze list`).
+    #[arg(long)]
+    pub model: String,
+    /// Checkpoint to read: .pth/.pt (legacy or zip), .safetensors, .onnx (with its .data).
+    pub input: PathBuf,
+    /// File to write.
+    pub output: PathBuf,
+    /// Output format (default: from OUT's extension, .bpk → burnpack, else safetensors).
+    #[arg(long)]
+    pub to: Option<OutputFormat>,
+    /// Classes of the checkpoint's head, when not the registered model's.
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Input channels of the checkpoint's stem, when not the registered model's.
+    #[arg(long)]
+    pub in_chans: Option<usize>,
+}
+
+/// Runs `gaze convert`.
+pub fn run(args: &Args) -> CliResult {
+    let info = gaze::model_info(&args.model)?;
+    if !args.input.is_file() {
+        return Err(format!("checkpoint '{}' does not exist", args.input.display()).into());
+    }
+    if args.input.canonicalize().ok() == args.output.canonicalize().ok() {
+        return Err("the output would overwrite the input".into());
+    }
+    let format = args.to.unwrap_or_else(|| {
+        match args.output.extension().and_then(|e| e.to_str()) {
+            Some("bpk" | "burnpack") => OutputFormat::Burnpack,
+            _ => OutputFormat::Safetensors,
+        }
+    });
+    let mut options = gaze::backbones::ModelOptions::new();
+    if let Some(n) = args.num_classes {
+        options = options.num_classes(n);
+    }
+    if let Some(c) = args.in_chans {
+        options = options.in_chans(c);
+    }
+    let device = Device::flex();
+    let size = std::fs::metadata(&args.input)?.len();
+    // Two steps (read and match, write); shown for files large enough to take a while.
+    let mut bar = (size > 50_000_000).then(|| {
+        tqdm!(
+            total = 2,
+            desc = format!("convert {:.0} MB", size as f64 / 1e6),
+            force_refresh = true
+        )
+    });
+    let model = create_model_with(info.name, &options, &device)?;
+    let (model, summary) = model.load_weights_with_summary(&args.input)?;
+    if let Some(bar) = bar.as_mut() {
+        let _ = bar.update(1);
+    }
+    match format {
+        OutputFormat::Safetensors => model.save_safetensors(&args.output)?,
+        OutputFormat::Burnpack => model.save_burnpack(&args.output)?,
+    }
+    if let Some(bar) = bar.as_mut() {
+        let _ = bar.update(1);
+        eprintln!();
+    }
+    let how = summary.to_string();
+    if !how.is_empty() {
+        eprintln!("{how}");
+    }
+    eprintln!(
+        "wrote {} ({} parameters of {}, {})",
+        args.output.display(),
+        model.num_params(),
+        info.name,
+        match format {
+            OutputFormat::Safetensors => "safetensors, official key names",
+            OutputFormat::Burnpack => "burnpack",
+        }
+    );
+    Ok(())
+}
