@@ -837,8 +837,7 @@ impl Model {
     pub fn save_burnpack(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {
         use burn::store::{BurnpackStore, ModuleSnapshot};
         let path = path.as_ref();
-        let mut store = BurnpackStore::from_bytes(None)
-            .metadata("gaze_model", self.info.name);
+        let mut store = BurnpackStore::from_bytes(None).metadata("gaze_model", self.info.name);
         self.net
             .save_into(&mut store)
             .map_err(|e| SaveError::Tensor {
@@ -849,13 +848,11 @@ impl Model {
             key: String::new(),
             message: e.to_string(),
         })?;
-        gaze_weights::atomic_write::write_atomically(path, |f| {
-            std::io::Write::write_all(f, &bytes)
-        })
-        .map_err(|source| SaveError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        gaze_weights::atomic_write::write_atomically(path, |f| std::io::Write::write_all(f, &bytes))
+            .map_err(|source| SaveError::Io {
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     /// Loads a burnpack written by [`Model::save_burnpack`], strictly.

@@ -1353,10 +1353,18 @@ fn convert_an_onnx_export_to_safetensors_and_burnpack() {
     let st = dir.join("bsrn_s_x4.safetensors");
     let o = gaze(&["convert", "--model", "bsrn_s_x4", s(&onnx), s(&st)]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("recovered from the ONNX graph"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("recovered from the ONNX graph"),
+        "{}",
+        stderr(&o)
+    );
     let checkpoint = gaze::weights::Checkpoint::open(&st).unwrap();
     assert_eq!(checkpoint.format, gaze::weights::Format::Safetensors);
-    assert!(checkpoint.keys().contains(&"B1.c1_r.pw.weight"), "{:?}", checkpoint.keys());
+    assert!(
+        checkpoint.keys().contains(&"B1.c1_r.pw.weight"),
+        "{:?}",
+        checkpoint.keys()
+    );
     common::assert_close("convert → safetensors", run(&st), want.clone(), 1e-4);
     // safetensors → burnpack, read back by --weights.
     let bpk = dir.join("bsrn_s_x4.bpk");
@@ -1370,10 +1378,22 @@ fn convert_an_onnx_export_to_safetensors_and_burnpack() {
     assert_user_error(&o, "is not an export of the model");
     assert!(!bad.exists());
     // Unknown model, missing input, output over input.
-    assert_user_error(&gaze(&["convert", "--model", "bsrn_s_x5", s(&onnx), s(&bad)]), "bsrn_s_x4");
     assert_user_error(
-        &gaze(&["convert", "--model", "bsrn_s_x4", s(&dir.join("none.onnx")), s(&bad)]),
+        &gaze(&["convert", "--model", "bsrn_s_x5", s(&onnx), s(&bad)]),
+        "bsrn_s_x4",
+    );
+    assert_user_error(
+        &gaze(&[
+            "convert",
+            "--model",
+            "bsrn_s_x4",
+            s(&dir.join("none.onnx")),
+            s(&bad),
+        ]),
         "does not exist",
     );
-    assert_user_error(&gaze(&["convert", "--model", "bsrn_s_x4", s(&st), s(&st)]), "overwrite");
+    assert_user_error(
+        &gaze(&["convert", "--model", "bsrn_s_x4", s(&st), s(&st)]),
+        "overwrite",
+    );
 }

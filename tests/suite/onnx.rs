@@ -19,7 +19,12 @@ use gaze::weights::{apply_checkpoint, recover_onnx, recover_onnx_by_order, LoadE
 
 use crate::common::{assert_close, deterministic_input, fixture, logits4, split_fixture};
 
-const EXPORTS: [&str; 4] = ["torchscript_op17", "torchscript_op18", "dynamo_op17", "dynamo_op18"];
+const EXPORTS: [&str; 4] = [
+    "torchscript_op17",
+    "torchscript_op18",
+    "dynamo_op17",
+    "dynamo_op18",
+];
 
 /// Recovers `config`'s network from every export of `name` and compares its output at
 /// `size` with the parity fixture's `key_<H>x<W>`.
@@ -131,10 +136,7 @@ fn levit_with_batchnorm_linears_and_attention_biases() {
 
 #[test]
 fn sr_nets_pan_and_bsrn_s() {
-    let pan = PanConfig::new(2)
-        .with_nf(8)
-        .with_unf(6)
-        .with_num_blocks(2);
+    let pan = PanConfig::new(2).with_nf(8).with_unf(6).with_num_blocks(2);
     check("pan_x2", "pan/pan_x2", &pan, [12, 12], "output", |m, x| {
         m.forward(x)
     });
@@ -142,9 +144,14 @@ fn sr_nets_pan_and_bsrn_s() {
         .with_num_feat(8)
         .with_num_block(5)
         .with_layout(BsrnLayout::BsrnS);
-    check("bsrn_s", "bsrn/bsrn_s_x2", &bsrn, [15, 23], "output", |m, x| {
-        m.forward(x)
-    });
+    check(
+        "bsrn_s",
+        "bsrn/bsrn_s_x2",
+        &bsrn,
+        [15, 23],
+        "output",
+        |m, x| m.forward(x),
+    );
 }
 
 #[test]
@@ -162,7 +169,8 @@ fn an_export_of_another_model_names_the_first_divergence() {
         let text = err.to_string();
         eprintln!("{text}");
         assert!(
-            text.contains("ONNX node 0 Conv") && text.contains("patch_embed.proj.weight [32, 3, 16, 16]"),
+            text.contains("ONNX node 0 Conv")
+                && text.contains("patch_embed.proj.weight [32, 3, 16, 16]"),
             "{text}"
         );
         assert!(matches!(err, LoadError::Graph { .. }));
@@ -185,7 +193,10 @@ fn an_export_of_another_model_names_the_first_divergence() {
     .expect_err("other depths");
     let text = err.to_string();
     eprintln!("{text}");
-    assert!(text.contains("layers.2.blocks.2") || text.contains("layers.3"), "{text}");
+    assert!(
+        text.contains("layers.2.blocks.2") || text.contains("layers.3"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -205,7 +216,11 @@ fn external_data_that_is_missing_or_escapes_is_an_error() {
     assert!(err.to_string().contains("external data"), "{err}");
     // Truncated external data.
     let data = std::fs::read(fixture("onnx/vit__dynamo_op18.onnx.data")).unwrap();
-    std::fs::write(dir.join("vit__dynamo_op18.onnx.data"), &data[..data.len() / 2]).unwrap();
+    std::fs::write(
+        dir.join("vit__dynamo_op18.onnx.data"),
+        &data[..data.len() / 2],
+    )
+    .unwrap();
     let copy2 = dir.join("vit__dynamo_op18.onnx");
     std::fs::copy(&src, &copy2).unwrap();
     let err = recover_onnx(&copy2, &config.init(&device), &config.key_map(), "vit")
@@ -213,7 +228,6 @@ fn external_data_that_is_missing_or_escapes_is_an_error() {
         .expect_err("truncated external data");
     assert!(err.to_string().contains("beyond the end"), "{err}");
 }
-
 
 #[test]
 fn a_registered_model_loads_its_default_export() {
@@ -225,8 +239,13 @@ fn a_registered_model_loads_its_default_export() {
         .load_weights_with_summary(fixture("onnx/bsrn_s_x4.onnx"))
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{summary}");
-    assert!(summary.onnx_graph.is_some(), "the names alone do not load it");
-    assert!(summary.to_string().contains("recovered from the ONNX graph"));
+    assert!(
+        summary.onnx_graph.is_some(),
+        "the names alone do not load it"
+    );
+    assert!(summary
+        .to_string()
+        .contains("recovered from the ONNX graph"));
     let (_, outputs) = split_fixture("onnx/bsrn_s_x4.safetensors");
     let want = outputs["output_15x15"].clone();
     let y = model

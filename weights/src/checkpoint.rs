@@ -52,6 +52,18 @@ impl Checkpoint {
         };
         let raw = match format {
             Format::TorchLegacy | Format::TorchZip => {
+                // Nothing reads a pickle that asks for calls beyond rebuilding tensors.
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
+                if format == Format::TorchLegacy {
+                    crate::pickle_scan::check_legacy(&bytes)
+                } else {
+                    crate::pickle_scan::check_zip(&bytes)
+                }
+                .map_err(corrupt)?;
+                drop(bytes);
                 // zip 9.8.1 misreads some torch.save archives (21-character stems); those are
                 // read through a repaired temporary copy, which must outlive `read_store`.
                 let repaired =
@@ -69,10 +81,10 @@ impl Checkpoint {
                     .map_err(corrupt)?
             }
             Format::Onnx => read_onnx(path).map_err(corrupt)?,
-            Format::Burnpack => read_store(
-                burn::store::BurnpackStore::from_file(path).auto_extension(false),
-            )
-            .map_err(corrupt)?,
+            Format::Burnpack => {
+                read_store(burn::store::BurnpackStore::from_file(path).auto_extension(false))
+                    .map_err(corrupt)?
+            }
         };
         if raw.is_empty() {
             return Err(LoadError::Corrupt {

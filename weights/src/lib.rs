@@ -26,6 +26,7 @@ pub mod format;
 pub mod keymap;
 pub mod onnx;
 mod params;
+mod pickle_scan;
 pub mod save;
 mod torch_zip;
 
@@ -90,18 +91,17 @@ fn recover_onnx_with<M: Module + burn::module::ModuleDisplay>(
     let params = params::visit_params(module, true);
     let eps = params::batch_norm_epsilons(module);
     let units = onnx::units(&params, &|p| keys.unmap(p), &|k| keys.is_ignored(k), &eps);
-    let (state, summary) =
-        onnx::recover(path, &units, model, use_names).map_err(|e| match e {
-            onnx::RecoverError::File(message) => LoadError::Corrupt {
-                path: path.display().to_string(),
-                format: Format::Onnx,
-                message,
-            },
-            onnx::RecoverError::Graph(message) => LoadError::Graph {
-                path: path.display().to_string(),
-                message,
-            },
-        })?;
+    let (state, summary) = onnx::recover(path, &units, model, use_names).map_err(|e| match e {
+        onnx::RecoverError::File(message) => LoadError::Corrupt {
+            path: path.display().to_string(),
+            format: Format::Onnx,
+            message,
+        },
+        onnx::RecoverError::Graph(message) => LoadError::Graph {
+            path: path.display().to_string(),
+            message,
+        },
+    })?;
     let tensors = state
         .into_iter()
         .map(|(key, c)| {

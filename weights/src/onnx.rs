@@ -271,7 +271,10 @@ struct Site {
 
 impl Site {
     fn tensor(&self, role: &str) -> Option<&Rc<Const>> {
-        self.tensors.iter().find(|(r, _)| *r == role).map(|(_, t)| t)
+        self.tensors
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, t)| t)
     }
 
     fn describe(&self) -> String {
@@ -315,12 +318,7 @@ fn scope_of(node: &NodeProto) -> String {
         .find(|p| p.key == "pkg.torch.onnx.name_scopes")
     {
         // A Python list literal: ['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d'].
-        let parts: Vec<&str> = entry
-            .value
-            .split(['\'', '"'])
-            .skip(1)
-            .step_by(2)
-            .collect();
+        let parts: Vec<&str> = entry.value.split(['\'', '"']).skip(1).step_by(2).collect();
         return if parts.len() >= 2 {
             parts[parts.len() - 2].to_string()
         } else {
@@ -418,20 +416,18 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
                 })
             })
         };
-        let site = |kind: Kind, tensors: Vec<(&'static str, Rc<Const>)>, names: Vec<String>| {
-            Site {
-                node: i,
-                op: op.to_string(),
-                node_name: n.name.clone(),
-                kind,
-                tensors,
-                names,
-                bn_follows: false,
-                eps: 1e-5,
-                scope: scope_of(n),
-                fresh: true,
-                matmul: false,
-            }
+        let site = |kind: Kind, tensors: Vec<(&'static str, Rc<Const>)>, names: Vec<String>| Site {
+            node: i,
+            op: op.to_string(),
+            node_name: n.name.clone(),
+            kind,
+            tensors,
+            names,
+            bn_follows: false,
+            eps: 1e-5,
+            scope: scope_of(n),
+            fresh: true,
+            matmul: false,
         };
         match op {
             "Conv" | "ConvTranspose" if input(1).is_some_and(is_weight) => {
@@ -664,7 +660,8 @@ pub(crate) fn units(
             _ => "value",
         };
         let this = (module_path.to_string(), p.module.clone());
-        let same_layer = kind != Kind::Free && role != "weight" && last_module.as_ref() == Some(&this);
+        let same_layer =
+            kind != Kind::Free && role != "weight" && last_module.as_ref() == Some(&this);
         if same_layer {
             out.last_mut()
                 .unwrap()
@@ -746,7 +743,11 @@ fn ungather(observed: &Const, table_shape: &[usize], index: &[i64]) -> Option<Co
                 let src: usize = (0..rank).map(|k| pos[k] * stride_of[k]).sum();
                 let dst: usize = (0..rank)
                     .map(|k| {
-                        let i = if k == axis { index[pos[k]] as usize } else { pos[k] };
+                        let i = if k == axis {
+                            index[pos[k]] as usize
+                        } else {
+                            pos[k]
+                        };
                         i * tstrides[k]
                     })
                     .sum();
@@ -824,7 +825,10 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
             && value.shape.len() == shape.len()
             && value.shape[1..] == shape[1..]
             && value.shape[0] > 1
-            && value.data.chunks(numel).all(|row| row == &value.data[..numel])
+            && value
+                .data
+                .chunks(numel)
+                .all(|row| row == &value.data[..numel])
         {
             // A token expanded over the batch (dynamo folds `cls_token.expand(B, -1, -1)`).
             Some(value.data[..numel].to_vec())
@@ -859,7 +863,8 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
         if let Some(bias) = site.tensor("bias") {
             let next = units.get(ti + 1).filter(|n| {
                 n.kind == Kind::BatchNorm
-                    && n.role("weight").is_some_and(|(_, _, s)| *s == vec![channels])
+                    && n.role("weight")
+                        .is_some_and(|(_, _, s)| *s == vec![channels])
             });
             match next {
                 Some(bn) if !site.bn_follows => {
@@ -948,11 +953,11 @@ fn bind(
         .flat_map(|(i, u)| u.roles.iter().map(move |(_, k, _)| (k.as_str(), i)))
         .collect();
     let apply = |si: usize,
-                     ti: usize,
-                     as_free: bool,
-                     bound: &mut Vec<Option<usize>>,
-                     state: &mut State,
-                     summary: &mut RecoverySummary|
+                 ti: usize,
+                 as_free: bool,
+                 bound: &mut Vec<Option<usize>>,
+                 state: &mut State,
+                 summary: &mut RecoverySummary|
      -> bool {
         if bound[ti].is_some() {
             return false;
@@ -1019,8 +1024,10 @@ fn bind(
         if s.kind == Kind::Free {
             // Free sites include constants that are no parameter: take the first free unit
             // that fits.
-            let found = (0..units.len())
-                .any(|ti| units[ti].kind == Kind::Free && apply(si, ti, false, &mut bound, &mut state, &mut summary));
+            let found = (0..units.len()).any(|ti| {
+                units[ti].kind == Kind::Free
+                    && apply(si, ti, false, &mut bound, &mut state, &mut summary)
+            });
             if found {
                 site_used[si] = true;
                 summary.by_order += 1;
@@ -1038,7 +1045,8 @@ fn bind(
         if s.matmul {
             // A constant multiplied in (a relative-position table), not a linear layer.
             let found = (0..units.len()).any(|ti| {
-                units[ti].kind == Kind::Free && apply(si, ti, true, &mut bound, &mut state, &mut summary)
+                units[ti].kind == Kind::Free
+                    && apply(si, ti, true, &mut bound, &mut state, &mut summary)
             });
             if found {
                 site_used[si] = true;
@@ -1054,10 +1062,7 @@ fn bind(
             ),
             None => format!("the model has no {} left", s.kind.name()),
         };
-        return Err(format!(
-            "{} does not fit {model}: {expected}",
-            s.describe()
-        ));
+        return Err(format!("{} does not fit {model}: {expected}", s.describe()));
     }
     // 3. Tensors the exporter merged with an equal one, and modules used twice.
     for ti in 0..units.len() {
@@ -1065,7 +1070,10 @@ fn bind(
             continue;
         }
         for si in 0..sites.len() {
-            if !site_used[si] && !sites[si].fresh && apply(si, ti, false, &mut bound, &mut state, &mut summary) {
+            if !site_used[si]
+                && !sites[si].fresh
+                && apply(si, ti, false, &mut bound, &mut state, &mut summary)
+            {
                 site_used[si] = true;
                 summary.shared += 1;
                 break;
@@ -1114,11 +1122,7 @@ pub(crate) fn recover(
     let proto = parse_model(path).map_err(RecoverError::File)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let graph = collect_sites(&proto, dir).map_err(RecoverError::File)?;
-    let weights = graph
-        .sites
-        .iter()
-        .filter(|s| s.kind != Kind::Free)
-        .count();
+    let weights = graph.sites.iter().filter(|s| s.kind != Kind::Free).count();
     let layers = units.iter().filter(|u| u.kind != Kind::Free).count();
     if weights == 0 && layers > 0 {
         return Err(RecoverError::Graph(format!(

@@ -50,12 +50,12 @@ pub fn run(args: &Args) -> CliResult {
     if args.input.canonicalize().ok() == args.output.canonicalize().ok() {
         return Err("the output would overwrite the input".into());
     }
-    let format = args.to.unwrap_or_else(|| {
-        match args.output.extension().and_then(|e| e.to_str()) {
-            Some("bpk" | "burnpack") => OutputFormat::Burnpack,
-            _ => OutputFormat::Safetensors,
-        }
-    });
+    let format =
+        args.to
+            .unwrap_or_else(|| match args.output.extension().and_then(|e| e.to_str()) {
+                Some("bpk" | "burnpack") => OutputFormat::Burnpack,
+                _ => OutputFormat::Safetensors,
+            });
     let mut options = gaze::backbones::ModelOptions::new();
     if let Some(n) = args.num_classes {
         options = options.num_classes(n);

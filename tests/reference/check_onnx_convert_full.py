@@ -1,0 +1,102 @@
+"""Full-size check of the ONNX path as a user meets it (not run by CI: needs torch):
+
+    GAZE=target/release/gaze /work/venv/bin/python tests/reference/check_onnx_convert_full.py [MODEL...]
+
+For each registered timm model: build it with random weights (BatchNorm statistics and affines
+randomised so that folding is not trivial; LayerNorms left at ones/zeros so that the exporters
+merge equal tensors), export it with the TorchScript exporter at opsets 17 and 18 and the dynamo
+exporter at opset 18 (its default; asking for 17 gives the same file or a failed conversion),
+run `gaze convert --model NAME FILE.onnx OUT.safetensors`, load OUT into a fresh timm model with
+`load_state_dict(strict=True)` and compare its output with the exported model's: the largest
+difference must stay within 1e-4 of the output scale. Exports that PyTorch itself cannot write
+(HaloNet's Unfold under the TorchScript exporter) are listed as skipped. The log is
+tests/reference/logs/check_onnx_convert_full.log.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import timm
+import torch
+from safetensors.torch import load_file
+
+GAZE = os.environ.get("GAZE") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/gaze-target")), "release", "gaze")
+MODELS = {
+    "resnet18": 224, "seresnet18": 224, "ecaresnet26t": 224, "resnest14d": 224, "vit_tiny_patch16_224": 224,
+    "deit_tiny_patch16_224": 224, "swin_tiny_patch4_window7_224": 224, "levit_128s": 224, "halonet26t": 256,
+}
+EXPORTS = [("torchscript", False, 17), ("torchscript", False, 18), ("dynamo", True, 18)]
+
+
+def randomise(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+            m.weight.data.copy_(0.5 + torch.rand(c, generator=g))
+            m.bias.data.copy_(0.1 * torch.randn(c, generator=g))
+
+
+def main():
+    names = sys.argv[1:] or list(MODELS)
+    log_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "logs", "check_onnx_convert_full.log")
+    lines = [f"torch {torch.__version__}, timm {timm.__version__}, gaze {GAZE}"]
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(names):
+            size = MODELS.get(name, 224)
+            torch.manual_seed(i)
+            model = timm.create_model(name, pretrained=False).eval()
+            with torch.no_grad():
+                randomise(model, i)
+            x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(100 + i))
+            with torch.no_grad():
+                y = model(x)
+            scale = float(y.abs().max())
+            for exporter, dynamo, opset in EXPORTS:
+                path = os.path.join(tmp, f"{name}__{exporter}_op{opset}.onnx")
+                t0 = time.time()
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        torch.onnx.export(model, (x,), path, dynamo=dynamo, opset_version=opset)
+                except Exception as e:  # a PyTorch exporter limit, not gaze's
+                    lines.append(f"skip {name} {exporter} op{opset}: torch.onnx.export fails: "
+                                 f"{str(e).strip().splitlines()[0][:160]}")
+                    print(lines[-1], flush=True)
+                    continue
+                out = os.path.join(tmp, f"{name}.safetensors")
+                r = subprocess.run([GAZE, "convert", "--model", name, path, out], capture_output=True, text=True)
+                if r.returncode != 0:
+                    failures += 1
+                    lines.append(f"FAIL {name} {exporter} op{opset}: gaze convert: {r.stderr.strip()}")
+                    print(lines[-1], flush=True)
+                    continue
+                fresh = timm.create_model(name, pretrained=False).eval()
+                fresh.load_state_dict(load_file(out), strict=True)
+                with torch.no_grad():
+                    diff = float((fresh(x) - y).abs().max())
+                ok = diff <= 1e-4 * max(1.0, scale)
+                failures += not ok
+                how = [h for h in r.stderr.strip().splitlines() if "recovered" in h or "wrote" in h]
+                lines.append(f"{'ok  ' if ok else 'FAIL'} {name} {exporter} op{opset}: max|diff| {diff:.2e} "
+                             f"(|y| max {scale:.2f}); {how[0] if how else ''} [{time.time() - t0:.0f} s]")
+                print(lines[-1], flush=True)
+                for f in (path, path + ".data", out):
+                    if os.path.exists(f):
+                        os.remove(f)
+    lines.append(f"{failures} failures")
+    with open(log_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(lines[-1])
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
