@@ -171,10 +171,12 @@ impl HaloAttnConfig {
 /// `[2 · win - 1, d_qk]` each. timm keys: `height_rel`, `width_rel`.
 #[derive(Module, Debug)]
 pub struct PosEmbedRel {
-    /// Relative embeddings along the height.
-    pub height_rel: Param<Tensor<2>>,
+    // Width first, as the forward uses them: an ONNX export without names is matched in
+    // field order.
     /// Relative embeddings along the width.
     pub width_rel: Param<Tensor<2>>,
+    /// Relative embeddings along the height.
+    pub height_rel: Param<Tensor<2>>,
     /// Side of the (possibly subsampled) query block.
     pub block_size: usize,
     /// Query width per head.

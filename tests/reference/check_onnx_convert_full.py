@@ -2,7 +2,8 @@
 
     GAZE=target/release/gaze /work/venv/bin/python tests/reference/check_onnx_convert_full.py [MODEL...]
 
-For each registered timm model: build it with random weights (BatchNorm statistics and affines
+For each registered timm model, and the official code of the SR families (pinned sources in
+$OFFICIAL_DIR, default /tmp/official, from export_sr_official.sh): build it with random weights (BatchNorm statistics and affines
 randomised so that folding is not trivial; LayerNorms left at ones/zeros so that the exporters
 merge equal tensors), export it with the TorchScript exporter at opsets 17 and 18 and the dynamo
 exporter at opset 18 (its default; asking for 17 gives the same file or a failed conversion),
@@ -29,6 +30,42 @@ MODELS = {
     "resnet18": 224, "seresnet18": 224, "ecaresnet26t": 224, "resnest14d": 224, "vit_tiny_patch16_224": 224,
     "deit_tiny_patch16_224": 224, "swin_tiny_patch4_window7_224": 224, "levit_128s": 224, "halonet26t": 256,
 }
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def official_sr(name):
+    """The official SR networks (pinned sources, /tmp/official: export_sr_official.sh), as the
+    fixture scripts build them at full size."""
+    d = os.environ.get("OFFICIAL_DIR", "/tmp/official")
+    family, scale = name.rsplit("_x", 1)
+    scale = int(scale)
+    if family == "imdn":
+        import gen_imdn_fixtures as g
+        return g.load_official(d).IMDN(upscale=scale)
+    if family == "a2n":
+        import gen_a2n_fixtures as g
+        return g.build(g.load_official(d)[0], scale)
+    if family in ("vapsr", "vapsr_s"):
+        import gen_vapsr_fixtures as g
+        kw, _ = g.REGISTERED[name]
+        return g.load_official(d).vapsr(3, 3, **kw)
+    if family in ("bsrn", "bsrn_s"):
+        import gen_bsrn_fixtures as g
+        cls, kw, _ = g.REGISTERED[name]
+        b, rfdn, _ = g.load_official(d)
+        module = b if cls == "BSRN" else rfdn
+        return g.quiet(getattr(module, cls), num_in_ch=3, num_out_ch=3, conv="BSConvU", **kw)
+    if family in ("rcan", "han"):
+        import gen_rcan_han_fixtures as g
+        return g.build(g.load_official(d, family), scale)
+    if family in ("hat", "hat_s"):
+        import gen_hat_fixtures as g
+        return g.full_model(g.load_official(d), family, scale)
+    raise KeyError(name)
+
+
+SR = {"imdn_x4": 32, "a2n_x4": 32, "vapsr_x4": 32, "bsrn_x4": 32, "rcan_x4": 32, "han_x4": 32, "hat_s_x4": 32}
 EXPORTS = [("torchscript", False, 17), ("torchscript", False, 18), ("dynamo", True, 18)]
 
 
@@ -44,7 +81,7 @@ def randomise(model, seed):
 
 
 def main():
-    names = sys.argv[1:] or list(MODELS)
+    names = sys.argv[1:] or list(MODELS) + list(SR)
     log_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "logs", "check_onnx_convert_full.log")
     lines = [f"torch {torch.__version__}, timm {timm.__version__}, gaze {GAZE}"]
     failures = 0
@@ -52,7 +89,10 @@ def main():
         for i, name in enumerate(names):
             size = MODELS.get(name, 224)
             torch.manual_seed(i)
-            model = timm.create_model(name, pretrained=False).eval()
+            sr = name in SR
+            size = SR.get(name, size)
+            build = (lambda: official_sr(name)) if sr else (lambda: timm.create_model(name, pretrained=False))
+            model = build().eval()
             with torch.no_grad():
                 randomise(model, i)
             x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(100 + i))
@@ -78,7 +118,7 @@ def main():
                     lines.append(f"FAIL {name} {exporter} op{opset}: gaze convert: {r.stderr.strip()}")
                     print(lines[-1], flush=True)
                     continue
-                fresh = timm.create_model(name, pretrained=False).eval()
+                fresh = build().eval()
                 fresh.load_state_dict(load_file(out), strict=True)
                 with torch.no_grad():
                     diff = float((fresh(x) - y).abs().max())

@@ -106,18 +106,20 @@ def build(name):
     return model, x, expected
 
 
-def export(name, exporter, dynamo, opset):
-    model, x, expected = build(name)
-    path = os.path.join(OUT, f"{name}__{exporter}_op{opset}.onnx")
+def write_export(model, x, path, dynamo, opset):
+    """torch.onnx.export with its defaults but the exporter and opset, over any stale file."""
     for stale in (path, path + ".data"):
         if os.path.exists(stale):
             os.remove(stale)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if dynamo:
-            torch.onnx.export(model, (x,), path, dynamo=True, opset_version=opset)
-        else:
-            torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset)
+        torch.onnx.export(model, (x,), path, dynamo=dynamo, opset_version=opset)
+
+
+def export(name, exporter, dynamo, opset):
+    model, x, expected = build(name)
+    path = os.path.join(OUT, f"{name}__{exporter}_op{opset}.onnx")
+    write_export(model, x, path, dynamo, opset)
     with torch.no_grad():
         y = model(x)
     y = y.reshape(expected.shape)
@@ -162,12 +164,7 @@ def main():
     model = builder().eval()
     x = fu.batch_input(size)
     path = os.path.join(OUT, f"{name}.onnx")
-    for stale in (path, path + ".data"):
-        if os.path.exists(stale):
-            os.remove(stale)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), path, dynamo=True, opset_version=18)
+    write_export(model, x, path, True, 18)
     with torch.no_grad():
         y64 = fu.float64_copy(model)(x.double()).float()
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])

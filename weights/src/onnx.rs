@@ -1021,14 +1021,18 @@ fn bind(
         if site_used[si] || !s.fresh {
             continue;
         }
+        // The first free unit the site fits (free sites include constants that are no
+        // parameter, so no cursor: the search may skip).
+        let first_free = |as_free: bool,
+                          bound: &mut Vec<Option<usize>>,
+                          state: &mut State,
+                          summary: &mut RecoverySummary| {
+            (0..units.len()).any(|ti| {
+                units[ti].kind == Kind::Free && apply(si, ti, as_free, bound, state, summary)
+            })
+        };
         if s.kind == Kind::Free {
-            // Free sites include constants that are no parameter: take the first free unit
-            // that fits.
-            let found = (0..units.len()).any(|ti| {
-                units[ti].kind == Kind::Free
-                    && apply(si, ti, false, &mut bound, &mut state, &mut summary)
-            });
-            if found {
+            if first_free(false, &mut bound, &mut state, &mut summary) {
                 site_used[si] = true;
                 summary.by_order += 1;
             }
@@ -1044,11 +1048,7 @@ fn bind(
         }
         if s.matmul {
             // A constant multiplied in (a relative-position table), not a linear layer.
-            let found = (0..units.len()).any(|ti| {
-                units[ti].kind == Kind::Free
-                    && apply(si, ti, true, &mut bound, &mut state, &mut summary)
-            });
-            if found {
+            if first_free(true, &mut bound, &mut state, &mut summary) {
                 site_used[si] = true;
                 summary.by_order += 1;
                 continue;

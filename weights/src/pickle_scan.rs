@@ -235,8 +235,11 @@ pub(crate) fn check_zip(data: &[u8]) -> Result<(), String> {
             if method != 0 {
                 return Ok(());
             }
+            // The local header's size may be 0 (sizes in a data descriptor): the pickle ends
+            // at its STOP opcode, within the file.
+            let _ = size;
             let start = name_start + name_len as usize + extra_len as usize;
-            let Some(pickle) = data.get(start..start.saturating_add(size as usize)) else {
+            let Some(pickle) = data.get(start..) else {
                 return Err("data.pkl lies beyond the end of the file".into());
             };
             scan_one(pickle, 0)?;
