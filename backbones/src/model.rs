@@ -621,10 +621,21 @@ impl Model {
         }
         let mut checkpoint = Checkpoint::open(path)?;
         let mut onnx_graph = None;
-        if checkpoint.format == gaze_weights::Format::Onnx && !self.has_every_key(&checkpoint) {
-            let (recovered, summary) = self.recover_onnx(path)?;
-            checkpoint = recovered;
-            onnx_graph = Some(summary);
+        if checkpoint.format == gaze_weights::Format::Onnx {
+            if self.has_every_key(&checkpoint) {
+                // The names are the state dict's: read those, not the graph's other constants
+                // (shapes, scalars, folded buffers).
+                let wanted: std::collections::BTreeSet<String> =
+                    gaze_weights::official_shapes(&self.net, &self.key_map())
+                        .into_iter()
+                        .map(|(key, _)| pytorch_name(&key))
+                        .collect();
+                checkpoint.tensors.retain(|name, _| wanted.contains(name));
+            } else {
+                let (recovered, summary) = self.recover_onnx(path)?;
+                checkpoint = recovered;
+                onnx_graph = Some(summary);
+            }
         }
         self.load_checkpoint(checkpoint)
             .map(|(model, mut summary)| {

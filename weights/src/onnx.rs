@@ -267,6 +267,9 @@ struct Site {
     /// A `MatMul` with a constant rank-2 operand: a linear layer, or a free tensor (e.g. a
     /// relative-position table multiplied in) when no linear fits.
     matmul: bool,
+    /// A one-element initializer (a learned scalar such as HAN's `gamma`, or any constant):
+    /// bound by its name only, never by position.
+    scalar: bool,
 }
 
 impl Site {
@@ -402,6 +405,9 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
         }
     }
     let is_weight = |x: &str| consts.get(x).is_some_and(|c| c.numel() > 1);
+    let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let is_scalar_init =
+        |x: &str| initializers.contains(x) && consts.get(x).is_some_and(|c| c.numel() == 1);
     let mut sites = Vec::new();
     let mut used_add: HashSet<usize> = HashSet::new();
     for (i, n) in graph.node.iter().enumerate() {
@@ -428,6 +434,7 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
             scope: scope_of(n),
             fresh: true,
             matmul: false,
+            scalar: false,
         };
         match op {
             "Conv" | "ConvTranspose" if input(1).is_some_and(is_weight) => {
@@ -559,12 +566,13 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
                 sites.push(site(Kind::LayerNorm, tensors, names));
             }
             _ if !used_add.contains(&i) && !produces_const[i] => {
-                for x in ins.iter().filter(|x| is_weight(x)) {
-                    let s = site(
+                for x in ins.iter().filter(|x| is_weight(x) || is_scalar_init(x)) {
+                    let mut s = site(
                         Kind::Free,
                         vec![("value", consts[*x].clone())],
                         vec![x.to_string()],
                     );
+                    s.scalar = !is_weight(x);
                     sites.push(s);
                 }
             }
@@ -993,7 +1001,7 @@ fn bind(
         if s.fresh {
             tries.extend(by_key.get(s.names[0].as_str()));
         }
-        if !s.scope.is_empty() {
+        if !s.scope.is_empty() && !s.scalar {
             if s.kind == Kind::Free {
                 let module = free_by_module
                     .keys()
@@ -1018,7 +1026,7 @@ fn bind(
     }
     // 2. Forward order, one cursor per kind.
     for (si, s) in sites.iter().enumerate() {
-        if site_used[si] || !s.fresh {
+        if site_used[si] || !s.fresh || s.scalar {
             continue;
         }
         // The first free unit the site fits (free sites include constants that are no
@@ -1072,6 +1080,7 @@ fn bind(
         for si in 0..sites.len() {
             if !site_used[si]
                 && !sites[si].fresh
+                && !sites[si].scalar
                 && apply(si, ti, false, &mut bound, &mut state, &mut summary)
             {
                 site_used[si] = true;
@@ -1098,7 +1107,7 @@ fn bind(
     summary.ignored_constants = sites
         .iter()
         .zip(&site_used)
-        .filter(|(s, used)| !**used && s.fresh && s.kind == Kind::Free)
+        .filter(|(s, used)| !**used && s.fresh && !s.scalar && s.kind == Kind::Free)
         .count();
     let _ = graph.node_count;
     Ok((state, summary))
