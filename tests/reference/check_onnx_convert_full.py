@@ -138,7 +138,8 @@ def main():
                 fresh = build().eval()
                 # Index buffers and masks computed at init (HAT's relative_position_index_*,
                 # attn_mask) are not weights: gaze leaves them out. Nothing else may differ.
-                result = fresh.load_state_dict(load_file(out), strict=False)
+                # nn.Module's own: RCAN and HAN override load_state_dict (EDSR style).
+                result = torch.nn.Module.load_state_dict(fresh, load_file(out), strict=False)
                 assert not result.unexpected_keys, result.unexpected_keys
                 assert all(re.search(r"(relative_position_index|attn_mask)", k) for k in result.missing_keys), \
                     result.missing_keys

@@ -406,8 +406,18 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
     }
     let is_weight = |x: &str| consts.get(x).is_some_and(|c| c.numel() > 1);
     let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    // Initializers and their Identity aliases (the TorchScript exporter writes a parameter equal
+    // to an earlier one as `Identity(earlier)` under its own name).
+    let mut named: HashSet<&str> = initializers.clone();
+    for n in &graph.node {
+        if n.op_type == "Identity" && n.input.first().is_some_and(|x| named.contains(x.as_str())) {
+            if let Some(out) = n.output.first() {
+                named.insert(out.as_str());
+            }
+        }
+    }
     let is_scalar_init =
-        |x: &str| initializers.contains(x) && consts.get(x).is_some_and(|c| c.numel() == 1);
+        |x: &str| named.contains(x) && consts.get(x).is_some_and(|c| c.numel() == 1);
     let mut sites = Vec::new();
     let mut used_add: HashSet<usize> = HashSet::new();
     for (i, n) in graph.node.iter().enumerate() {
@@ -1078,9 +1088,18 @@ fn bind(
             continue;
         }
         for si in 0..sites.len() {
+            // A merged scalar only goes to a parameter of the module that reads it.
+            let scalar_elsewhere = sites[si].scalar && {
+                let module = units[ti]
+                    .key()
+                    .rsplit_once('.')
+                    .map(|(m, _)| m)
+                    .unwrap_or("");
+                !(sites[si].scope == module || sites[si].scope.starts_with(&format!("{module}.")))
+            };
             if !site_used[si]
                 && !sites[si].fresh
-                && !sites[si].scalar
+                && !scalar_elsewhere
                 && apply(si, ti, false, &mut bound, &mut state, &mut summary)
             {
                 site_used[si] = true;
