@@ -446,15 +446,19 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
             matmul: false,
             scalar: false,
         };
+        // A layer's weight and its optional constant bias, with their names.
+        let weight_and_bias = |w: &str, b: Option<&str>| {
+            let mut tensors = vec![("weight", consts[w].clone())];
+            let mut names = vec![w.to_string()];
+            if let Some(b) = b.filter(|b| consts.contains_key(*b)) {
+                tensors.push(("bias", consts[b].clone()));
+                names.push(b.to_string());
+            }
+            (tensors, names)
+        };
         match op {
             "Conv" | "ConvTranspose" if input(1).is_some_and(is_weight) => {
-                let w = input(1).unwrap();
-                let mut tensors = vec![("weight", consts[w].clone())];
-                let mut names = vec![w.to_string()];
-                if let Some(b) = input(2).filter(|b| consts.contains_key(*b)) {
-                    tensors.push(("bias", consts[b].clone()));
-                    names.push(b.to_string());
-                }
+                let (tensors, names) = weight_and_bias(input(1).unwrap(), input(2));
                 let mut s = site(Kind::Conv, tensors, names);
                 s.bn_follows = followed_by_bn();
                 sites.push(s);
@@ -566,13 +570,7 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
                 sites.push(s);
             }
             "LayerNormalization" if input(1).is_some_and(|x| consts.contains_key(x)) => {
-                let w = input(1).unwrap();
-                let mut tensors = vec![("weight", consts[w].clone())];
-                let mut names = vec![w.to_string()];
-                if let Some(b) = input(2).filter(|b| consts.contains_key(*b)) {
-                    tensors.push(("bias", consts[b].clone()));
-                    names.push(b.to_string());
-                }
+                let (tensors, names) = weight_and_bias(input(1).unwrap(), input(2));
                 sites.push(site(Kind::LayerNorm, tensors, names));
             }
             _ if !used_add.contains(&i) && !produces_const[i] => {
