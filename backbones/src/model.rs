@@ -380,6 +380,12 @@ impl std::fmt::Display for LoadSummary {
             if r.shared > 0 {
                 how.push_str(&format!(", {} merged equal tensors", r.shared));
             }
+            if r.never_run > 0 {
+                how.push_str(&format!(
+                    ", {} layers the forward never runs set to zero",
+                    r.never_run
+                ));
+            }
             how.push(')');
             parts.push(how);
         }
@@ -673,11 +679,21 @@ impl Model {
             .expect("registered configurations build");
         let same = reference.num_classes() == self.config.num_classes()
             && reference.in_chans() == self.config.in_chans();
-        if same {
-            gaze_weights::recover_onnx(path, &self.net, &self.key_map(), self.info.name)
+        let fresh;
+        let (net, keys, config) = if same {
+            (&self.net, self.key_map(), &self.config)
         } else {
-            let net = reference.init(&Device::flex());
-            gaze_weights::recover_onnx(path, &net, &reference.key_map(), self.info.name)
+            fresh = reference.init(&Device::flex());
+            (&fresh, reference.key_map(), &reference)
+        };
+        match gaze_weights::recover_onnx(path, net, &keys, self.info.name) {
+            // Layers built but never run (RAN's identity-shortcut projections) are in no
+            // export; only then is the forward probed for them.
+            Err(LoadError::Graph { .. }) => {
+                let unused = layers_never_run(config, self.info);
+                gaze_weights::recover_onnx_except(path, net, &keys, self.info.name, &unused)
+            }
+            other => other,
         }
     }
 
@@ -998,4 +1014,33 @@ fn configure(info: &'static ModelInfo, options: &ModelOptions) -> Result<ModelCo
         config.set_in_chans(c);
     }
     Ok(config)
+}
+
+/// The layers of `config`'s network its forward never runs ([`gaze_weights::unused_layers`]):
+/// one forward and backward pass of a fresh network (which layers run does not depend on the
+/// weights) on a random input of the model's pretrained (or smallest) size.
+fn layers_never_run(config: &ModelConfig, info: &ModelInfo) -> Vec<String> {
+    let device = Device::flex().autodiff();
+    let probe = config.init(&device);
+    let [h, w] = match (info.data.image(), config.input_size()) {
+        (Some(image), _) => [image.input_size[1], image.input_size[2]],
+        (None, InputSize::Fixed(size) | InputSize::AtLeast(size)) => size,
+        (None, InputSize::PaddedTo(multiple)) => [multiple.max(32); 2],
+        (None, InputSize::Any) => [32, 32],
+    };
+    let x = Tensor::<4>::random(
+        [1, config.in_chans(), h, w],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let total = match probe.forward(x) {
+        Output::Image(t) | Output::Mask(t) => t.sum(),
+        Output::Logits(t) => t.sum(),
+        Output::Features(maps) => maps
+            .into_iter()
+            .map(|t| t.sum())
+            .reduce(|a, b| a + b)
+            .expect("a model has at least one feature level"),
+    };
+    gaze_weights::unused_layers(&probe, &total.backward())
 }

@@ -3,19 +3,24 @@
 //! BatchNorm linears, SR nets) exported with both exporters at opsets 17 and 18. The exporters
 //! fold BatchNorms into convs, transpose and rename MatMul weights, gather relative-position
 //! tables and move tensors to external data; the parameters recovered from the graph must give
-//! the output the parity fixture holds (PyTorch's, in float64) within 1e-4.
+//! the output the parity fixture holds (PyTorch's, in float64) within 1e-4. A Residual
+//! Attention Network adds layers its forward never runs: in no export, found by a backward pass.
 
 use burn::prelude::*;
 use gaze::backbones::bsrn::BsrnConfig;
 use gaze::backbones::levit::LevitConfig;
 use gaze::backbones::pan::PanConfig;
+use gaze::backbones::residual_attention_net::{RanLayout, ResidualAttentionNetConfig};
 use gaze::backbones::resnet::{BlockType, ResNetConfig};
 use gaze::backbones::swin::SwinConfig;
 use gaze::backbones::vit::VitConfig;
 use gaze::backbones::Family;
 use gaze::blocks::attention::AttentionKind;
 use gaze::blocks::esa::BsrnLayout;
-use gaze::weights::{apply_checkpoint, recover_onnx, recover_onnx_by_order, LoadError};
+use gaze::weights::{
+    apply_checkpoint, recover_onnx, recover_onnx_by_order, recover_onnx_except, unused_layers,
+    LoadError,
+};
 
 use crate::common::{assert_close, deterministic_input, fixture, logits4, split_fixture};
 
@@ -34,6 +39,24 @@ fn check<C: Family>(
     config: &C,
     size: [usize; 2],
     key: &str,
+    forward: impl Fn(&C::Net, Tensor<4>) -> Tensor<4>,
+) where
+    C::Net: burn::module::ModuleDisplay,
+{
+    check_except(name, parity_fixture, config, size, key, &[], true, forward)
+}
+
+/// [`check`] for a network with layers its forward never runs (`unused`); `by_order`: whether
+/// the network's parameter order is its forward order, so that a file without names loads too.
+#[allow(clippy::too_many_arguments)]
+fn check_except<C: Family>(
+    name: &str,
+    parity_fixture: &str,
+    config: &C,
+    size: [usize; 2],
+    key: &str,
+    unused: &[String],
+    by_order: bool,
     forward: impl Fn(&C::Net, Tensor<4>) -> Tensor<4>,
 ) where
     C::Net: burn::module::ModuleDisplay,
@@ -59,13 +82,13 @@ fn check<C: Family>(
         let path = fixture(&format!("onnx/{file}.onnx"));
         // With the names the exporter kept, and from forward order and shapes alone (a file
         // stripped of names): both must give the reference's output.
-        for by_order in [false, true] {
+        for by_order in [false, true].into_iter().filter(|o| by_order || !o) {
             let net = config.init(&device);
             let keys = config.key_map();
             let recovered = if by_order {
-                recover_onnx_by_order(&path, &net, &keys, name)
+                recover_onnx_by_order(&path, &net, &keys, name, unused)
             } else {
-                recover_onnx(&path, &net, &keys, name)
+                recover_onnx_except(&path, &net, &keys, name, unused)
             };
             let (checkpoint, summary) =
                 recovered.unwrap_or_else(|e| panic!("{file} (by order: {by_order}): {e}"));
@@ -151,6 +174,58 @@ fn sr_nets_pan_and_bsrn_s() {
         [15, 23],
         "output",
         |m, x| m.forward(x),
+    );
+}
+
+#[test]
+fn ran_with_layers_its_forward_never_runs() {
+    // The pre-activation units build their shortcut projection `conv4` even where the shortcut
+    // is the identity; those layers run in no forward, so no export holds them.
+    let config = ResidualAttentionNetConfig::new(56)
+        .with_layout(RanLayout::ImageNet)
+        .with_stem_channels(8)
+        .with_channels(vec![16, 16, 24, 32])
+        .with_num_classes(10);
+    let device = Device::flex();
+    let autodiff = Device::flex().autodiff();
+    let probe = config.init(&autodiff);
+    let grads = probe
+        .forward(deterministic_input([1, 3, 29, 23], &autodiff))
+        .sum()
+        .backward();
+    let unused = unused_layers(&probe, &grads);
+    eprintln!("never run: {unused:?}");
+    assert!(
+        !unused.is_empty() && unused.iter().all(|p| p.ends_with(".conv4.weight")),
+        "{unused:?}"
+    );
+    // Without them the graph does not fit, and the error says which layer is missing.
+    let err = recover_onnx(
+        fixture("onnx/ran__torchscript_op18.onnx"),
+        &config.init(&device),
+        &config.key_map(),
+        "ran",
+    )
+    .map(|_| ())
+    .expect_err("conv4 is in no graph");
+    assert!(
+        matches!(err, LoadError::Graph { .. }) && err.to_string().contains("conv4"),
+        "{err}"
+    );
+    // With them zero-filled, the exports give PyTorch's logits (conv4 layers that do run
+    // carry calibrated, non-zero weights: zeroing one of them would change the output).
+    check_except(
+        "ran",
+        "ran/attention56_imagenet",
+        &config,
+        [29, 23],
+        "logits",
+        &unused,
+        // The attention modules interleave the layers of their lists (down path, skip
+        // connections, up path) in the forward: visit order is not forward order, so only
+        // files with names (both exporters' defaults) load.
+        false,
+        |m, x| logits4(m.forward(x)),
     );
 }
 

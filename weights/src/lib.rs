@@ -65,20 +65,42 @@ pub fn recover_onnx<M: Module + burn::module::ModuleDisplay>(
     keys: &KeyMap,
     model: &str,
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
-    recover_onnx_with(path.as_ref(), module, keys, model, true)
+    recover_onnx_with(path.as_ref(), module, keys, model, true, &[])
 }
 
-/// [`recover_onnx`] from shapes and forward order alone, ignoring every name the exporter
-/// kept: what a file stripped of names gives. For tests that the module's parameter order
-/// is its forward order.
+/// [`recover_onnx`] for a module some of whose layers its forward never runs (`unused`, module
+/// paths with PyTorch leaf names as [`unused_layers`] gives them): no export holds them, so they
+/// are not looked for in the graph and come back as zeros, which gives the same outputs.
+pub fn recover_onnx_except<M: Module + burn::module::ModuleDisplay>(
+    path: impl AsRef<Path>,
+    module: &M,
+    keys: &KeyMap,
+    model: &str,
+    unused: &[String],
+) -> Result<(Checkpoint, RecoverySummary), LoadError> {
+    recover_onnx_with(path.as_ref(), module, keys, model, true, unused)
+}
+
+/// [`recover_onnx_except`] from shapes and forward order alone, ignoring every name the
+/// exporter kept: what a file stripped of names gives. For tests that the module's parameter
+/// order is its forward order.
 #[doc(hidden)]
 pub fn recover_onnx_by_order<M: Module + burn::module::ModuleDisplay>(
     path: impl AsRef<Path>,
     module: &M,
     keys: &KeyMap,
     model: &str,
+    unused: &[String],
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
-    recover_onnx_with(path.as_ref(), module, keys, model, false)
+    recover_onnx_with(path.as_ref(), module, keys, model, false, unused)
+}
+
+/// The parameters of the layers of `module` that the backward pass behind `grads` never
+/// reached: layers its forward builds but never runs (module paths, PyTorch leaf names).
+/// Run a forward on an autodiff device (`Device::flex().autodiff()`) and `backward()` its
+/// output's sum to get `grads`. Empty when `grads` holds nothing of `module`.
+pub fn unused_layers<M: Module>(module: &M, grads: &burn::tensor::Gradients) -> Vec<String> {
+    params::unused_layers(module, grads)
 }
 
 fn recover_onnx_with<M: Module + burn::module::ModuleDisplay>(
@@ -87,21 +109,32 @@ fn recover_onnx_with<M: Module + burn::module::ModuleDisplay>(
     keys: &KeyMap,
     model: &str,
     use_names: bool,
+    unused: &[String],
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
     let params = params::visit_params(module, true);
     let eps = params::batch_norm_epsilons(module);
     let units = onnx::units(&params, &|p| keys.unmap(p), &|k| keys.is_ignored(k), &eps);
-    let (state, summary) = onnx::recover(path, &units, model, use_names).map_err(|e| match e {
-        onnx::RecoverError::File(message) => LoadError::Corrupt {
-            path: path.display().to_string(),
-            format: Format::Onnx,
-            message,
-        },
-        onnx::RecoverError::Graph(message) => LoadError::Graph {
-            path: path.display().to_string(),
-            message,
-        },
-    })?;
+    // Layers the forward never runs are in no graph: filled with zeros instead.
+    let unused: std::collections::HashSet<String> = unused.iter().map(|p| keys.unmap(p)).collect();
+    let (never_run, units): (Vec<_>, Vec<_>) = units
+        .into_iter()
+        .partition(|u| u.keys().all(|k| unused.contains(k)));
+    let (mut state, mut summary) =
+        onnx::recover(path, &units, model, use_names).map_err(|e| match e {
+            onnx::RecoverError::File(message) => LoadError::Corrupt {
+                path: path.display().to_string(),
+                format: Format::Onnx,
+                message,
+            },
+            onnx::RecoverError::Graph(message) => LoadError::Graph {
+                path: path.display().to_string(),
+                message,
+            },
+        })?;
+    for unit in &never_run {
+        state.extend(unit.zeros());
+    }
+    summary.never_run = never_run.len();
     let tensors = state
         .into_iter()
         .map(|(key, c)| {

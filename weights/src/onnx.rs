@@ -629,6 +629,19 @@ impl Unit {
         &self.roles[0].1
     }
 
+    /// The official keys of the unit's tensors.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|(_, k, _)| k.as_str())
+    }
+
+    /// Every tensor of the unit as zeros.
+    pub(crate) fn zeros(&self) -> State {
+        self.roles
+            .iter()
+            .map(|(_, key, shape)| (key.clone(), zeros(shape)))
+            .collect()
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} {} {:?}",
@@ -949,6 +962,9 @@ pub struct RecoverySummary {
     pub folded_norms: usize,
     /// Constant tensors of the graph that are no parameter (masks, buffers).
     pub ignored_constants: usize,
+    /// Layers the model builds but its forward never runs (so no export holds them), filled
+    /// with zeros.
+    pub never_run: usize,
 }
 
 /// Binds the graph's sites to the units and returns the state dict.
