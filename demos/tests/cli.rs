@@ -688,6 +688,59 @@ fn readme_model_table_is_the_registry() {
 }
 
 #[test]
+fn bench_measures_registered_models() {
+    let o = gaze(&[
+        "bench",
+        "--models",
+        "pan_x2,resnet18",
+        "--size",
+        "24",
+        "20",
+        "--runs",
+        "1",
+        "--batch",
+        "2",
+        "--batch-runs",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<_> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    for (line, (name, params)) in lines[1..]
+        .iter()
+        .zip([("pan_x2", "261403"), ("resnet18", "11689512")])
+    {
+        let f: Vec<_> = line.split(',').collect();
+        assert_eq!(
+            (f[0], f[1], f[2], f[3], f[5]),
+            (name, "24", "20", params, "2"),
+            "{line}"
+        );
+        let latency: f64 = f[4].parse().unwrap();
+        let throughput: f64 = f[6].parse().unwrap();
+        assert!(latency > 0.0 && throughput > 0.0, "{line}");
+    }
+    // Bad names and sizes fail before anything runs, with the reason.
+    let o = gaze(&["bench", "--models", "resnet18,levit_12"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("did you mean"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    let o = gaze(&["bench", "--models", "levit_128s", "--size", "64", "64"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("224×224 inputs only"), "{}", stderr(&o));
+}
+
+#[test]
 fn bench_attn_prints_every_kind() {
     let o = gaze(&[
         "bench-attn",

@@ -42,6 +42,8 @@ enum Command {
     Convert(cli::convert::Args),
     /// Run a model on an NCHW .npy tensor.
     Infer(cli::infer::Args),
+    /// Benchmark registered models: latency, throughput, peak memory, parameters.
+    Bench(cli::bench::Args),
     /// Compare every attention block: parameters, FLOPs, latency.
     BenchAttn(cli::bench_attn::Args),
 }
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::train::run(a),
         Command::Convert(a) => cli::convert::run(a),
         Command::Infer(a) => cli::infer::run(a),
+        Command::Bench(a) => cli::bench::run(a),
         Command::BenchAttn(a) => cli::bench_attn::run(a),
     };
     match result {

@@ -35,7 +35,7 @@ fn status_kib(field: &str) -> Option<u64> {
 }
 
 /// Peak resident memory growth of `f`, by resetting the kernel's high-water mark (Linux only).
-fn peak_growth_mib(f: impl FnOnce()) -> Option<f64> {
+pub fn peak_growth_mib(f: impl FnOnce()) -> Option<f64> {
     let before = status_kib("VmRSS:")?;
     std::fs::write("/proc/self/clear_refs", "5").ok()?;
     f();

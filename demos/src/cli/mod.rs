@@ -1,6 +1,7 @@
 //! The verbs of the `gaze` binary, one module each. Every verb returns an error (printed as
 //! one line by `main`, exit status 1) instead of panicking on bad input.
 
+pub mod bench;
 pub mod bench_attn;
 pub mod bench_tokens;
 pub mod classify;

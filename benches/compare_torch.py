@@ -1,0 +1,157 @@
+"""gaze vs PyTorch eager on the same CPU, in one run: the README's performance table.
+
+    /work/venv/bin/python benches/compare_torch.py [--models a,b,...] [--threads 2] [--batch 8]
+        [--gaze PATH] [--out FILE.md]
+
+For each model, `gaze bench --csv` (random weights, fp32) runs first, then the PyTorch model
+of the same architecture (timm for classifiers; the official PAN / SR code through the repo's
+reference builders) on an input of the same size, measured the same way: median batch-1
+latency over 7 runs after 2 warm-up runs, throughput at `--batch` (median of 3), and the
+resident-set growth of the first forward pass (Linux `/proc/self/clear_refs` + `VmHWM`, as
+gaze measures it). FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on the
+PyTorch model at that size (multiply-adds × 2). Ratios are PyTorch time / gaze time (above 1:
+gaze faster); the last rows are their geometric means. Optional, not run by CI (needs torch).
+"""
+import argparse
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
+
+DEFAULT = ["levit_128s", "vit_tiny_patch16_224", "deit_small_patch16_224", "resnet50", "seresnet50",
+           "resnest14d", "swin_tiny_patch4_window7_224", "halonet26t", "pan_x4"]
+GAZE = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/gaze-target")),
+                    "release", "gaze")
+
+
+def torch_model(name):
+    """The PyTorch model gaze's `name` reproduces."""
+    if name.startswith("pan_x"):
+        from pan_reference import PAN
+        return PAN(in_nc=3, out_nc=3, nf=40, unf=24, nb=16, scale=int(name[len("pan_x"):]))
+    import timm
+    if timm.is_model(name):
+        return timm.create_model(name, pretrained=False)
+    from check_onnx_convert_full import official_sr
+    return official_sr(name)
+
+
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return None
+
+
+def peak_growth_mib(fn):
+    before = status_kib("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    fn()
+    return (status_kib("VmHWM:") - before) / 1024.0
+
+
+def median_ms(fn, runs):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def bench_torch(name, h, w, batch, runs=7, batch_runs=3, warmup=2):
+    torch.manual_seed(0)
+    model = torch_model(name).eval()
+    x1 = torch.rand(1, 3, h, w)
+    xb = torch.rand(batch, 3, h, w)
+    with torch.inference_mode():
+        peak = peak_growth_mib(lambda: model(x1))
+        for _ in range(warmup):
+            model(x1)
+        latency = median_ms(lambda: model(x1), runs)
+        model(xb)
+        throughput = batch * 1e3 / median_ms(lambda: model(xb), batch_runs)
+        from torch.utils.flop_counter import FlopCounterMode
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x1)
+    params = sum(p.numel() for p in model.parameters())
+    return dict(latency=latency, throughput=throughput, peak=peak, flops=counter.get_total_flops(),
+                params=params)
+
+
+def bench_gaze(gaze, name, threads, batch):
+    out = subprocess.run([gaze, "bench", "--csv", "--models", name, "--threads", str(threads), "--batch", str(batch)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"gaze bench {name}: {out.stderr.strip()}")
+    header, row = out.stdout.strip().splitlines()[-2:]
+    r = dict(zip(header.split(","), row.split(",")))
+    return dict(h=int(r["height"]), w=int(r["width"]), latency=float(r["latency_ms"]),
+                throughput=float(r["images_per_s"]), peak=float(r["peak_mib"]) if r["peak_mib"] else float("nan"),
+                params=int(r["params"]))
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=",".join(DEFAULT))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--gaze", default=GAZE)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.models.split(","):
+        g = bench_gaze(args.gaze, name, args.threads, args.batch)
+        t = bench_torch(name, g["h"], g["w"], args.batch)
+        assert g["params"] == t["params"], f"{name}: gaze has {g['params']} parameters, PyTorch {t['params']}"
+        rows.append((name, g, t))
+        print(f"{name}: gaze {g['latency']:.1f} ms, PyTorch {t['latency']:.1f} ms", file=sys.stderr, flush=True)
+    lines = [
+        f"{time.strftime('%Y-%m-%d')}, {cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, fp32, "
+        f"torch {torch.__version__}; latency batch 1 (median of 7), throughput batch {args.batch} (median of 3)",
+        "",
+        "| model | input | GFLOPs | gaze ms | PyTorch ms | speed vs PyTorch | gaze img/s | PyTorch img/s "
+        "| throughput vs PyTorch | gaze MiB | PyTorch MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lat, thr = [], []
+    for name, g, t in rows:
+        lat.append(t["latency"] / g["latency"])
+        thr.append(g["throughput"] / t["throughput"])
+        lines.append(f"| {name} | {g['h']}×{g['w']} | {t['flops'] / 1e9:.2f} | {g['latency']:.1f} | "
+                     f"{t['latency']:.1f} | {lat[-1]:.2f}× | {g['throughput']:.2f} | {t['throughput']:.2f} | "
+                     f"{thr[-1]:.2f}× | {g['peak']:.0f} | {t['peak']:.0f} |")
+    geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
+    lines.append(f"| **geometric mean** | | | | | **{geo(lat):.2f}×** | | | **{geo(thr):.2f}×** | | |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

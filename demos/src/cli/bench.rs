@@ -1,0 +1,255 @@
+//! `gaze bench`: registered models with random weights, one row each: batch-1 latency (median),
+//! throughput at `--batch`, host peak memory of one forward pass, parameters. A benchmark, not
+//! a test; `benches/compare_torch.py` runs PyTorch on the same models in the same run.
+
+use std::time::Instant;
+
+use gaze::backbones::{create_model, models, InputSize, Model, Task};
+use gaze::burn::prelude::*;
+use gaze::DeviceChoice;
+
+use super::bench_attn::median;
+use super::bench_tokens::peak_growth_mib;
+use super::CliResult;
+
+/// The models of the performance table (the speed issue's set).
+pub const DEFAULT_MODELS: [&str; 9] = [
+    "levit_128s",
+    "vit_tiny_patch16_224",
+    "deit_small_patch16_224",
+    "resnet50",
+    "seresnet50",
+    "resnest14d",
+    "swin_tiny_patch4_window7_224",
+    "halonet26t",
+    "pan_x4",
+];
+
+/// Arguments of `gaze bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Models to run (comma-separated); default: the performance table's nine.
+    #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+    pub models: Vec<String>,
+    /// Every registered model.
+    #[arg(long)]
+    pub all: bool,
+    /// Batch of the throughput measurement (latency is always at batch 1).
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed batch-1 runs per model (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Timed runs at `--batch` (the median is reported; 0 skips the throughput).
+    #[arg(long, default_value_t = 3)]
+    pub batch_runs: usize,
+    /// Untimed warm-up runs (kernel compilation on GPUs, first-touch allocation).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Input height and width for every model (default: the model's own: a classifier's
+    /// pretrained size, 128×128 for super-resolution, 256×256 for segmentation).
+    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    pub size: Option<Vec<usize>>,
+    /// cpu or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// Print CSV instead of the table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// One model's measurements.
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    /// Registered name.
+    pub model: String,
+    /// Input `[H, W]`.
+    pub size: [usize; 2],
+    /// Parameters (PyTorch's count).
+    pub params: usize,
+    /// Median batch-1 latency, ms.
+    pub latency_ms: f64,
+    /// Images per second at `--batch` (median run), if measured.
+    pub throughput: Option<f64>,
+    /// Host peak-RSS growth during the first batch-1 forward pass, MiB (CPU, Linux).
+    pub peak_mib: Option<f64>,
+}
+
+/// The input side a model is benchmarked at by default.
+pub fn default_size(model: &Model) -> [usize; 2] {
+    if let Some(image) = model.info().data.image() {
+        return [image.input_size[1], image.input_size[2]];
+    }
+    let side = match model.task() {
+        Task::SuperResolution { .. } => 128,
+        _ => 256,
+    };
+    match model.input_size() {
+        InputSize::Fixed(size) => size,
+        InputSize::AtLeast([h, w]) => [h.max(side), w.max(side)],
+        InputSize::PaddedTo(_) | InputSize::Any => [side, side],
+    }
+}
+
+/// The input `[H, W]` of `model` in this run, checked.
+fn input_size(model: &Model, args: &Args) -> CliResult<[usize; 2]> {
+    let size = match &args.size {
+        Some(s) => [s[0], s[1]],
+        None => default_size(model),
+    };
+    model.check_input([1, model.in_chans(), size[0], size[1]])?;
+    Ok(size)
+}
+
+fn time_ms(f: &dyn Fn()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Measures one model.
+pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchRow> {
+    let model = create_model(name, device)?;
+    let size = input_size(&model, args)?;
+    let input = |batch: usize| {
+        Tensor::<4>::random(
+            [batch, model.in_chans(), size[0], size[1]],
+            gaze::burn::tensor::Distribution::Uniform(0.0, 1.0),
+            device,
+        )
+    };
+    // Reducing to one value forces the computation (and a GPU sync) without timing a large
+    // transfer.
+    let run = |x: &Tensor<4>| {
+        let y = model.forward(x.clone()).expect("input checked");
+        let total = match y {
+            gaze::Output::Logits(t) => t.sum(),
+            gaze::Output::Image(t) | gaze::Output::Mask(t) => t.sum(),
+            gaze::Output::Features(maps) => maps
+                .into_iter()
+                .map(|t| t.sum())
+                .reduce(|a, b| a + b)
+                .expect("at least one level"),
+        };
+        total.into_scalar::<f32>();
+    };
+    let one = input(1);
+    // The first pass: what it allocates is what inference needs (later passes reuse the
+    // allocator's freed memory, so their resident-set growth says little).
+    let peak_mib = if args.device == DeviceChoice::Cpu {
+        peak_growth_mib(|| run(&one))
+    } else {
+        run(&one);
+        None
+    };
+    for _ in 0..args.warmup {
+        run(&one);
+    }
+    let latency_ms = median(
+        (0..args.runs.max(1))
+            .map(|_| time_ms(&|| run(&one)))
+            .collect(),
+    );
+    let throughput = if args.batch_runs > 0 {
+        let many = input(args.batch);
+        run(&many);
+        let ms = median(
+            (0..args.batch_runs)
+                .map(|_| time_ms(&|| run(&many)))
+                .collect(),
+        );
+        Some(args.batch as f64 * 1e3 / ms)
+    } else {
+        None
+    };
+    Ok(BenchRow {
+        model: name.to_string(),
+        size,
+        params: gaze::weights::count_parameters(model.net()),
+        latency_ms,
+        throughput,
+        peak_mib,
+    })
+}
+
+/// Runs `gaze bench`.
+pub fn run(args: &Args) -> CliResult {
+    if args.batch == 0 || args.runs == 0 {
+        return Err("--batch and --runs must be positive".into());
+    }
+    if let Some(s) = &args.size {
+        if s.len() != 2 || s.contains(&0) {
+            return Err("--size needs two positive numbers (H W)".into());
+        }
+    }
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            return Err("--threads must be positive".into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| format!("cannot set {threads} threads: {e}"))?;
+    }
+    let names: Vec<String> = if args.all {
+        models().iter().map(|m| m.name.to_string()).collect()
+    } else if args.models.is_empty() {
+        DEFAULT_MODELS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.models.clone()
+    };
+    // Unknown names and sizes a model does not take fail before anything runs.
+    for name in &names {
+        input_size(&create_model(name, &Device::flex())?, args)?;
+    }
+    let device = args.device.open()?;
+    let threads = rayon::current_num_threads();
+    if args.csv {
+        println!("model,height,width,params,latency_ms,batch,images_per_s,peak_mib");
+    } else {
+        println!(
+            "gaze {} on {} ({threads} CPU threads), fp32, random weights; latency: median of {} batch-1 runs; throughput: batch {}, median of {} runs",
+            env!("CARGO_PKG_VERSION"),
+            args.device,
+            args.runs,
+            args.batch,
+            args.batch_runs
+        );
+        println!(
+            "{:<32} {:>9} {:>11} {:>11} {:>10} {:>9}",
+            "model", "input", "params (M)", "latency ms", "images/s", "peak MiB"
+        );
+    }
+    for name in &names {
+        let row = bench_model(name, args, &device)?;
+        let throughput = row.throughput.map_or(String::new(), |t| format!("{t:.2}"));
+        let peak = row.peak_mib.map_or(String::new(), |m| format!("{m:.1}"));
+        if args.csv {
+            println!(
+                "{},{},{},{},{:.3},{},{},{}",
+                row.model,
+                row.size[0],
+                row.size[1],
+                row.params,
+                row.latency_ms,
+                args.batch,
+                throughput,
+                peak
+            );
+        } else {
+            println!(
+                "{:<32} {:>9} {:>11.2} {:>11.2} {:>10} {:>9}",
+                row.model,
+                format!("{}×{}", row.size[0], row.size[1]),
+                row.params as f64 / 1e6,
+                row.latency_ms,
+                throughput,
+                peak
+            );
+        }
+    }
+    Ok(())
+}
