@@ -32,8 +32,9 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid, softmax};
+use burn::tensor::activation::{relu, sigmoid};
 
+use crate::cpu_kernels::softmax;
 use crate::layers::{conv_same, lrelu};
 
 /// Number of branches the ADM weighs (the official `K`): attention and non-attention.

@@ -25,7 +25,9 @@
 //! parameter names (`conv3_` included), so no key map is needed.
 
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
+
+use crate::cpu_kernels::gelu;
 use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 

@@ -24,9 +24,9 @@
 //! Official keys: `c1_d`, `c1_r.{pw,dw}`, …, `c4`, `c5`, `esa.*`, `cca.conv_du.{0,2}`
 //! ([`key_map`] maps CCA's onto [`CcaLayer`]'s fields), BSRN-S's `cw`, `conv_out`.
 
+use crate::cpu_kernels::gelu;
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use crate::bsconv::{Pointwise, SeparableConv, SeparableConvConfig, SeparableConvKind};
 use crate::cca::{CcaLayer, CcaLayerConfig};

@@ -53,10 +53,10 @@
 //! assert_eq!(hab.forward(x, mask).dims(), [1, 8, 12, 12]);
 //! ```
 
+use crate::cpu_kernels::gelu;
 use burn::nn::conv::Conv2d;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use crate::layers::conv_same;
 use crate::rcan_ca::{RcanChannelAttention, RcanChannelAttentionConfig};

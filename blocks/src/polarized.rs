@@ -36,8 +36,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid, softmax};
+use burn::tensor::activation::{relu, sigmoid};
 
+use crate::cpu_kernels::softmax;
 use crate::layers::conv_same;
 
 /// How the two branches are composed.

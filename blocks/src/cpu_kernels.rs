@@ -1,0 +1,222 @@
+//! CPU fast paths for the element-wise math that Burn's flex backend evaluates one element at a
+//! time through libm (GELU's `erf` above all: 2.2 ms for a ViT-Tiny MLP's 197×768 activations
+//! against PyTorch's 0.13 ms). Each kernel runs on the flex device without autodiff only —
+//! training and the GPU keep Burn's own op — and keeps PyTorch's values (≤ 1e-6).
+//!
+//! The loops are plain, branch-free Rust over slices, compiled once per instruction set
+//! through `pulp`'s run-time dispatch (AVX-512, AVX2+FMA, …), so the compiler vectorises them
+//! for the CPU the binary runs on (`mul_add` becomes one FMA instruction there; only a CPU
+//! without FMA takes the slow software path).
+
+use burn::prelude::*;
+use burn::tensor::activation;
+
+/// Whether `x` lives on the plain flex device (no autodiff graph to record).
+fn on_plain_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    let device = x.device();
+    !device.is_autodiff() && device == Device::flex()
+}
+
+/// Runs `f` over the tensor's values in place on the host and returns the result on the same
+/// device.
+fn map_in_place<const D: usize>(x: Tensor<D>, f: impl FnOnce(&mut [f32])) -> Tensor<D> {
+    let device = x.device();
+    let shape = x.shape();
+    let mut values = x
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("float tensors on flex are f32");
+    f(&mut values);
+    Tensor::from_data(TensorData::new(values, shape), &device)
+}
+
+/// `e^v` for `v ≤ 0` (Cody–Waite range reduction, degree-7 polynomial, exponent bits): within
+/// 2 ulp of libm's `expf`; inputs below −87 give a tiny normal number instead of 0.
+#[inline(always)]
+fn exp_nonpositive(v: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Round to nearest by the 1.5·2²³ trick (`f32::round` is a libm call that stops the
+    // vectoriser).
+    const ROUND: f32 = 12_582_912.0;
+    let v = v.max(-87.0);
+    let shifted = v * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = v - n * LN2_HI - n * LN2_LO;
+    // e^r on [-ln2/2, ln2/2] (Taylor to r⁷: truncation error < 4e-9).
+    let p = (1.0f32 / 5040.0).mul_add(r, 1.0 / 720.0);
+    let p = p.mul_add(r, 1.0 / 120.0);
+    let p = p.mul_add(r, 1.0 / 24.0);
+    let p = p.mul_add(r, 1.0 / 6.0);
+    let p = p.mul_add(r, 0.5);
+    let p = p.mul_add(r, 1.0);
+    let p = p.mul_add(r, 1.0);
+    // 2ⁿ from n's bits in `shifted` (its low mantissa bits hold n + 2²²): no float-to-int
+    // conversion, which would not vectorise.
+    let scale = f32::from_bits(
+        shifted
+            .to_bits()
+            .wrapping_sub(ROUND.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
+    p * scale
+}
+
+/// `erf(x)` by Abramowitz & Stegun 7.1.26, the form PyTorch's vectorised CPU `erf` uses:
+/// `1 − (a₁t + a₂t² + a₃t³ + a₄t⁴ + a₅t⁵)·e^(−x²)` with `t = 1 / (1 + p|x|)`; absolute error
+/// ≤ 1.5e-7.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A1: f32 = 0.254_829_6;
+    const A2: f32 = -0.284_496_72;
+    const A3: f32 = 1.421_413_8;
+    const A4: f32 = -1.453_152;
+    const A5: f32 = 1.061_405_4;
+    let a = x.abs();
+    let t = 1.0 / (1.0 + P * a);
+    let poly = A5
+        .mul_add(t, A4)
+        .mul_add(t, A3)
+        .mul_add(t, A2)
+        .mul_add(t, A1)
+        * t;
+    let y = 1.0 - poly * exp_nonpositive(-a * a);
+    y.copysign(x)
+}
+
+/// Exact GELU in place: `x · ½ · (1 + erf(x / √2))`.
+pub fn gelu_slice(values: &mut [f32]) {
+    pulp::Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            let x = *v;
+            *v = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    })
+}
+
+/// Exact (erf) GELU, PyTorch's `nn.GELU()`: a vectorised kernel on the flex CPU device, Burn's
+/// `gelu` elsewhere (autodiff, GPU).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if on_plain_flex(&x) {
+        map_in_place(x, gelu_slice)
+    } else {
+        activation::gelu(x)
+    }
+}
+
+/// Softmax over each contiguous row of `width` values, in place: `e^(x − max) / Σ e^(x − max)`.
+pub fn softmax_rows(values: &mut [f32], width: usize) {
+    if width == 0 {
+        return;
+    }
+    pulp::Arch::new().dispatch(|| {
+        for row in values.chunks_exact_mut(width) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0.0f32;
+            for v in row.iter_mut() {
+                *v = exp_nonpositive(*v - max);
+                sum += *v;
+            }
+            let scale = 1.0 / sum;
+            for v in row.iter_mut() {
+                *v *= scale;
+            }
+        }
+    })
+}
+
+/// Softmax along `dim`, PyTorch's `softmax(x, dim)`: a vectorised kernel on the flex CPU device
+/// for the last dimension (attention rows), Burn's `softmax` elsewhere.
+pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    if dim + 1 == D && on_plain_flex(&x) {
+        let width = x.dims()[D - 1];
+        map_in_place(x, |values| softmax_rows(values, width))
+    } else {
+        activation::softmax(x, dim)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gelu_matches_the_erf_definition() {
+        // Against f64 erf (through libm's erf on f64 via the series in `erf64`).
+        fn erf64(x: f64) -> f64 {
+            // erf by its Maclaurin series for |x| < 3, continued fraction tail beyond.
+            if x.abs() < 3.0 {
+                let mut sum = 0.0f64;
+                let mut term = x;
+                let mut n = 0.0;
+                while term.abs() > 1e-17 * sum.abs().max(1e-300) || n < 5.0 {
+                    sum += term / (2.0 * n + 1.0);
+                    n += 1.0;
+                    term *= -x * x / n;
+                }
+                sum * 2.0 / std::f64::consts::PI.sqrt()
+            } else {
+                let a = x.abs();
+                // erfc continued fraction (Lentz), enough for |x| ≥ 3.
+                let mut f = a;
+                for k in (1..60).rev() {
+                    f = a + (k as f64 / 2.0) / f;
+                }
+                let erfc = (-a * a).exp() / (f * std::f64::consts::PI.sqrt());
+                (1.0 - erfc).copysign(x)
+            }
+        }
+        let xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0025).collect();
+        let mut ys = xs.clone();
+        gelu_slice(&mut ys);
+        let mut worst = 0.0f64;
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let x64 = x as f64;
+            let want = 0.5 * x64 * (1.0 + erf64(x64 / std::f64::consts::SQRT_2));
+            worst = worst.max((y as f64 - want).abs());
+        }
+        assert!(worst <= 1e-6, "max |gelu - exact| = {worst:e}");
+        // Extremes: no NaN, the right limits.
+        let mut ext = [-1e30f32, -100.0, -10.0, 0.0, 10.0, 100.0, 1e30];
+        gelu_slice(&mut ext);
+        assert_eq!(ext[0], 0.0);
+        assert_eq!(ext[3], 0.0);
+        assert_eq!(ext[4], 10.0);
+        assert_eq!(ext[6], 1e30);
+        assert!(ext.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn softmax_rows_match_f64() {
+        let width = 197;
+        let mut values: Vec<f32> = (0..3 * width)
+            .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0)
+            .collect();
+        let input = values.clone();
+        softmax_rows(&mut values, width);
+        for (row_in, row_out) in input.chunks(width).zip(values.chunks(width)) {
+            let max = row_in.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+            let sum: f64 = row_in.iter().map(|&v| (v as f64 - max).exp()).sum();
+            for (&x, &y) in row_in.iter().zip(row_out) {
+                let want = (x as f64 - max).exp() / sum;
+                assert!(
+                    (y as f64 - want).abs() <= 1e-7 + 1e-6 * want,
+                    "{y} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm() {
+        for i in 0..=87_000 {
+            let v = (-(i as f32) * 0.001).max(-87.0);
+            let (got, want) = (exp_nonpositive(v), v.exp());
+            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(ulp <= 2, "exp({v}) = {got}, libm {want} ({ulp} ulp)");
+        }
+    }
+}
