@@ -32,9 +32,9 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 
-use crate::cpu_kernels::softmax;
+use crate::cpu_kernels::{sigmoid, softmax};
 use crate::layers::{conv_same, lrelu};
 
 /// Number of branches the ADM weighs (the official `K`): attention and non-attention.

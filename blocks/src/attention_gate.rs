@@ -39,10 +39,11 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+use crate::cpu_kernels::sigmoid;
 use crate::layers::{conv_same, ConvNormAct, ConvNormActConfig};
 
 /// Configuration of [`GridAttentionGate`].

@@ -18,8 +18,9 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 
+use crate::cpu_kernels::sigmoid;
 use crate::layers::conv_same;
 
 /// Configuration of [`CcaLayer`].

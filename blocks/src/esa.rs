@@ -25,9 +25,8 @@
 //! parameter names (`conv3_` included), so no key map is needed.
 
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
-use crate::cpu_kernels::gelu;
+use crate::cpu_kernels::{gelu, sigmoid};
 use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 

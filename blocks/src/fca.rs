@@ -25,9 +25,10 @@
 //! * `fc` is `Linear(C, C/r, bias=False) → ReLU → Linear(C/r, C, bias=False) → Sigmoid`; the
 //!   official keys `fc.0.weight` / `fc.2.weight` are our `fc1` / `fc2` (see [`key_map`]).
 
+use crate::cpu_kernels::sigmoid;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 
 /// Frequencies ranked best first ("top"), in zig-zag order ("low") and worst first ("bot"),

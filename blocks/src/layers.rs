@@ -6,9 +6,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, sigmoid, silu};
+use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, silu};
 
-use crate::cpu_kernels::gelu;
+use crate::cpu_kernels::{gelu, sigmoid};
 
 /// Every activation a configuration can name (timm's `act_layer` / `gate_layer` names).
 #[derive(Config, Debug, PartialEq, Eq, Copy)]

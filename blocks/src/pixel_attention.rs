@@ -11,8 +11,8 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
+use crate::cpu_kernels::sigmoid;
 use crate::layers::conv_same;
 
 /// Configuration of [`PixelAttention`].

@@ -43,10 +43,11 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 
+use crate::cpu_kernels::sigmoid;
 use crate::preact_bottleneck::{PreActBottleneck, PreActBottleneckConfig};
 
 /// Configuration of [`ResidualAttention`].

@@ -10,9 +10,10 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 
+use crate::cpu_kernels::sigmoid;
 use crate::layers::conv_same;
 
 /// Configuration of [`ScseModule`].

@@ -19,9 +19,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
-use crate::cpu_kernels::softmax;
+use crate::cpu_kernels::{sigmoid, softmax};
 use crate::layers::make_divisible;
 use crate::layers::Activation;
 

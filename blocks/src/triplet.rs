@@ -22,8 +22,8 @@
 //! [`key_map`] maps both official namings.
 
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
+use crate::cpu_kernels::sigmoid;
 use crate::layers::{ConvNormAct, ConvNormActConfig};
 
 /// Configuration of [`TripletAttention`].
