@@ -890,8 +890,13 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
     if matches!(kind, Kind::Conv | Kind::Linear) {
         let channels = site.tensor("weight").unwrap().shape[0];
         if let Some(bias) = site.tensor("bias") {
+            // A BatchNorm folds into the layer it follows inside one module (`conv1`/`bn1`,
+            // `Sequential(conv, bn)`, LeViT's `c`/`bn`): the next unit in parameter order may
+            // also be a norm of another module that the layer's output only reaches later
+            // (BiFormer's last MLP `fc2` and the final `norm`).
             let next = units.get(ti + 1).filter(|n| {
                 n.kind == Kind::BatchNorm
+                    && parent_module(n.key()) == parent_module(unit.key())
                     && n.role("weight")
                         .is_some_and(|(_, _, s)| *s == vec![channels])
             });
@@ -940,6 +945,12 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
         }
     }
     Some((out, folded))
+}
+
+/// The module holding the layer of a parameter key: `a.b.conv1.weight` → `a.b`.
+fn parent_module(key: &str) -> &str {
+    let layer = key.rsplit_once('.').map_or("", |(m, _)| m);
+    layer.rsplit_once('.').map_or("", |(m, _)| m)
 }
 
 fn zeros(shape: &[usize]) -> Const {
