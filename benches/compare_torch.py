@@ -7,8 +7,8 @@ For each model, `gaze bench --csv` (random weights, fp32) runs first, then the P
 of the same architecture (timm for classifiers; the official PAN / SR code through the repo's
 reference builders) on an input of the same size, measured the same way: median batch-1
 latency over 7 runs after 2 warm-up runs, throughput at `--batch` (median of 3), and the
-resident-set growth of the first forward pass (Linux `/proc/self/clear_refs` + `VmHWM`, as
-gaze measures it). FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on the
+resident-set growth of the first forward pass (glibc `malloc_trim(0)`, then Linux
+`/proc/self/clear_refs` + `VmHWM`, as gaze measures it). FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on the
 PyTorch model at that size (multiply-adds × 2). Ratios are PyTorch time / gaze time (above 1:
 gaze faster); the last rows are their geometric means. Optional, not run by CI (needs torch).
 """
@@ -53,6 +53,10 @@ def status_kib(field):
 
 
 def peak_growth_mib(fn):
+    # As gaze does: free heap memory back to the system first (glibc), so that memory freed while
+    # building the model is not silently reused by the measured pass.
+    import ctypes
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     before = status_kib("VmRSS:")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")

@@ -359,6 +359,14 @@ pub fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The split of `n` items (natural order) when a dataset has no validation folder: the last
+/// tenth, rounded up, is held out; a single item trains and validates on itself.
+pub(crate) fn hold_out(n: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let held = if n >= 2 { n.div_ceil(10) } else { 0 };
+    let val = if held > 0 { n - held..n } else { 0..n };
+    (0..n - held, val)
+}
+
 /// Trains `model` (on the first of `devices`, all autodiff devices) on `task` in `run_dir`; with
 /// several devices each batch is split between them and the gradients are summed on the first
 /// (Burn's multi-device strategy, which needs no collective operations). With `config.resume`, the
@@ -644,4 +652,18 @@ fn truncate_metrics(path: &Path, last_epoch: usize) -> Result<(), Error> {
         f.write_all((kept.join("\n") + "\n").as_bytes())
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hold_out;
+
+    #[test]
+    fn hold_out_keeps_the_last_tenth_rounded_up() {
+        assert_eq!(hold_out(0), (0..0, 0..0));
+        assert_eq!(hold_out(1), (0..1, 0..1));
+        assert_eq!(hold_out(2), (0..1, 1..2));
+        assert_eq!(hold_out(10), (0..9, 9..10));
+        assert_eq!(hold_out(25), (0..22, 22..25));
+    }
 }

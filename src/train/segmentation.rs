@@ -118,17 +118,11 @@ impl SegmentationTask {
                 )
             }
             None => {
-                let n = set.samples.len();
-                let held = if n >= 2 { n.div_ceil(10) } else { 0 };
-                let train = load(&set, 0..n - held)?;
-                let val = if held > 0 {
-                    load(&set, n - held..n)?
-                } else {
-                    load(&set, 0..n)?
-                };
+                let (train, val) = super::hold_out(set.samples.len());
+                let held = set.samples.len() - train.end;
                 (
-                    train,
-                    val,
+                    load(&set, train)?,
+                    load(&set, val)?,
                     format!("{} (last {held} images held out)", train_root.display()),
                 )
             }

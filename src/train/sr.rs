@@ -108,16 +108,11 @@ impl SrTask {
             ),
             _ => {
                 let files = image_files(dir)?;
-                let n = files.len();
-                let held = if n >= 2 { n.div_ceil(10) } else { 0 };
-                let val = if held > 0 {
-                    files[n - held..].to_vec()
-                } else {
-                    files.clone()
-                };
+                let (train, val) = super::hold_out(files.len());
+                let held = files.len() - train.end;
                 (
-                    files[..n - held].to_vec(),
-                    val,
+                    files[train].to_vec(),
+                    files[val].to_vec(),
                     format!("{} (last {held} images held out)", dir.display()),
                 )
             }

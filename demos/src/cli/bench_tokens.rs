@@ -34,8 +34,27 @@ fn status_kib(field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Peak resident memory growth of `f`, by resetting the kernel's high-water mark (Linux only).
+/// Returns the allocator's free memory to the system (glibc), so that the peak measured next
+/// counts every page the measured code needs, not only pages beyond those freed earlier (model
+/// construction frees temporaries the forward pass would otherwise reuse unseen).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only releases free memory back to the system; it reads
+        // and writes no memory of ours.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// Peak resident memory growth of `f`, by resetting the kernel's high-water mark (Linux only),
+/// after returning free heap memory to the system.
 pub fn peak_growth_mib(f: impl FnOnce()) -> Option<f64> {
+    trim_heap();
     let before = status_kib("VmRSS:")?;
     std::fs::write("/proc/self/clear_refs", "5").ok()?;
     f();
