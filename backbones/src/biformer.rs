@@ -41,10 +41,11 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use gaze_blocks::bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode,
 };
-use gaze_blocks::cpu_kernels::{gelu, softmax};
+use gaze_blocks::cpu_kernels::gelu;
 use gaze_blocks::layers::{ConvNormAct, ConvNormActConfig};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};
 use gaze_weights::KeyMap;

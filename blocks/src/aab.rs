@@ -32,9 +32,9 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, softmax};
 
-use crate::cpu_kernels::{sigmoid, softmax};
+use crate::cpu_kernels::sigmoid;
 use crate::layers::{conv_same, lrelu};
 
 /// Number of branches the ADM weighs (the official `K`): attention and non-attention.

@@ -39,10 +39,10 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, PadMode};
 
-use crate::cpu_kernels::softmax;
 use crate::layers::window_partition;
 
 /// How the keys/values of each region are reduced (official `kv_downsample_mode`).

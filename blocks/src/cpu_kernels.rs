@@ -1,6 +1,6 @@
 //! CPU fast paths for the element-wise math that Burn's flex backend evaluates one element at a
 //! time through libm (GELU's `erf` above all: 2.2 ms for a ViT-Tiny MLP's 197×768 activations
-//! against PyTorch's 0.13 ms; the sigmoid of attention gates; softmax rows). Each kernel runs on the flex device without autodiff only —
+//! against PyTorch's 0.13 ms; the sigmoid of attention gates). Each kernel runs on the flex device without autodiff only —
 //! training and the GPU keep Burn's own op — and keeps PyTorch's values (≤ 1e-6).
 //!
 //! The loops are plain, branch-free Rust over slices, compiled once per instruction set
@@ -130,38 +130,6 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Softmax over each contiguous row of `width` values, in place: `e^(x − max) / Σ e^(x − max)`.
-pub fn softmax_rows(values: &mut [f32], width: usize) {
-    if width == 0 {
-        return;
-    }
-    pulp::Arch::new().dispatch(|| {
-        for row in values.chunks_exact_mut(width) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0f32;
-            for v in row.iter_mut() {
-                *v = exp_nonpositive(*v - max);
-                sum += *v;
-            }
-            let scale = 1.0 / sum;
-            for v in row.iter_mut() {
-                *v *= scale;
-            }
-        }
-    })
-}
-
-/// Softmax along `dim`, PyTorch's `softmax(x, dim)`: a vectorised kernel on the flex CPU device
-/// for the last dimension (attention rows), Burn's `softmax` elsewhere.
-pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    if dim + 1 == D && on_plain_flex(&x) {
-        let width = x.dims()[D - 1];
-        map_in_place(x, |values| softmax_rows(values, width))
-    } else {
-        activation::softmax(x, dim)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,27 +198,6 @@ mod tests {
             ext[0] < 1e-37 && ext[1] < 1e-37 && ext[2] == 1.0 && ext[3] == 1.0,
             "{ext:?}"
         );
-    }
-
-    #[test]
-    fn softmax_rows_match_f64() {
-        let width = 197;
-        let mut values: Vec<f32> = (0..3 * width)
-            .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0)
-            .collect();
-        let input = values.clone();
-        softmax_rows(&mut values, width);
-        for (row_in, row_out) in input.chunks(width).zip(values.chunks(width)) {
-            let max = row_in.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-            let sum: f64 = row_in.iter().map(|&v| (v as f64 - max).exp()).sum();
-            for (&x, &y) in row_in.iter().zip(row_out) {
-                let want = (x as f64 - max).exp() / sum;
-                assert!(
-                    (y as f64 - want).abs() <= 1e-7 + 1e-6 * want,
-                    "{y} vs {want}"
-                );
-            }
-        }
     }
 
     #[test]

@@ -34,10 +34,10 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, PadMode};
 
-use crate::cpu_kernels::softmax;
 use crate::layers::make_divisible;
 
 /// Configuration of [`HaloAttn`] (the arguments of timm's `HaloAttn`, same defaults).

@@ -22,11 +22,12 @@
 //! `nn.Parameter(torch.zeros(1))`), so both start as the identity (LAM up to the reshape).
 //! Keys: `gamma` (shape `[1]`), and for CSAM `conv.weight` (`[1, 1, 3, 3, 3]`) and `conv.bias`.
 
-use crate::cpu_kernels::{sigmoid, softmax};
+use crate::cpu_kernels::sigmoid;
 use burn::module::Param;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::PaddingConfig3d;
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 
 /// Configuration of [`LayerAttention`].
 #[derive(Config, Debug)]

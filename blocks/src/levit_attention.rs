@@ -26,8 +26,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 
-use crate::cpu_kernels::softmax;
 use crate::layers::{index_buffer, Activation};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 

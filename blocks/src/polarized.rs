@@ -36,9 +36,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, softmax};
 
-use crate::cpu_kernels::{sigmoid, softmax};
+use crate::cpu_kernels::sigmoid;
 use crate::layers::conv_same;
 
 /// How the two branches are composed.

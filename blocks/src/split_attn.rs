@@ -19,8 +19,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 
-use crate::cpu_kernels::{sigmoid, softmax};
+use crate::cpu_kernels::sigmoid;
 use crate::layers::make_divisible;
 use crate::layers::Activation;
 

@@ -38,7 +38,8 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::cpu_kernels::{gelu, softmax};
+use crate::cpu_kernels::gelu;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 

@@ -45,11 +45,11 @@ pub use crate::layers::{window_partition, window_reverse};
 use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::Distribution;
 
-use crate::cpu_kernels::softmax;
 use crate::vit_attention::{TokenMlp, TokenMlpConfig};
 
 /// The mask value timm (and the official Swin) puts between tokens of different regions.
