@@ -94,16 +94,31 @@ def bench_torch(name, h, w, batch, runs=7, batch_runs=3, warmup=2):
                 params=params)
 
 
-def bench_gaze(gaze, name, threads, batch):
-    out = subprocess.run([gaze, "bench", "--csv", "--models", name, "--threads", str(threads), "--batch", str(batch)],
-                         capture_output=True, text=True)
+def train_step_torch(name, h, w, batch, runs=3, warmup=2):
+    """One training step as `gaze bench --train` times it: forward in train mode, the mean of
+    the output, backward (no optimiser)."""
+    torch.manual_seed(0)
+    model = torch_model(name).train()
+    x = torch.rand(batch, 3, h, w)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x).mean().backward()
+    for _ in range(warmup):
+        step()
+    return median_ms(step, runs)
+
+
+def bench_gaze(gaze, name, threads, batch, train):
+    out = subprocess.run([gaze, "bench", "--csv", "--models", name, "--threads", str(threads), "--batch", str(batch)]
+                         + (["--train"] if train else []), capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"gaze bench {name}: {out.stderr.strip()}")
     header, row = out.stdout.strip().splitlines()[-2:]
     r = dict(zip(header.split(","), row.split(",")))
     return dict(h=int(r["height"]), w=int(r["width"]), latency=float(r["latency_ms"]),
                 throughput=float(r["images_per_s"]), peak=float(r["peak_mib"]) if r["peak_mib"] else float("nan"),
-                params=int(r["params"]))
+                params=int(r["params"]), train=float(r["train_ms"]) if r.get("train_ms") else None)
 
 
 def cpu_name():
@@ -124,12 +139,17 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--gaze", default=GAZE)
     ap.add_argument("--out")
+    ap.add_argument("--train", default="resnet50,vit_tiny_patch16_224",
+                    help="models whose training step (forward + backward at --batch) is timed too ('' for none)")
     args = ap.parse_args()
+    train = [m for m in args.train.split(",") if m]
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):
-        g = bench_gaze(args.gaze, name, args.threads, args.batch)
+        g = bench_gaze(args.gaze, name, args.threads, args.batch, name in train)
         t = bench_torch(name, g["h"], g["w"], args.batch)
+        if name in train:
+            t["train"] = train_step_torch(name, g["h"], g["w"], args.batch)
         assert g["params"] == t["params"], f"{name}: gaze has {g['params']} parameters, PyTorch {t['params']}"
         rows.append((name, g, t))
         print(f"{name}: gaze {g['latency']:.1f} ms, PyTorch {t['latency']:.1f} ms", file=sys.stderr, flush=True)
@@ -150,6 +170,13 @@ def main():
                      f"{thr[-1]:.2f}× | {g['peak']:.0f} | {t['peak']:.0f} |")
     geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
     lines.append(f"| **geometric mean** | | | | | **{geo(lat):.2f}×** | | | **{geo(thr):.2f}×** | | |")
+    trained = [(name, g, t) for name, g, t in rows if g.get("train") is not None and "train" in t]
+    if trained:
+        lines += ["", f"Training step (forward, mean of the output, backward; train mode) at batch {args.batch}, "
+                      "median of 3:", "",
+                  "| model | gaze ms | PyTorch ms | speed vs PyTorch |", "|---|---:|---:|---:|"]
+        for name, g, t in trained:
+            lines.append(f"| {name} | {g['train']:.0f} | {t['train']:.0f} | {t['train'] / g['train']:.2f}× |")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -78,6 +78,14 @@ pub trait Family: Clone + std::fmt::Debug + Send + Sync + 'static {
         let _ = kind;
         Err("has no decoder to put attention in".into())
     }
+
+    /// Tables the forward reads through an index that depends on the input size, for an
+    /// `[h, w]` input: `(official key, index)` ([`gaze_weights::OnnxHints::gathered`]), so that
+    /// an ONNX export whose exporter folded the lookup into one constant still loads.
+    fn gathered_tables(&self, input: [usize; 2]) -> Vec<(String, Vec<i64>)> {
+        let _ = input;
+        Vec::new()
+    }
 }
 
 /// The forward API every family's network implements (timm's names).
@@ -113,7 +121,7 @@ pub trait FamilyNet: burn::module::Module {
 /// sequence of `forward_tokens` (ViT). Each family file keeps its own `VARIANTS` table.
 #[macro_export]
 macro_rules! classifier_family {
-    ($config:ty => $net:ty, features: $kind:ident, key_map: $key_map:expr $(, input_size: $input_size:expr)? $(,)?) => {
+    ($config:ty => $net:ty, features: $kind:ident, key_map: $key_map:expr $(, input_size: $input_size:expr)? $(, gathered_tables: $gathered:expr)? $(,)?) => {
         impl $crate::family::Family for $config {
             type Net = $net;
 
@@ -134,6 +142,13 @@ macro_rules! classifier_family {
                 fn input_size(&self) -> $crate::model::InputSize {
                     let rule: fn(&$config) -> $crate::model::InputSize = $input_size;
                     rule(self)
+                }
+            )?
+
+            $(
+                fn gathered_tables(&self, input: [usize; 2]) -> Vec<(String, Vec<i64>)> {
+                    let rule: fn(&$config, [usize; 2]) -> Vec<(String, Vec<i64>)> = $gathered;
+                    rule(self, input)
                 }
             )?
 

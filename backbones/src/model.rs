@@ -83,6 +83,10 @@ macro_rules! families {
             pub fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
                 match self { $(ModelConfig::$variant(c) => Family::encoder_checkpoint_keys(c, keys),)* }
             }
+            /// Index tables of size-dependent lookups ([`Family::gathered_tables`]).
+            pub fn gathered_tables(&self, input: [usize; 2]) -> Vec<(String, Vec<i64>)> {
+                match self { $(ModelConfig::$variant(c) => Family::gathered_tables(c, input),)* }
+            }
             /// Puts attention of this kind in every decoder block.
             pub fn set_decoder_attention(
                 &mut self,
@@ -686,12 +690,17 @@ impl Model {
             fresh = reference.init(&Device::flex());
             (&fresh, reference.key_map(), &reference)
         };
-        match gaze_weights::recover_onnx(path, net, &keys, self.info.name) {
+        let tables = |input: [usize; 2]| config.gathered_tables(input);
+        let mut hints = gaze_weights::OnnxHints {
+            never_run: Vec::new(),
+            gathered: Some(&tables),
+        };
+        match gaze_weights::recover_onnx_with_hints(path, net, &keys, self.info.name, &hints) {
             // Layers built but never run (RAN's identity-shortcut projections) are in no
             // export; only then is the forward probed for them.
             Err(LoadError::Graph { .. }) => {
-                let unused = layers_never_run(config, self.info);
-                gaze_weights::recover_onnx_except(path, net, &keys, self.info.name, &unused)
+                hints.never_run = layers_never_run(config, self.info);
+                gaze_weights::recover_onnx_with_hints(path, net, &keys, self.info.name, &hints)
             }
             other => other,
         }

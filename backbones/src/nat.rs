@@ -38,7 +38,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use gaze_blocks::neighborhood_attention::{NeighborhoodAttention, NeighborhoodAttentionConfig};
+use gaze_blocks::neighborhood_attention::{
+    rpb_index, NeighborhoodAttention, NeighborhoodAttentionConfig,
+};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};
 use gaze_weights::KeyMap;
 
@@ -117,6 +119,29 @@ impl NatConfig {
     /// panics unless `legacy_pad`.
     pub fn min_input_size(&self) -> usize {
         (1 << (self.depths.len() + 1)) * (self.kernel_size - 1) + 1
+    }
+
+    /// The relative-position-bias lookups of every block for an `[h, w]` input
+    /// ([`rpb_index`] at each level's map: the stem and every downsampler halve it, rounding
+    /// up), under the official keys `levels.{i}.blocks.{j}.attn.rpb`. Empty for inputs the
+    /// forward rejects.
+    pub fn gathered_tables(&self, input: [usize; 2]) -> Vec<(String, Vec<i64>)> {
+        let half = |n: usize| n.div_ceil(2);
+        let mut map = input.map(|n| half(half(n)));
+        let mut out = Vec::new();
+        for (i, &depth) in self.depths.iter().enumerate() {
+            let k = self.kernel_size;
+            let attended = map.map(|n| if self.legacy_pad { n.max(k) } else { n });
+            if attended.iter().any(|&n| n < k) {
+                return Vec::new();
+            }
+            let index = rpb_index(attended, k, 1);
+            out.extend(
+                (0..depth).map(|j| (format!("levels.{i}.blocks.{j}.attn.rpb"), index.clone())),
+            );
+            map = map.map(half);
+        }
+        out
     }
 
     /// Channels and strides of the level outputs ([`Nat::forward_intermediates`]).
@@ -400,4 +425,5 @@ crate::classifier_family!(
     features: Map,
     key_map: |_| key_map(),
     input_size: |c| InputSize::AtLeast([c.min_input_size(); 2]),
+    gathered_tables: NatConfig::gathered_tables,
 );

@@ -174,6 +174,29 @@ pub fn pb_start(index: usize, length: usize, kernel_size: usize, dilation: usize
     ns
 }
 
+/// Where the bias of every (query, key) pair of an `[h, w]` map comes from in the table:
+/// `rpb[head].flatten()[index]` is the bias of query `(i, j)` and its key `(a, b)` of the
+/// window, laid out `[h, w, k, k]` as the forward adds it (an exporter that folds the lookup
+/// into one constant stores the table that way).
+pub fn rpb_index(map: [usize; 2], kernel_size: usize, dilation: usize) -> Vec<i64> {
+    let [h, w] = map;
+    let rows = axis_tables(h, kernel_size, dilation).pb;
+    let cols = axis_tables(w, kernel_size, dilation).pb;
+    let side = (2 * kernel_size - 1) as i64;
+    let k = kernel_size;
+    let mut index = Vec::with_capacity(h * w * k * k);
+    for i in 0..h {
+        for j in 0..w {
+            for a in 0..k {
+                for b in 0..k {
+                    index.push(rows[i * k + a] * side + cols[j * k + b]);
+                }
+            }
+        }
+    }
+    index
+}
+
 /// The shapes the efficient [`NeighborhoodAttention::forward`] builds for one input (it reshapes
 /// with these very arrays). `H`, `W` are the (possibly padded) map, `m` the heads, `k²` the
 /// window, `hd` the head dimension.

@@ -707,13 +707,14 @@ fn bench_measures_registered_models() {
         "--threads",
         "1",
         "--csv",
+        "--train",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = String::from_utf8_lossy(&o.stdout).into_owned();
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib"
+        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib,train_ms"
     );
     assert_eq!(lines.len(), 3, "{csv}");
     for (line, (name, params)) in lines[1..]
@@ -728,7 +729,11 @@ fn bench_measures_registered_models() {
         );
         let latency: f64 = f[4].parse().unwrap();
         let throughput: f64 = f[6].parse().unwrap();
-        assert!(latency > 0.0 && throughput > 0.0, "{line}");
+        let train_step: f64 = f[8].parse().unwrap();
+        assert!(
+            latency > 0.0 && throughput > 0.0 && train_step > 0.0,
+            "{line}"
+        );
     }
     // Bad names and sizes fail before anything runs, with the reason.
     let o = gaze(&["bench", "--models", "resnet18,levit_12"]);

@@ -7,7 +7,8 @@ Each model is the reference module of an existing parity fixture (same class, sa
 configuration) loaded with that fixture's weights, so the Rust test compares what gaze
 recovers from the ONNX graph with the logits / SR output already stored in the parity fixture
 (computed in float64 by PyTorch). Families: a CNN with BatchNorm (ResNet + SE), a ViT, a Swin
-(relative-position tables), a LeViT (BatchNorm linears, attention-bias tables), an SR net (PAN).
+(relative-position tables), a LeViT (BatchNorm linears, attention-bias tables), an SR net (PAN),
+a NAT (relative-position bias looked up by position pairs).
 
 Every model is exported in eval mode with both exporters at opsets 17 and 18, exactly as
 `torch.onnx.export` writes by default (TorchScript: `dynamo=False`, constant folding on, BN
@@ -47,6 +48,8 @@ from pan_reference import PAN  # noqa: E402
 from attn_sr_reference import ResidualAttentionModel  # noqa: E402
 from gen_ran_fixtures import TINY_WIDTH as RAN_TINY_WIDTH  # noqa: E402
 import gen_bsrn_fixtures as bsrn_fixtures  # noqa: E402
+import gen_nat_biformer_fixtures as nat_fixtures  # noqa: E402
+import token_official_reference as token_ref  # noqa: E402
 
 _official = {}
 
@@ -87,6 +90,11 @@ MODELS = {
     # run, so no export holds it (gaze finds those layers by a backward pass and zero-fills them).
     "ran": ("ran/attention56_imagenet",
             lambda: ResidualAttentionModel(56, False, input_size=(29, 23), **RAN_TINY_WIDTH), (29, 23), "logits"),
+    # NAT: the TorchScript exporter stores each `rpb` [heads, 5, 5] moved to [5, 5, heads] (the
+    # advanced index `rpb[:, i, j]`), dynamo folds the small levels' lookups into one constant
+    # [heads, H, W, 3, 3]; a non-square input so that rows and columns differ.
+    "nat": ("nat_biformer/nat_plain", lambda: token_ref.NAT(**nat_fixtures.VARIANTS["nat_plain"][2]), (112, 80),
+            "logits"),
 }
 
 # A registered full-size model for the Model / CLI path (`gaze convert`, `load_weights`): the

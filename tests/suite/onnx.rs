@@ -4,11 +4,13 @@
 //! fold BatchNorms into convs, transpose and rename MatMul weights, gather relative-position
 //! tables and move tensors to external data; the parameters recovered from the graph must give
 //! the output the parity fixture holds (PyTorch's, in float64) within 1e-4. A Residual
-//! Attention Network adds layers its forward never runs: in no export, found by a backward pass.
+//! Attention Network adds layers its forward never runs: in no export, found by a backward pass;
+//! a NAT, relative-position tables moved by the exporter or folded with their lookup.
 
 use burn::prelude::*;
 use gaze::backbones::bsrn::BsrnConfig;
 use gaze::backbones::levit::LevitConfig;
+use gaze::backbones::nat::NatConfig;
 use gaze::backbones::pan::PanConfig;
 use gaze::backbones::residual_attention_net::{RanLayout, ResidualAttentionNetConfig};
 use gaze::backbones::resnet::{BlockType, ResNetConfig};
@@ -18,8 +20,8 @@ use gaze::backbones::Family;
 use gaze::blocks::attention::AttentionKind;
 use gaze::blocks::esa::BsrnLayout;
 use gaze::weights::{
-    apply_checkpoint, recover_onnx, recover_onnx_by_order, recover_onnx_except, unused_layers,
-    LoadError,
+    apply_checkpoint, recover_onnx, recover_onnx_by_order, recover_onnx_with_hints, unused_layers,
+    LoadError, OnnxHints,
 };
 
 use crate::common::{assert_close, deterministic_input, fixture, logits4, split_fixture};
@@ -43,19 +45,29 @@ fn check<C: Family>(
 ) where
     C::Net: burn::module::ModuleDisplay,
 {
-    check_except(name, parity_fixture, config, size, key, &[], true, forward)
+    check_with(
+        name,
+        parity_fixture,
+        config,
+        size,
+        key,
+        &OnnxHints::default(),
+        true,
+        forward,
+    )
 }
 
-/// [`check`] for a network with layers its forward never runs (`unused`); `by_order`: whether
-/// the network's parameter order is its forward order, so that a file without names loads too.
+/// [`check`] with what the network knows about itself (`hints`: layers its forward never
+/// runs, size-dependent lookups); `by_order`: whether the network's parameter order is its
+/// forward order, so that a file without names loads too.
 #[allow(clippy::too_many_arguments)]
-fn check_except<C: Family>(
+fn check_with<C: Family>(
     name: &str,
     parity_fixture: &str,
     config: &C,
     size: [usize; 2],
     key: &str,
-    unused: &[String],
+    hints: &OnnxHints,
     by_order: bool,
     forward: impl Fn(&C::Net, Tensor<4>) -> Tensor<4>,
 ) where
@@ -86,9 +98,9 @@ fn check_except<C: Family>(
             let net = config.init(&device);
             let keys = config.key_map();
             let recovered = if by_order {
-                recover_onnx_by_order(&path, &net, &keys, name, unused)
+                recover_onnx_by_order(&path, &net, &keys, name, hints)
             } else {
-                recover_onnx_except(&path, &net, &keys, name, unused)
+                recover_onnx_with_hints(&path, &net, &keys, name, hints)
             };
             let (checkpoint, summary) =
                 recovered.unwrap_or_else(|e| panic!("{file} (by order: {by_order}): {e}"));
@@ -214,17 +226,55 @@ fn ran_with_layers_its_forward_never_runs() {
     );
     // With them zero-filled, the exports give PyTorch's logits (conv4 layers that do run
     // carry calibrated, non-zero weights: zeroing one of them would change the output).
-    check_except(
+    check_with(
         "ran",
         "ran/attention56_imagenet",
         &config,
         [29, 23],
         "logits",
-        &unused,
+        &OnnxHints {
+            never_run: unused,
+            gathered: None,
+        },
         // The attention modules interleave the layers of their lists (down path, skip
         // connections, up path) in the forward: visit order is not forward order, so only
         // files with names (both exporters' defaults) load.
         false,
+        |m, x| logits4(m.forward(x)),
+    );
+}
+
+#[test]
+fn nat_with_moved_and_folded_relative_position_bias() {
+    // TorchScript stores each `rpb` [heads, 5, 5] as the advanced index moved it ([5, 5,
+    // heads]); dynamo folds the lookups of the small levels into constants [heads, H, W, 3, 3],
+    // undone through the index the model computes for the export's input size.
+    let config = NatConfig::new(4, 3.0, vec![1, 1, 2, 1], vec![1, 2, 2, 4])
+        .with_kernel_size(3)
+        .with_num_classes(10);
+    let tables = |input: [usize; 2]| config.gathered_tables(input);
+    let hints = OnnxHints {
+        never_run: Vec::new(),
+        gathered: Some(&tables),
+    };
+    // Without the index, the folded dynamo export does not load.
+    let err = recover_onnx(
+        fixture("onnx/nat__dynamo_op18.onnx"),
+        &config.init(&Device::flex()),
+        &config.key_map(),
+        "nat",
+    )
+    .map(|_| ())
+    .expect_err("a folded lookup needs the index");
+    assert!(err.to_string().contains(".attn.rpb"), "{err}");
+    check_with(
+        "nat",
+        "nat_biformer/nat_plain",
+        &config,
+        [112, 80],
+        "logits",
+        &hints,
+        true,
         |m, x| logits4(m.forward(x)),
     );
 }

@@ -65,23 +65,46 @@ pub fn recover_onnx<M: Module + burn::module::ModuleDisplay>(
     keys: &KeyMap,
     model: &str,
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
-    recover_onnx_with(path.as_ref(), module, keys, model, true, &[])
+    recover_onnx_with(
+        path.as_ref(),
+        module,
+        keys,
+        model,
+        true,
+        &OnnxHints::default(),
+    )
 }
 
-/// [`recover_onnx`] for a module some of whose layers its forward never runs (`unused`, module
-/// paths with PyTorch leaf names as [`unused_layers`] gives them): no export holds them, so they
-/// are not looked for in the graph and come back as zeros, which gives the same outputs.
-pub fn recover_onnx_except<M: Module + burn::module::ModuleDisplay>(
+/// Tables the forward reads through an index that depends on the input size (NAT's relative
+/// position bias): given the export's input height and width, `(official key, index)` pairs,
+/// the index flattening the table's trailing axes, one entry per element the forward gathers,
+/// in the layout the forward lays them out.
+pub type GatheredTables<'a> = &'a dyn Fn([usize; 2]) -> Vec<(String, Vec<i64>)>;
+
+/// What the model knows about itself that an export's graph may need.
+#[derive(Default, Clone)]
+pub struct OnnxHints<'a> {
+    /// Layers the forward never runs (module paths, PyTorch leaf names, as [`unused_layers`]
+    /// gives them): no export holds them, so they are not looked for in the graph and come
+    /// back as zeros, which gives the same outputs.
+    pub never_run: Vec<String>,
+    /// Where an exporter may have folded a table's gather into one constant (the dynamo
+    /// exporter does when the gathered tensor is small): the index to undo it.
+    pub gathered: Option<GatheredTables<'a>>,
+}
+
+/// [`recover_onnx`] with what the model knows about itself ([`OnnxHints`]).
+pub fn recover_onnx_with_hints<M: Module + burn::module::ModuleDisplay>(
     path: impl AsRef<Path>,
     module: &M,
     keys: &KeyMap,
     model: &str,
-    unused: &[String],
+    hints: &OnnxHints,
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
-    recover_onnx_with(path.as_ref(), module, keys, model, true, unused)
+    recover_onnx_with(path.as_ref(), module, keys, model, true, hints)
 }
 
-/// [`recover_onnx_except`] from shapes and forward order alone, ignoring every name the
+/// [`recover_onnx_with_hints`] from shapes and forward order alone, ignoring every name the
 /// exporter kept: what a file stripped of names gives. For tests that the module's parameter
 /// order is its forward order.
 #[doc(hidden)]
@@ -90,9 +113,9 @@ pub fn recover_onnx_by_order<M: Module + burn::module::ModuleDisplay>(
     module: &M,
     keys: &KeyMap,
     model: &str,
-    unused: &[String],
+    hints: &OnnxHints,
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
-    recover_onnx_with(path.as_ref(), module, keys, model, false, unused)
+    recover_onnx_with(path.as_ref(), module, keys, model, false, hints)
 }
 
 /// The parameters of the layers of `module` that the backward pass behind `grads` never
@@ -109,18 +132,19 @@ fn recover_onnx_with<M: Module + burn::module::ModuleDisplay>(
     keys: &KeyMap,
     model: &str,
     use_names: bool,
-    unused: &[String],
+    hints: &OnnxHints,
 ) -> Result<(Checkpoint, RecoverySummary), LoadError> {
     let params = params::visit_params(module, true);
     let eps = params::batch_norm_epsilons(module);
     let units = onnx::units(&params, &|p| keys.unmap(p), &|k| keys.is_ignored(k), &eps);
     // Layers the forward never runs are in no graph: filled with zeros instead.
-    let unused: std::collections::HashSet<String> = unused.iter().map(|p| keys.unmap(p)).collect();
-    let (never_run, units): (Vec<_>, Vec<_>) = units
+    let unused: std::collections::HashSet<String> =
+        hints.never_run.iter().map(|p| keys.unmap(p)).collect();
+    let (never_run, mut units): (Vec<_>, Vec<_>) = units
         .into_iter()
         .partition(|u| u.keys().all(|k| unused.contains(k)));
     let (mut state, mut summary) =
-        onnx::recover(path, &units, model, use_names).map_err(|e| match e {
+        onnx::recover(path, &mut units, model, use_names, hints.gathered).map_err(|e| match e {
             onnx::RecoverError::File(message) => LoadError::Corrupt {
                 path: path.display().to_string(),
                 format: Format::Onnx,

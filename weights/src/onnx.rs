@@ -861,11 +861,23 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
         {
             // A token expanded over the batch (dynamo folds `cls_token.expand(B, -1, -1)`).
             Some(value.data[..numel].to_vec())
+        } else if let Some(order) = axis_order(&value.shape, shape) {
+            // A table the exporter stored permuted: advanced indexing `rpb[:, i, j]` moves the
+            // indexed axes to the front (NAT's [heads, 2k-1, 2k-1] is stored [2k-1, 2k-1,
+            // heads]), and constant folding keeps the moved copy.
+            value.permuted(&order).map(|c| c.data)
         } else {
-            unit.gather
-                .as_ref()
-                .and_then(|index| ungather(&value, shape, index))
-                .map(|c| c.data)
+            unit.gather.as_ref().and_then(|index| {
+                // An index into the table's trailing axes flattened (NAT's `rpb[:, i, j]`).
+                ungather(&value, shape, index)
+                    .or_else(|| match shape.split_first() {
+                        Some((&first, rest)) if rest.len() > 1 => {
+                            ungather(&value, &[first, rest.iter().product()], index)
+                        }
+                        _ => None,
+                    })
+                    .map(|c| c.data)
+            })
         }?;
         out.insert(
             key.clone(),
@@ -945,6 +957,23 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
         }
     }
     Some((out, folded))
+}
+
+/// The axes of `observed` that, taken in order, give `wanted` (a numpy `transpose` order), when
+/// `observed` is a true permutation of it of rank 3 or more. Axes of equal length keep their
+/// relative order: exporters move axes (to the front for a gather) but do not swap equal ones.
+fn axis_order(observed: &[usize], wanted: &[usize]) -> Option<Vec<usize>> {
+    if observed.len() != wanted.len() || observed.len() < 3 || observed == wanted {
+        return None;
+    }
+    let mut taken = vec![false; observed.len()];
+    let mut order = Vec::with_capacity(wanted.len());
+    for &len in wanted {
+        let axis = (0..observed.len()).find(|&a| !taken[a] && observed[a] == len)?;
+        taken[axis] = true;
+        order.push(axis);
+    }
+    Some(order)
 }
 
 /// The module holding the layer of a parameter key: `a.b.conv1.weight` → `a.b`.
@@ -1122,11 +1151,15 @@ fn bind(
                     .unwrap_or("");
                 !(sites[si].scope == module || sites[si].scope.starts_with(&format!("{module}.")))
             };
-            if !site_used[si]
-                && !sites[si].fresh
-                && !scalar_elsewhere
-                && apply(si, ti, false, &mut bound, &mut state, &mut summary)
-            {
+            // A scalar read inside the unit's module gives its value even when it was bound
+            // already: dynamo merges equal scalars (HAN's zero `gamma`s) into one initializer
+            // named after one of them, read by both modules.
+            let shareable = if sites[si].scalar {
+                !scalar_elsewhere
+            } else {
+                !site_used[si] && !sites[si].fresh
+            };
+            if shareable && apply(si, ti, false, &mut bound, &mut state, &mut summary) {
                 site_used[si] = true;
                 summary.shared += 1;
                 break;
@@ -1157,6 +1190,19 @@ fn bind(
     Ok((state, summary))
 }
 
+/// The height and width of the graph's first input `[N, C, H, W]`, when the export fixed them.
+fn input_size(model: &ModelProto) -> Option<[usize; 2]> {
+    let input = model.graph.input.first()?;
+    let dims = &input.type_.tensor_type().shape.dim;
+    let fixed = |k: usize| {
+        dims.get(k)
+            .filter(|d| d.has_dim_value() && d.dim_value() > 0)
+            .map(|d| d.dim_value() as usize)
+    };
+    (dims.len() == 4).then_some(())?;
+    Some([fixed(2)?, fixed(3)?])
+}
+
 /// Why a recovery failed: the file (unreadable, corrupt) or the graph (not the model's).
 #[derive(Debug)]
 pub(crate) enum RecoverError {
@@ -1168,11 +1214,23 @@ pub(crate) enum RecoverError {
 /// `units` from the ONNX model at `path`.
 pub(crate) fn recover(
     path: &Path,
-    units: &[Unit],
+    units: &mut [Unit],
     model: &str,
     use_names: bool,
+    gathered: Option<crate::GatheredTables>,
 ) -> Result<(State, RecoverySummary), RecoverError> {
     let proto = parse_model(path).map_err(RecoverError::File)?;
+    if let (Some(tables), Some(size)) = (gathered, input_size(&proto)) {
+        for (key, index) in tables(size) {
+            if let Some(unit) = units
+                .iter_mut()
+                .find(|u| u.kind == Kind::Free && u.gather.is_none() && u.key() == key)
+            {
+                unit.gather = Some(index);
+            }
+        }
+    }
+    let units = &*units;
     let dir = path.parent().unwrap_or(Path::new("."));
     let graph = collect_sites(&proto, dir).map_err(RecoverError::File)?;
     let weights = graph.sites.iter().filter(|s| s.kind != Kind::Free).count();
@@ -1203,6 +1261,25 @@ pub(crate) fn recover(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_order_keeps_equal_axes_in_order() {
+        assert_eq!(axis_order(&[13, 13, 2], &[2, 13, 13]), Some(vec![2, 0, 1]));
+        assert_eq!(axis_order(&[4, 2, 3], &[2, 3, 4]), Some(vec![1, 2, 0]));
+        assert_eq!(axis_order(&[2, 3, 4], &[2, 3, 4]), None);
+        assert_eq!(axis_order(&[13, 2], &[2, 13]), None);
+        assert_eq!(axis_order(&[13, 12, 2], &[2, 13, 13]), None);
+        // rpb [2, 13, 13] moved as rpb.permute(1, 2, 0) comes back unchanged.
+        let rpb = Const {
+            shape: vec![2, 3, 3],
+            data: (0..18).map(|v| v as f32).collect(),
+        };
+        let moved = rpb.permuted(&[1, 2, 0]).unwrap();
+        let back = moved
+            .permuted(&axis_order(&moved.shape, &rpb.shape).unwrap())
+            .unwrap();
+        assert_eq!(back.data, rpb.data);
+    }
 
     #[test]
     fn ungather_inverts_a_permuted_gather() {

@@ -1,10 +1,12 @@
 //! `gaze bench`: registered models with random weights, one row each: batch-1 latency (median),
-//! throughput at `--batch`, host peak memory of one forward pass, parameters. A benchmark, not
+//! throughput at `--batch`, host peak memory of one forward pass, parameters, and with `--train`
+//! the time of a training step (forward and backward) at `--batch`. A benchmark, not
 //! a test; `benches/compare_torch.py` runs PyTorch on the same models in the same run.
 
 use std::time::Instant;
 
 use gaze::backbones::{create_model, models, InputSize, Model, Task};
+use gaze::burn::module::{ModuleVisitor, Param};
 use gaze::burn::prelude::*;
 use gaze::DeviceChoice;
 
@@ -59,6 +61,10 @@ pub struct Args {
     /// Print CSV instead of the table.
     #[arg(long)]
     pub csv: bool,
+    /// Also time a training step at `--batch`: forward and backward of the output's mean on
+    /// the autodiff device (normalisation layers in training mode), median of `--batch-runs`.
+    #[arg(long)]
+    pub train: bool,
 }
 
 /// One model's measurements.
@@ -76,6 +82,8 @@ pub struct BenchRow {
     pub throughput: Option<f64>,
     /// Host peak-RSS growth during the first batch-1 forward pass, MiB (CPU, Linux).
     pub peak_mib: Option<f64>,
+    /// Median forward + backward time at `--batch`, ms (with `--train`).
+    pub train_ms: Option<f64>,
 }
 
 /// The input side a model is benchmarked at by default.
@@ -110,9 +118,21 @@ fn time_ms(f: &dyn Fn()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// Touches every parameter: Burn initialises parameters lazily, on first use, so without this
+/// the first forward pass would also allocate the weights (a loaded model has them already,
+/// and so has the PyTorch model it is compared with).
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 /// Measures one model.
 pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchRow> {
     let model = create_model(name, device)?;
+    model.net().visit(&mut Materialize);
     let size = input_size(&model, args)?;
     let input = |batch: usize| {
         Tensor::<4>::random(
@@ -165,6 +185,10 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
     } else {
         None
     };
+    let train_ms = args
+        .train
+        .then(|| train_step_ms(name, size, args, device))
+        .transpose()?;
     Ok(BenchRow {
         model: name.to_string(),
         size,
@@ -172,7 +196,42 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
         latency_ms,
         throughput,
         peak_mib,
+        train_ms,
     })
+}
+
+/// Median time of one training step (forward, mean of the output, backward) at `--batch` on
+/// the autodiff device, after `--warmup` untimed steps.
+fn train_step_ms(name: &str, size: [usize; 2], args: &Args, device: &Device) -> CliResult<f64> {
+    let device = device.clone().autodiff();
+    let model = create_model(name, &device)?;
+    model.net().visit(&mut Materialize);
+    let x = Tensor::<4>::random(
+        [args.batch, model.in_chans(), size[0], size[1]],
+        gaze::burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let step = || {
+        let loss = match model.forward(x.clone()).expect("input checked") {
+            gaze::Output::Logits(t) => t.mean(),
+            gaze::Output::Image(t) | gaze::Output::Mask(t) => t.mean(),
+            gaze::Output::Features(maps) => maps
+                .into_iter()
+                .map(|t| t.mean())
+                .reduce(|a, b| a + b)
+                .expect("at least one level"),
+        };
+        let grads = loss.backward();
+        drop(grads);
+    };
+    for _ in 0..args.warmup.max(1) {
+        step();
+    }
+    Ok(median(
+        (0..args.batch_runs.max(1))
+            .map(|_| time_ms(&step))
+            .collect(),
+    ))
 }
 
 /// Runs `gaze bench`.
@@ -208,7 +267,7 @@ pub fn run(args: &Args) -> CliResult {
     let device = args.device.open()?;
     let threads = rayon::current_num_threads();
     if args.csv {
-        println!("model,height,width,params,latency_ms,batch,images_per_s,peak_mib");
+        println!("model,height,width,params,latency_ms,batch,images_per_s,peak_mib,train_ms");
     } else {
         println!(
             "gaze {} on {} ({threads} CPU threads), fp32, random weights; latency: median of {} batch-1 runs; throughput: batch {}, median of {} runs",
@@ -219,17 +278,18 @@ pub fn run(args: &Args) -> CliResult {
             args.batch_runs
         );
         println!(
-            "{:<32} {:>9} {:>11} {:>11} {:>10} {:>9}",
-            "model", "input", "params (M)", "latency ms", "images/s", "peak MiB"
+            "{:<32} {:>9} {:>11} {:>11} {:>10} {:>9} {:>14}",
+            "model", "input", "params (M)", "latency ms", "images/s", "peak MiB", "train step ms"
         );
     }
     for name in &names {
         let row = bench_model(name, args, &device)?;
         let throughput = row.throughput.map_or(String::new(), |t| format!("{t:.2}"));
         let peak = row.peak_mib.map_or(String::new(), |m| format!("{m:.1}"));
+        let train = row.train_ms.map_or(String::new(), |t| format!("{t:.1}"));
         if args.csv {
             println!(
-                "{},{},{},{},{:.3},{},{},{}",
+                "{},{},{},{},{:.3},{},{},{},{}",
                 row.model,
                 row.size[0],
                 row.size[1],
@@ -237,17 +297,19 @@ pub fn run(args: &Args) -> CliResult {
                 row.latency_ms,
                 args.batch,
                 throughput,
-                peak
+                peak,
+                train
             );
         } else {
             println!(
-                "{:<32} {:>9} {:>11.2} {:>11.2} {:>10} {:>9}",
+                "{:<32} {:>9} {:>11.2} {:>11.2} {:>10} {:>9} {:>14}",
                 row.model,
                 format!("{}×{}", row.size[0], row.size[1]),
                 row.params as f64 / 1e6,
                 row.latency_ms,
                 throughput,
-                peak
+                peak,
+                train
             );
         }
     }

@@ -4,10 +4,13 @@
 //! model; the output is written atomically.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gaze::backbones::create_model_with;
 use gaze::burn::prelude::*;
-use kdam::{tqdm, BarExt};
+use kdam::{tqdm, Bar, BarExt};
 
 use super::CliResult;
 
@@ -65,26 +68,32 @@ pub fn run(args: &Args) -> CliResult {
     }
     let device = Device::flex();
     let size = std::fs::metadata(&args.input)?.len();
-    // Two steps (read and match, write); shown for files large enough to take a while.
-    let mut bar = (size > 50_000_000).then(|| {
-        tqdm!(
-            total = 2,
-            desc = format!("convert {:.0} MB", size as f64 / 1e6),
-            force_refresh = true
+    // Stages (build, read and match, write) on a bar that keeps its clock running; shown for
+    // files large enough to take a while.
+    let progress = (size > 50_000_000).then(|| {
+        StageBar::start(
+            3,
+            format!(
+                "convert {:.0} MB: building {}",
+                size as f64 / 1e6,
+                info.name
+            ),
         )
     });
     let model = create_model_with(info.name, &options, &device)?;
+    if let Some(p) = &progress {
+        p.next(format!("reading {}", args.input.display()));
+    }
     let (model, summary) = model.load_weights_with_summary(&args.input)?;
-    if let Some(bar) = bar.as_mut() {
-        let _ = bar.update(1);
+    if let Some(p) = &progress {
+        p.next(format!("writing {}", args.output.display()));
     }
     match format {
         OutputFormat::Safetensors => model.save_safetensors(&args.output)?,
         OutputFormat::Burnpack => model.save_burnpack(&args.output)?,
     }
-    if let Some(bar) = bar.as_mut() {
-        let _ = bar.update(1);
-        eprintln!();
+    if let Some(p) = progress {
+        p.finish();
     }
     let how = summary.to_string();
     if !how.is_empty() {
@@ -101,4 +110,65 @@ pub fn run(args: &Args) -> CliResult {
         }
     );
     Ok(())
+}
+
+/// A bar over a few long stages whose elapsed time keeps counting while a stage runs (a
+/// background thread redraws it), so a large conversion never looks stalled.
+struct StageBar {
+    bar: Arc<Mutex<Bar>>,
+    done: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StageBar {
+    fn start(stages: usize, desc: String) -> Self {
+        let bar = Arc::new(Mutex::new(tqdm!(
+            total = stages,
+            desc = desc,
+            unit = " stages",
+            force_refresh = true
+        )));
+        let done = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (bar, done) = (bar.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(250));
+                    if let Ok(mut bar) = bar.lock() {
+                        let _ = bar.refresh();
+                    }
+                }
+            })
+        };
+        StageBar {
+            bar,
+            done,
+            ticker: Some(ticker),
+        }
+    }
+
+    /// Ends the current stage and names the next.
+    fn next(&self, desc: String) {
+        if let Ok(mut bar) = self.bar.lock() {
+            bar.set_description(desc);
+            let _ = bar.update(1);
+        }
+    }
+
+    fn finish(self) {
+        if let Ok(mut bar) = self.bar.lock() {
+            let _ = bar.update(1);
+        }
+    }
+}
+
+impl Drop for StageBar {
+    /// Stops the clock and ends the bar's line (also when a stage fails, before its error).
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+        eprintln!();
+    }
 }
