@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 /// Whether `x` lives on the plain flex device (no autodiff graph to record).
-fn on_plain_flex<const D: usize>(x: &Tensor<D>) -> bool {
+pub(crate) fn on_plain_flex<const D: usize>(x: &Tensor<D>) -> bool {
     let device = x.device();
     !device.is_autodiff() && device == Device::flex()
 }
@@ -33,7 +33,7 @@ fn map_in_place<const D: usize>(x: Tensor<D>, f: impl FnOnce(&mut [f32])) -> Ten
 /// `e^v` for `v ≤ 0` (Cody–Waite range reduction, degree-7 polynomial, exponent bits): within
 /// 2 ulp of libm's `expf`; inputs below −87 give a tiny normal number instead of 0.
 #[inline(always)]
-fn exp_nonpositive(v: f32) -> f32 {
+pub(crate) fn exp_nonpositive(v: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;

@@ -21,7 +21,9 @@
 //! Two paths compute the same thing:
 //! * [`NeighborhoodAttention::forward`], O(N·k²): per-axis index tables of the window rows and
 //!   columns gather the `k × k` keys and values of every query (two `select`s, no N × N
-//!   tensor); [`NeighborhoodAttention::plan`] lists the shapes it builds;
+//!   tensor); [`NeighborhoodAttention::plan`] lists the shapes it builds. On the flex CPU device
+//!   without autodiff one fused kernel reads the keys and values in place instead (no gathered
+//!   copies; as fast as window attention);
 //! * [`NeighborhoodAttention::forward_naive`], O(N²): full `N × N` logits, the rpb looked up
 //!   by relative offset and the non-neighbours set to −∞. Kept as the test oracle; its
 //!   neighbourhood is defined independently (clamped window inside the dilation group).
@@ -268,6 +270,187 @@ fn axis_tables(length: usize, kernel_size: usize, dilation: usize) -> AxisTables
     AxisTables { keys, pb }
 }
 
+/// The sizes [`fused_neighborhood_attention`] works on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NeighborhoodShape {
+    /// Batch `B`.
+    pub(crate) batch: usize,
+    /// Map height `H` (after any padding).
+    pub(crate) height: usize,
+    /// Map width `W`.
+    pub(crate) width: usize,
+    /// Heads `m`.
+    pub(crate) heads: usize,
+    /// Channels per head.
+    pub(crate) head_dim: usize,
+    /// Window side `k`.
+    pub(crate) kernel_size: usize,
+}
+
+/// The attention of every query over its k × k neighbourhood, straight from the `qkv`
+/// projection `[B, H, W, 3, m, hd]` (row-major, as `Linear` leaves it) to the heads' outputs
+/// `[B, H, W, m·hd]`: per query and head, the logits `(scale·q)·k + rpb` of its k² keys, their
+/// softmax and the weighted sum of the values, without gathering any window into memory. Rows
+/// of the map run in parallel; the inner loops are compiled per instruction set (`pulp`).
+/// `rows` / `cols` are the per-axis key and rpb positions (`k` per query).
+fn fused_neighborhood_attention(
+    qkv: &[f32],
+    shape: NeighborhoodShape,
+    scale: f32,
+    rpb: Option<&[f32]>,
+    rows: &AxisTables,
+    cols: &AxisTables,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let NeighborhoodShape {
+        batch,
+        height,
+        width,
+        heads,
+        head_dim: hd,
+        ..
+    } = shape;
+    let c = heads * hd;
+    assert_eq!(qkv.len(), batch * height * width * 3 * c, "qkv size");
+    let mut out = vec![0f32; batch * height * width * c];
+    out.par_chunks_mut(width * c)
+        .enumerate()
+        .for_each(|(row, out_row)| {
+            pulp::Arch::new().dispatch(Row {
+                qkv,
+                shape,
+                scale,
+                rpb,
+                rows,
+                cols,
+                row,
+                out_row,
+            })
+        });
+    out
+}
+
+/// One row of the map as a `pulp` operation: its `with_simd` and [`attend_row`] are forced
+/// inline into pulp's function compiled for the CPU's instruction set (a closure is not, and
+/// `mul_add` outside it becomes a libm call).
+struct Row<'a> {
+    qkv: &'a [f32],
+    shape: NeighborhoodShape,
+    scale: f32,
+    rpb: Option<&'a [f32]>,
+    rows: &'a AxisTables,
+    cols: &'a AxisTables,
+    row: usize,
+    out_row: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Row<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        attend_row(
+            self.qkv,
+            self.shape,
+            self.scale,
+            self.rpb,
+            self.rows,
+            self.cols,
+            self.row,
+            self.out_row,
+        )
+    }
+}
+
+/// One row `(b, i)` of [`fused_neighborhood_attention`]: `out_row` is `[W, m·hd]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_row(
+    qkv: &[f32],
+    shape: NeighborhoodShape,
+    scale: f32,
+    rpb: Option<&[f32]>,
+    rows: &AxisTables,
+    cols: &AxisTables,
+    row: usize,
+    out_row: &mut [f32],
+) {
+    let NeighborhoodShape {
+        height,
+        width,
+        heads,
+        head_dim: hd,
+        kernel_size: k,
+        ..
+    } = shape;
+    let c = heads * hd;
+    let side = 2 * k - 1;
+    let (b, i) = (row / height, row % height);
+    // The qkv offset of token (b, i, j).
+    let token = |i: usize, j: usize| ((b * height + i) * width + j) * 3 * c;
+    let mut q = vec![0f32; hd];
+    let mut logits = vec![0f32; k * k];
+    let row_keys = &rows.keys[i * k..][..k];
+    let row_pb = &rows.pb[i * k..][..k];
+    for j in 0..width {
+        let col_keys = &cols.keys[j * k..][..k];
+        let col_pb = &cols.pb[j * k..][..k];
+        let query = token(i, j);
+        for head in 0..heads {
+            for (qs, &v) in q.iter_mut().zip(&qkv[query + head * hd..][..hd]) {
+                *qs = v * scale;
+            }
+            let mut max = f32::NEG_INFINITY;
+            for (a, (&key_row, &pb_row)) in row_keys.iter().zip(row_pb).enumerate() {
+                let bias_row = rpb.map(|r| &r[(head * side + pb_row as usize) * side..][..side]);
+                for (bb, (&key_col, &pb_col)) in col_keys.iter().zip(col_pb).enumerate() {
+                    let key = token(key_row as usize, key_col as usize) + c + head * hd;
+                    let mut logit = dot(&q, &qkv[key..][..hd]);
+                    if let Some(bias_row) = bias_row {
+                        logit += bias_row[pb_col as usize];
+                    }
+                    logits[a * k + bb] = logit;
+                    max = max.max(logit);
+                }
+            }
+            let mut sum = 0.0;
+            for l in logits.iter_mut() {
+                *l = crate::cpu_kernels::exp_nonpositive(*l - max);
+                sum += *l;
+            }
+            let inv = 1.0 / sum;
+            let o = &mut out_row[j * c + head * hd..][..hd];
+            for (a, &key_row) in row_keys.iter().enumerate() {
+                for (bb, &key_col) in col_keys.iter().enumerate() {
+                    let value = token(key_row as usize, key_col as usize) + 2 * c + head * hd;
+                    let p = logits[a * k + bb] * inv;
+                    for (o, &v) in o.iter_mut().zip(&qkv[value..][..hd]) {
+                        *o = p.mul_add(v, *o);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a · b` with eight partial sums (so the compiler keeps them in one vector register).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
+    let (b8, b_rest) = b.split_at(a8.len());
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        total = x.mul_add(*y, total);
+    }
+    total
+}
+
 fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
@@ -393,16 +576,60 @@ impl NeighborhoodAttention {
 
     /// `[B, H, W, C] → [B, H, W, C]`, O(H·W·k²) time and memory.
     ///
+    /// On the flex CPU device without autodiff the attention runs as one fused kernel over the
+    /// `qkv` output ([`fused_neighborhood_attention`]: each query's k² logits, softmax and
+    /// weighted values in registers, nothing gathered); elsewhere (training, GPUs) as tensor
+    /// ops that gather every query's window.
+    ///
     /// # Panics
     /// If `C` is not the configured `dim`, or `H` or `W` is below `k · d` without `legacy_pad`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let plan = self.plan(x.dims());
         let device = x.device();
+        let fused = crate::cpu_kernels::on_plain_flex(&x);
         let x = self.pad(x, &plan);
         let [h, w] = plan.padded;
         let (k, d) = (self.kernel_size, self.dilation);
         let rows = axis_tables(h, k, d);
         let cols = axis_tables(w, k, d);
+        if fused {
+            let [b, _, _, c] = plan.input;
+            let qkv = self
+                .qkv
+                .forward(x)
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("float tensors on flex are f32");
+            let rpb = self.rpb.as_ref().map(|p| {
+                p.val()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("float tensors on flex are f32")
+            });
+            let out = fused_neighborhood_attention(
+                &qkv,
+                NeighborhoodShape {
+                    batch: b,
+                    height: h,
+                    width: w,
+                    heads: self.num_heads,
+                    head_dim: self.head_dim,
+                    kernel_size: k,
+                },
+                self.scale as f32,
+                rpb.as_deref(),
+                &rows,
+                &cols,
+            );
+            let out = Tensor::<4>::from_data(TensorData::new(out, [b, h, w, c]), &device);
+            let [_, h0, w0, _] = plan.input;
+            let out = if (h, w) != (h0, w0) {
+                out.slice([0..b, 0..h0, 0..w0, 0..c])
+            } else {
+                out
+            };
+            return self.proj.forward(out);
+        }
         let row_keys = int_tensor(rows.keys, &device);
         let col_keys = int_tensor(cols.keys, &device);
 

@@ -6,7 +6,7 @@ repo root):
 Each model is the reference module of an existing parity fixture (same class, same
 configuration) loaded with that fixture's weights, so the Rust test compares what gaze
 recovers from the ONNX graph with the logits / SR output already stored in the parity fixture
-(computed in float64 by PyTorch). Families: a CNN with BatchNorm (ResNet + SE), a ViT, a Swin
+(computed in float64 by PyTorch). Families: CNNs with BatchNorm (ResNet + SE; a deep-stem ResNet + ECA), a ViT, a Swin
 (relative-position tables), a LeViT (BatchNorm linears, attention-bias tables), an SR net (PAN),
 a NAT (relative-position bias looked up by position pairs).
 
@@ -49,6 +49,7 @@ from attn_sr_reference import ResidualAttentionModel  # noqa: E402
 from gen_ran_fixtures import TINY_WIDTH as RAN_TINY_WIDTH  # noqa: E402
 import gen_bsrn_fixtures as bsrn_fixtures  # noqa: E402
 import gen_nat_biformer_fixtures as nat_fixtures  # noqa: E402
+import gen_resnet_fixtures as resnet_fixtures  # noqa: E402
 import token_official_reference as token_ref  # noqa: E402
 
 _official = {}
@@ -73,6 +74,10 @@ MODELS = {
     "resnet_se": ("resnet/bottleneck_plain_se",
                   lambda: ResNet(block=Bottleneck, layers=(1, 2, 1, 1), block_args=dict(attn_layer="se"),
                                  channels=(8, 8, 16, 16), num_classes=10), (56, 56), "logits"),
+    # The deep stem `conv1` = Sequential(conv, bn, act, conv, bn, act, conv) ends in a conv
+    # without bias whose norm is the top-level `bn1`: folded across modules.
+    "resnet_deep_eca": ("resnet/bottleneck_d_eca",
+                        lambda: ResNet(**resnet_fixtures.TINY["bottleneck_d_eca"]), (29, 23), "logits"),
     "vit": ("vit/tiny",
             lambda: VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=4, num_heads=2,
                                       num_classes=10, dynamic_img_size=True), (64, 64), "logits"),

@@ -1,5 +1,5 @@
 //! Weights from real `torch.onnx.export` files (tests/reference/gen_onnx_fixtures.py): tiny
-//! reference models of five families (a CNN with BatchNorm, a ViT, a Swin, a LeViT with its
+//! reference models of five families (CNNs with BatchNorm, plain and deep stem, a ViT, a Swin, a LeViT with its
 //! BatchNorm linears, SR nets) exported with both exporters at opsets 17 and 18. The exporters
 //! fold BatchNorms into convs, transpose and rename MatMul weights, gather relative-position
 //! tables and move tensors to external data; the parameters recovered from the graph must give
@@ -13,7 +13,7 @@ use gaze::backbones::levit::LevitConfig;
 use gaze::backbones::nat::NatConfig;
 use gaze::backbones::pan::PanConfig;
 use gaze::backbones::residual_attention_net::{RanLayout, ResidualAttentionNetConfig};
-use gaze::backbones::resnet::{BlockType, ResNetConfig};
+use gaze::backbones::resnet::{BlockType, ResNetConfig, StemType};
 use gaze::backbones::swin::SwinConfig;
 use gaze::backbones::vit::VitConfig;
 use gaze::backbones::Family;
@@ -125,6 +125,27 @@ fn resnet_with_batchnorm_folded_into_its_convs() {
         "resnet/bottleneck_plain_se",
         &config,
         [56, 56],
+        "logits",
+        |m, x| logits4(m.forward(x)),
+    );
+}
+
+#[test]
+fn deep_stem_resnet_with_a_norm_outside_the_stem_module() {
+    // timm's deep stem `conv1` ends in a conv without bias whose norm is the top-level `bn1`:
+    // the exporters fold that norm into `conv1.6` across the two modules.
+    let config = ResNetConfig::new(BlockType::Bottleneck, vec![1, 1, 1, 1])
+        .with_channels(vec![8, 8, 16, 16])
+        .with_num_classes(10)
+        .with_attn_layer(Some(AttentionKind::Eca))
+        .with_stem_type(StemType::Deep)
+        .with_stem_width(8)
+        .with_avg_down(true);
+    check(
+        "resnet_deep_eca",
+        "resnet/bottleneck_d_eca",
+        &config,
+        [29, 23],
         "logits",
         |m, x| logits4(m.forward(x)),
     );

@@ -28,6 +28,19 @@ fn check_na(name: &str, config: NeighborhoodAttentionConfig, params: usize) {
     let block = apply_checkpoint(config.init(&dev), f.checkpoint, &KeyMap::identity()).unwrap();
     assert_eq!(block.num_params(), params, "{name}: parameter count");
     assert_close(name, block.forward(f.input.clone()), f.output.clone(), TOL);
+    // On an autodiff device the forward runs as tensor ops (gathered windows), not the fused
+    // CPU kernel: both must hold.
+    let autodiff = dev.clone().autodiff();
+    let gathered = block
+        .clone()
+        .to_device(&autodiff)
+        .forward(f.input.clone().to_device(&autodiff));
+    assert_close(
+        &format!("{name} (tensor ops)"),
+        Tensor::from_data(gathered.into_data(), &dev),
+        f.output.clone(),
+        TOL,
+    );
     assert_close(
         &format!("{name} (naive)"),
         block.forward_naive(f.input),

@@ -902,13 +902,16 @@ fn fit(site: &Site, units: &[Unit], ti: usize, as_free: bool) -> Option<(State, 
     if matches!(kind, Kind::Conv | Kind::Linear) {
         let channels = site.tensor("weight").unwrap().shape[0];
         if let Some(bias) = site.tensor("bias") {
-            // A BatchNorm folds into the layer it follows inside one module (`conv1`/`bn1`,
-            // `Sequential(conv, bn)`, LeViT's `c`/`bn`): the next unit in parameter order may
-            // also be a norm of another module that the layer's output only reaches later
-            // (BiFormer's last MLP `fc2` and the final `norm`).
+            // A bias on a layer that has none is a folded BatchNorm's: the next unit in
+            // parameter order (timm's deep stem: `conv1.6`, then the top-level `bn1`). A layer
+            // with its own bias takes the next norm as folded only inside one module
+            // (`conv1`/`bn1`, `Sequential(conv, bn)`): that norm may belong to another module
+            // the layer's output only reaches later (BiFormer's last MLP `fc2` and the final
+            // `norm`, which the graph keeps as its own node).
             let next = units.get(ti + 1).filter(|n| {
                 n.kind == Kind::BatchNorm
-                    && parent_module(n.key()) == parent_module(unit.key())
+                    && (unit.role("bias").is_none()
+                        || parent_module(n.key()) == parent_module(unit.key()))
                     && n.role("weight")
                         .is_some_and(|(_, _, s)| *s == vec![channels])
             });
