@@ -302,18 +302,11 @@ fn fused_neighborhood_attention(
     cols: &AxisTables,
 ) -> Vec<f32> {
     use rayon::prelude::*;
-    let NeighborhoodShape {
-        batch,
-        height,
-        width,
-        heads,
-        head_dim: hd,
-        ..
-    } = shape;
-    let c = heads * hd;
-    assert_eq!(qkv.len(), batch * height * width * 3 * c, "qkv size");
-    let mut out = vec![0f32; batch * height * width * c];
-    out.par_chunks_mut(width * c)
+    let c = shape.heads * shape.head_dim;
+    let tokens = shape.batch * shape.height * shape.width;
+    assert_eq!(qkv.len(), tokens * 3 * c, "qkv size");
+    let mut out = vec![0f32; tokens * c];
+    out.par_chunks_mut(shape.width * c)
         .enumerate()
         .for_each(|(row, out_row)| {
             pulp::Arch::new().dispatch(Row {
@@ -349,32 +342,23 @@ impl pulp::WithSimd for Row<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        attend_row(
-            self.qkv,
-            self.shape,
-            self.scale,
-            self.rpb,
-            self.rows,
-            self.cols,
-            self.row,
-            self.out_row,
-        )
+        attend_row(self)
     }
 }
 
 /// One row `(b, i)` of [`fused_neighborhood_attention`]: `out_row` is `[W, m·hd]`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attend_row(
-    qkv: &[f32],
-    shape: NeighborhoodShape,
-    scale: f32,
-    rpb: Option<&[f32]>,
-    rows: &AxisTables,
-    cols: &AxisTables,
-    row: usize,
-    out_row: &mut [f32],
-) {
+fn attend_row(task: Row<'_>) {
+    let Row {
+        qkv,
+        shape,
+        scale,
+        rpb,
+        rows,
+        cols,
+        row,
+        out_row,
+    } = task;
     let NeighborhoodShape {
         height,
         width,

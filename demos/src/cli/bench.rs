@@ -145,16 +145,7 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
     // transfer.
     let run = |x: &Tensor<4>| {
         let y = model.forward(x.clone()).expect("input checked");
-        let total = match y {
-            gaze::Output::Logits(t) => t.sum(),
-            gaze::Output::Image(t) | gaze::Output::Mask(t) => t.sum(),
-            gaze::Output::Features(maps) => maps
-                .into_iter()
-                .map(|t| t.sum())
-                .reduce(|a, b| a + b)
-                .expect("at least one level"),
-        };
-        total.into_scalar::<f32>();
+        reduce(y, Reduction::Sum).into_scalar::<f32>();
     };
     let one = input(1);
     // The first pass: what it allocates is what inference needs (later passes reuse the
@@ -200,6 +191,31 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
     })
 }
 
+#[derive(Clone, Copy)]
+enum Reduction {
+    Sum,
+    Mean,
+}
+
+/// A model's output reduced to one value (the sum over feature levels).
+fn reduce(output: gaze::Output, how: Reduction) -> Tensor<1> {
+    fn one<const D: usize>(t: Tensor<D>, how: Reduction) -> Tensor<1> {
+        match how {
+            Reduction::Sum => t.sum(),
+            Reduction::Mean => t.mean(),
+        }
+    }
+    match output {
+        gaze::Output::Logits(t) => one(t, how),
+        gaze::Output::Image(t) | gaze::Output::Mask(t) => one(t, how),
+        gaze::Output::Features(maps) => maps
+            .into_iter()
+            .map(|t| one(t, how))
+            .reduce(|a, b| a + b)
+            .expect("at least one level"),
+    }
+}
+
 /// Median time of one training step (forward, mean of the output, backward) at `--batch` on
 /// the autodiff device, after `--warmup` untimed steps.
 fn train_step_ms(name: &str, size: [usize; 2], args: &Args, device: &Device) -> CliResult<f64> {
@@ -212,17 +228,8 @@ fn train_step_ms(name: &str, size: [usize; 2], args: &Args, device: &Device) -> 
         &device,
     );
     let step = || {
-        let loss = match model.forward(x.clone()).expect("input checked") {
-            gaze::Output::Logits(t) => t.mean(),
-            gaze::Output::Image(t) | gaze::Output::Mask(t) => t.mean(),
-            gaze::Output::Features(maps) => maps
-                .into_iter()
-                .map(|t| t.mean())
-                .reduce(|a, b| a + b)
-                .expect("at least one level"),
-        };
-        let grads = loss.backward();
-        drop(grads);
+        let y = model.forward(x.clone()).expect("input checked");
+        drop(reduce(y, Reduction::Mean).backward());
     };
     for _ in 0..args.warmup.max(1) {
         step();
