@@ -24,6 +24,9 @@ fixture scripts, all at 224x224:
   classes=1)` with its default decoder, as gen_encoder_unet_fixtures.py counts them;
 * swin_unet, att_swin_unet: the official SwinTransformerSys (1 class) and SwinAttentionUnet
   (skip_num "3", 1 class, with gen_swin_unet_fixtures.build_att's fixes; export_seg_official.sh);
+* cbam_resnet18, triplet_resnet18, fca_resnet18, psa_resnet18: timm's ResNet with the attention
+  module gen_resnet_fixtures.FULL gives it (timm's CBAM; the reference triplet attention, FcaNet
+  layer and PSA of attn_official_reference.py);
 * nat_mini, biformer_tiny: token_official_reference.py's pure-PyTorch NAT / BiFormer (the
   official NAT needs natten, whose ops do not export), NAT's `rpb` drawn as NATTEN initialises
   it (trunc_normal, std 0.02; the reference leaves it at zero), BiFormer with auto_pad as gaze
@@ -144,12 +147,22 @@ def biformer(name):
     return ref.BiFormer(**ref.BIFORMER_CONFIGS[name], auto_pad=True)
 
 
+def attention_resnet(name):
+    """The ResNets with the attention kinds timm lacks (or names otherwise), as the fixture script
+    builds them: timm's ResNet with the reference attention module."""
+    import gen_resnet_fixtures as g
+    from timm.models.resnet import ResNet
+    return ResNet(**g.FULL[name])
+
+
 # RAN: its identity-shortcut conv4 layers exist in the state dict but the forward never uses them,
 # so no graph holds them; gaze finds them by a backward pass and writes zeros (same outputs).
 OTHER = {"attention56": (224, residual_attention_56)}
 for _name, _build in [("unet", lee_unet), ("attention_unet", lee_unet), ("unet_resnet18", smp_unet),
                       ("unet_swin_tiny_patch4_window7_224", smp_unet), ("swin_unet", swin_unet),
-                      ("att_swin_unet", swin_unet), ("nat_mini", nat), ("biformer_tiny", biformer)]:
+                      ("att_swin_unet", swin_unet), ("nat_mini", nat), ("biformer_tiny", biformer),
+                      ("cbam_resnet18", attention_resnet), ("triplet_resnet18", attention_resnet),
+                      ("fca_resnet18", attention_resnet), ("psa_resnet18", attention_resnet)]:
     OTHER[_name] = (224, functools.partial(_build, _name))
 # Parameters of modules the official code builds but never runs: no graph holds them and gaze
 # has no place for them, so they stay missing (the fresh model keeps its own, unused, values).
