@@ -6,7 +6,7 @@ repo root):
 Each model is the reference module of an existing parity fixture (same class, same
 configuration) loaded with that fixture's weights, so the Rust test compares what gaze
 recovers from the ONNX graph with the logits / SR output already stored in the parity fixture
-(computed in float64 by PyTorch). Families: CNNs with BatchNorm (ResNet + SE; a deep-stem ResNet + ECA), a ViT, a Swin
+(computed in float64 by PyTorch). Families: CNNs with BatchNorm (ResNet + SE; deep-stem ResNets + ECA, + PSA), a ViT, a Swin
 (relative-position tables), a LeViT (BatchNorm linears, attention-bias tables), an SR net (PAN),
 a NAT (relative-position bias looked up by position pairs).
 
@@ -78,6 +78,9 @@ MODELS = {
     # without bias whose norm is the top-level `bn1`: folded across modules.
     "resnet_deep_eca": ("resnet/bottleneck_d_eca",
                         lambda: ResNet(**resnet_fixtures.TINY["bottleneck_d_eca"]), (29, 23), "logits"),
+    # PSA's `conv_up` holds a LayerNorm over [c, 1, 1]: no 1-D norm, its weights are free tensors.
+    "resnet_psa": ("resnet/basic_d_psa_s",
+                   lambda: ResNet(**resnet_fixtures.TINY["basic_d_psa_s"]), (29, 23), "logits"),
     "vit": ("vit/tiny",
             lambda: VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=4, num_heads=2,
                                       num_classes=10, dynamic_img_size=True), (64, 64), "logits"),

@@ -152,6 +152,31 @@ fn deep_stem_resnet_with_a_norm_outside_the_stem_module() {
 }
 
 #[test]
+fn multi_axis_layer_norms_as_free_tensors() {
+    // PSA's `conv_up` normalises over [c, 1, 1] (`nn.LayerNorm([c, 1, 1])`): an ONNX
+    // LayerNormalization whose weight is no Burn LayerNorm's, matched as plain tensors.
+    let config = ResNetConfig::new(BlockType::Basic, vec![1, 1, 1, 1])
+        .with_channels(vec![8, 8, 16, 16])
+        .with_num_classes(10)
+        .with_attn_layer(Some(AttentionKind::PsaS))
+        .with_stem_type(StemType::Deep)
+        .with_stem_width(8)
+        .with_avg_down(true);
+    check_with(
+        "resnet_psa",
+        "resnet/basic_d_psa_s",
+        &config,
+        [29, 23],
+        "logits",
+        &OnnxHints::default(),
+        // PSA declares `conv_q_right` before the `conv_v_right` its forward runs first: visit
+        // order is not forward order, so only files with names load.
+        false,
+        |m, x| logits4(m.forward(x)),
+    );
+}
+
+#[test]
 fn vit_with_transposed_matmul_weights() {
     let config = VitConfig::new(32, 4, 2)
         .with_img_size(64)

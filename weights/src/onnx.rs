@@ -569,7 +569,11 @@ fn collect_sites(model: &ModelProto, dir: &Path) -> Result<Graph, String> {
                 s.eps = attr_f(n, "epsilon", 1e-5) as f64;
                 sites.push(s);
             }
-            "LayerNormalization" if input(1).is_some_and(|x| consts.contains_key(x)) => {
+            // A norm over several axes (PSA's `LayerNorm([c, 1, 1])`) is no Burn LayerNorm:
+            // its module keeps plain tensors, so its weight and bias are free tensors (below).
+            "LayerNormalization"
+                if input(1).is_some_and(|x| consts.get(x).is_some_and(|c| c.shape.len() == 1)) =>
+            {
                 let (tensors, names) = weight_and_bias(input(1).unwrap(), input(2));
                 sites.push(site(Kind::LayerNorm, tensors, names));
             }
