@@ -368,47 +368,62 @@ fn attend_row(task: Row<'_>) {
         ..
     } = shape;
     let c = heads * hd;
-    let side = 2 * k - 1;
+    let (kk, side) = (k * k, 2 * k - 1);
     let (b, i) = (row / height, row % height);
     // The qkv offset of token (b, i, j).
-    let token = |i: usize, j: usize| ((b * height + i) * width + j) * 3 * c;
-    let mut q = vec![0f32; hd];
-    let mut logits = vec![0f32; k * k];
+    let token = |i: i64, j: i64| ((b * height + i as usize) * width + j as usize) * 3 * c;
+    let mut q = vec![0f32; c];
+    // Per head, the k² logits, then the attention weights.
+    let mut weights = vec![0f32; heads * kk];
     let row_keys = &rows.keys[i * k..][..k];
     let row_pb = &rows.pb[i * k..][..k];
     for j in 0..width {
         let col_keys = &cols.keys[j * k..][..k];
         let col_pb = &cols.pb[j * k..][..k];
-        let query = token(i, j);
-        for head in 0..heads {
-            for (qs, &v) in q.iter_mut().zip(&qkv[query + head * hd..][..hd]) {
-                *qs = v * scale;
-            }
-            let mut max = f32::NEG_INFINITY;
-            for (a, (&key_row, &pb_row)) in row_keys.iter().zip(row_pb).enumerate() {
-                let bias_row = rpb.map(|r| &r[(head * side + pb_row as usize) * side..][..side]);
-                for (bb, (&key_col, &pb_col)) in col_keys.iter().zip(col_pb).enumerate() {
-                    let key = token(key_row as usize, key_col as usize) + c + head * hd;
-                    let mut logit = dot(&q, &qkv[key..][..hd]);
-                    if let Some(bias_row) = bias_row {
-                        logit += bias_row[pb_col as usize];
-                    }
-                    logits[a * k + bb] = logit;
-                    max = max.max(logit);
+        let query = token(i as i64, j as i64);
+        for (qs, &v) in q.iter_mut().zip(&qkv[query..][..c]) {
+            *qs = v * scale;
+        }
+        // Keys outer, heads inner: a key token's k of every head is one contiguous run.
+        for (a, &key_row) in row_keys.iter().enumerate() {
+            for (bb, &key_col) in col_keys.iter().enumerate() {
+                let key = &qkv[token(key_row, key_col) + c..][..c];
+                for (head, (q, key)) in q.chunks_exact(hd).zip(key.chunks_exact(hd)).enumerate() {
+                    weights[head * kk + a * k + bb] = dot(q, key);
                 }
             }
-            let mut sum = 0.0;
+        }
+        for (head, logits) in weights.chunks_exact_mut(kk).enumerate() {
+            if let Some(rpb) = rpb {
+                for (logits, &pb_row) in logits.chunks_exact_mut(k).zip(row_pb) {
+                    let bias = &rpb[(head * side + pb_row as usize) * side..][..side];
+                    for (logit, &pb_col) in logits.iter_mut().zip(col_pb) {
+                        *logit += bias[pb_col as usize];
+                    }
+                }
+            }
+            let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            // The exponentials in a loop of their own (a running sum beside them would keep
+            // the compiler from vectorising it).
             for l in logits.iter_mut() {
                 *l = crate::cpu_kernels::exp_nonpositive(*l - max);
-                sum += *l;
             }
-            let inv = 1.0 / sum;
-            let o = &mut out_row[j * c + head * hd..][..hd];
-            for (a, &key_row) in row_keys.iter().enumerate() {
-                for (bb, &key_col) in col_keys.iter().enumerate() {
-                    let value = token(key_row as usize, key_col as usize) + 2 * c + head * hd;
-                    let p = logits[a * k + bb] * inv;
-                    for (o, &v) in o.iter_mut().zip(&qkv[value..][..hd]) {
+            let inv = 1.0 / logits.iter().sum::<f32>();
+            for l in logits.iter_mut() {
+                *l *= inv;
+            }
+        }
+        let out = &mut out_row[j * c..][..c];
+        for (a, &key_row) in row_keys.iter().enumerate() {
+            for (bb, &key_col) in col_keys.iter().enumerate() {
+                let value = &qkv[token(key_row, key_col) + 2 * c..][..c];
+                for (head, (out, value)) in out
+                    .chunks_exact_mut(hd)
+                    .zip(value.chunks_exact(hd))
+                    .enumerate()
+                {
+                    let p = weights[head * kk + a * k + bb];
+                    for (o, &v) in out.iter_mut().zip(value) {
                         *o = p.mul_add(v, *o);
                     }
                 }
@@ -417,18 +432,25 @@ fn attend_row(task: Row<'_>) {
     }
 }
 
-/// `a · b` with eight partial sums (so the compiler keeps them in one vector register).
+/// `a · b` with eight partial sums held in one vector register.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (a8, a_rest) = a.as_chunks::<8>();
+    let (b8, b_rest) = b.as_chunks::<8>();
     let mut acc = [0f32; 8];
-    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
-    let (b8, b_rest) = b.split_at(a8.len());
-    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+    for (x, y) in a8.iter().zip(b8) {
         for l in 0..8 {
             acc[l] = x[l].mul_add(y[l], acc[l]);
         }
     }
-    let mut total = acc.iter().sum::<f32>();
+    // A pairwise sum: three dependent adds, not seven.
+    let quad = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    let mut total = (quad[0] + quad[2]) + (quad[1] + quad[3]);
     for (x, y) in a_rest.iter().zip(b_rest) {
         total = x.mul_add(*y, total);
     }
