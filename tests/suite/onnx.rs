@@ -130,17 +130,22 @@ fn resnet_with_batchnorm_folded_into_its_convs() {
     );
 }
 
+/// The tiny deep-stem ResNets of the parity fixtures `resnet/{bottleneck,basic}_d_*`.
+fn deep_stem_resnet(block: BlockType, attn: AttentionKind) -> ResNetConfig {
+    ResNetConfig::new(block, vec![1, 1, 1, 1])
+        .with_channels(vec![8, 8, 16, 16])
+        .with_num_classes(10)
+        .with_attn_layer(Some(attn))
+        .with_stem_type(StemType::Deep)
+        .with_stem_width(8)
+        .with_avg_down(true)
+}
+
 #[test]
 fn deep_stem_resnet_with_a_norm_outside_the_stem_module() {
     // timm's deep stem `conv1` ends in a conv without bias whose norm is the top-level `bn1`:
     // the exporters fold that norm into `conv1.6` across the two modules.
-    let config = ResNetConfig::new(BlockType::Bottleneck, vec![1, 1, 1, 1])
-        .with_channels(vec![8, 8, 16, 16])
-        .with_num_classes(10)
-        .with_attn_layer(Some(AttentionKind::Eca))
-        .with_stem_type(StemType::Deep)
-        .with_stem_width(8)
-        .with_avg_down(true);
+    let config = deep_stem_resnet(BlockType::Bottleneck, AttentionKind::Eca);
     check(
         "resnet_deep_eca",
         "resnet/bottleneck_d_eca",
@@ -155,13 +160,7 @@ fn deep_stem_resnet_with_a_norm_outside_the_stem_module() {
 fn multi_axis_layer_norms_as_free_tensors() {
     // PSA's `conv_up` normalises over [c, 1, 1] (`nn.LayerNorm([c, 1, 1])`): an ONNX
     // LayerNormalization whose weight is no Burn LayerNorm's, matched as plain tensors.
-    let config = ResNetConfig::new(BlockType::Basic, vec![1, 1, 1, 1])
-        .with_channels(vec![8, 8, 16, 16])
-        .with_num_classes(10)
-        .with_attn_layer(Some(AttentionKind::PsaS))
-        .with_stem_type(StemType::Deep)
-        .with_stem_width(8)
-        .with_avg_down(true);
+    let config = deep_stem_resnet(BlockType::Basic, AttentionKind::PsaS);
     check_with(
         "resnet_psa",
         "resnet/basic_d_psa_s",
