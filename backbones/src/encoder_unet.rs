@@ -85,6 +85,10 @@ macro_rules! encoders {
                 match self { $(EncoderConfig::$variant(c) => Family::key_map(c),)* }
             }
 
+            fn gathered_tables(&self, input: [usize; 2]) -> Vec<(String, Vec<i64>)> {
+                match self { $(EncoderConfig::$variant(c) => Family::gathered_tables(c, input),)* }
+            }
+
             fn input_size(&self) -> InputSize {
                 match self { $(EncoderConfig::$variant(c) => Family::input_size(c),)* }
             }
@@ -335,6 +339,15 @@ impl EncoderUNetConfig {
             min_height: self.encoder.padding_rule().1[0],
             min_width: self.encoder.padding_rule().1[1],
         }
+    }
+
+    /// Where a key of the encoder's classification checkpoint goes in this model: its module
+    /// path under `encoder`, named as smp names it (`encoder.model.…`, with timm's
+    /// `features_only` flattening).
+    fn encoder_key_placement(&self) -> impl Fn(&str) -> String {
+        let encoder = self.encoder.key_map();
+        let model = EncoderUNetConfig::key_map(self);
+        move |k| model.unmap(&format!("encoder.{}", encoder.map(k)))
     }
 
     /// smp's names.
@@ -603,20 +616,19 @@ impl Family for EncoderUNetConfig {
     }
 
     fn encoder_checkpoint_keys(&self, keys: &[String]) -> Option<Vec<(String, String)>> {
-        // The classifier's keys as module paths under `encoder`, named as smp names them
-        // (`encoder.model.…`, with timm's `features_only` flattening).
-        let encoder = self.encoder.key_map();
-        let model = EncoderUNetConfig::key_map(self);
-        Some(
-            keys.iter()
-                .map(|k| {
-                    (
-                        k.clone(),
-                        model.unmap(&format!("encoder.{}", encoder.map(k))),
-                    )
-                })
-                .collect(),
-        )
+        let place = self.encoder_key_placement();
+        Some(keys.iter().map(|k| (k.clone(), place(k))).collect())
+    }
+
+    fn gathered_tables(&self, input: [usize; 2]) -> Vec<(String, Vec<i64>)> {
+        // The encoder's lookups (NAT's rpb) under this model's keys; the encoder sees the
+        // image as it comes (the registered sizes need no padding).
+        let place = self.encoder_key_placement();
+        self.encoder
+            .gathered_tables(input)
+            .into_iter()
+            .map(|(k, index)| (place(&k), index))
+            .collect()
     }
 
     fn set_decoder_attention(&mut self, kind: AttentionKind) -> Result<(), String> {

@@ -272,3 +272,30 @@ fn a_vit_encoder_is_resampled_into_a_pyramid() {
     let pooled = gaze::blocks::layers::max_pool_2x2(vit[3].clone());
     same(&ours[3], pooled);
 }
+
+#[test]
+fn nat_encoder_lookups_are_named_as_the_unet_names_them() {
+    // An ONNX export of `unet_nat_mini` may hold the encoder's folded rpb lookups: the U-Net
+    // gives their index under its own (smp) keys, each naming the encoder's rpb table.
+    let model = gaze::backbones::create_model("unet_nat_mini", &Device::flex()).unwrap();
+    let shapes: std::collections::BTreeMap<String, Vec<usize>> =
+        gaze::weights::official_shapes(model.net(), &model.key_map())
+            .into_iter()
+            .collect();
+    let tables = model.config().gathered_tables([224, 224]);
+    assert_eq!(tables.len(), 3 + 4 + 6 + 5, "one per NAT layer of nat_mini");
+    for (key, index) in &tables {
+        let shape = shapes
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} is no parameter of unet_nat_mini"));
+        assert!(
+            key.starts_with("encoder.model.") && key.ends_with(".attn.rpb"),
+            "{key}"
+        );
+        let table: usize = shape[1..].iter().product();
+        assert!(
+            index.iter().all(|&i| i >= 0 && (i as usize) < table),
+            "{key}"
+        );
+    }
+}
