@@ -79,7 +79,7 @@ fn open_and_recover(path: &Path) {
 }
 
 /// A burnpack of a tiny ViT, written by Burn (no committed fixture needed).
-fn burnpack_seed() -> PathBuf {
+fn burnpack_seed(dir: &Path) -> PathBuf {
     use burn::store::{BurnpackStore, ModuleSnapshot};
     let config = VitConfig::new(32, 4, 2)
         .with_img_size(64)
@@ -89,17 +89,18 @@ fn burnpack_seed() -> PathBuf {
         .init(&Device::flex())
         .save_into(&mut store)
         .expect("burnpack written");
-    let path = common::tmp_dir("fuzz-burnpack-seed").join("vit.bpk");
+    let path = dir.join("vit.bpk");
     std::fs::write(&path, &store.get_bytes().unwrap()[..]).unwrap();
     path
 }
 
-fn targets() -> Vec<Target> {
+/// The targets; seeds written at run time live in `scratch`.
+fn targets(scratch: &Path) -> Vec<Target> {
     let f = |p: &str| common::fixture(p);
     vec![
         Target {
             name: "burnpack",
-            seeds: vec![burnpack_seed()],
+            seeds: vec![burnpack_seed(scratch)],
             companions: vec![],
             read: open,
         },
@@ -278,7 +279,8 @@ fn mutated_checkpoints_never_panic() {
     std::fs::create_dir_all(&out).unwrap();
     // Panics are counted, not printed one by one.
     std::panic::set_hook(Box::new(|_| {}));
-    let failures: usize = targets()
+    let scratch = common::tmp_dir("fuzz-seeds");
+    let failures: usize = targets(&scratch)
         .iter()
         .map(|t| run_target(t, seed, budget, &out))
         .sum();

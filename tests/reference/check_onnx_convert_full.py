@@ -142,6 +142,35 @@ def nat(name):
     return m
 
 
+def nat_unet(name):
+    """smp's Unet on the reference NAT: registered as a custom smp encoder that returns what
+    smp's TimmUniversalEncoder returns for a transformer-style pyramid (the input, an empty
+    stride-2 level, the four levels before their downsamplers), the NAT under `model` as timm
+    encoders sit."""
+    import segmentation_models_pytorch as smp
+
+    nat_name = name[len("unet_"):]
+
+    class NatEncoder(torch.nn.Module):
+        def __init__(self, depth=5, output_stride=32):
+            super().__init__()
+            self.model = nat(nat_name)
+            self.model.head = torch.nn.Identity()
+            dim = self.model.num_features // 8
+            self.out_channels = [3, 0, dim, 2 * dim, 4 * dim, 8 * dim]
+            self.output_stride = output_stride
+
+        def set_in_channels(self, in_channels, pretrained=False):
+            assert in_channels == 3
+
+        def forward(self, x):
+            b, _, h, w = x.shape
+            return [x, x.new_empty(b, 0, h // 2, w // 2)] + self.model.forward_intermediates(x)
+
+    smp.encoders.encoders[name] = {"encoder": NatEncoder, "pretrained_settings": {}, "params": {}}
+    return smp.Unet(name, encoder_weights=None, classes=1)
+
+
 def biformer(name):
     import token_official_reference as ref
     return ref.BiFormer(**ref.BIFORMER_CONFIGS[name], auto_pad=True)
@@ -160,7 +189,8 @@ def attention_resnet(name):
 OTHER = {"attention56": (224, residual_attention_56)}
 for _name, _build in [("unet", lee_unet), ("attention_unet", lee_unet), ("unet_resnet18", smp_unet),
                       ("unet_swin_tiny_patch4_window7_224", smp_unet), ("swin_unet", swin_unet),
-                      ("att_swin_unet", swin_unet), ("nat_mini", nat), ("biformer_tiny", biformer),
+                      ("att_swin_unet", swin_unet), ("nat_mini", nat), ("unet_nat_mini", nat_unet),
+                      ("biformer_tiny", biformer),
                       ("cbam_resnet18", attention_resnet), ("triplet_resnet18", attention_resnet),
                       ("fca_resnet18", attention_resnet), ("psa_resnet18", attention_resnet)]:
     OTHER[_name] = (224, functools.partial(_build, _name))

@@ -102,11 +102,35 @@ pub fn assert_close<const D: usize>(name: &str, a: Tensor<D>, b: Tensor<D>, tol:
     assert!(d <= tol, "{name}: max abs diff {d} > {tol}");
 }
 
-pub fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gaze-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A test's scratch directory, removed when dropped — also when the test fails — so that runs
+/// leave nothing behind (CI machines run the suite again and again on one disk).
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TestDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+pub fn tmp_dir(name: &str) -> TestDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("gaze-test-{name}-"))
+        .tempdir()
+        .expect("a scratch directory");
+    TestDir(dir)
 }
 
 pub fn exists(p: &Path) -> bool {
