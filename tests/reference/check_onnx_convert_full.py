@@ -30,7 +30,9 @@ fixture scripts, all at 224x224:
 * nat_mini, biformer_tiny: token_official_reference.py's pure-PyTorch NAT / BiFormer (the
   official NAT needs natten, whose ops do not export), NAT's `rpb` drawn as NATTEN initialises
   it (trunc_normal, std 0.02; the reference leaves it at zero), BiFormer with auto_pad as gaze
-  registers it (a no-op at 224).
+  registers it (a no-op at 224);
+* unet_nat_mini: smp's `Unet` (default decoder, 1 class) on that NAT, registered as a custom smp
+  encoder returning what TimmUniversalEncoder returns for a transformer-style pyramid.
 """
 import functools
 import os
