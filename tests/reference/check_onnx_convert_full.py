@@ -203,6 +203,9 @@ for _name, _build in [("unet", lee_unet), ("attention_unet", lee_unet), ("unet_r
 NEVER_RUN = {"att_swin_unet": r"^(patch_embed|decoder\.norm)\."}
 SR = {"imdn_x4": 32, "a2n_x4": 32, "vapsr_x4": 32, "bsrn_x4": 32, "rcan_x4": 32, "han_x4": 32, "hat_s_x4": 32}
 EXPORTS = [("torchscript", False, 17), ("torchscript", False, 18), ("dynamo", True, 18)]
+# Other exporters/opsets: OPSETS="torchscript:19,torchscript:20,dynamo:20" (the log name says so).
+if os.environ.get("OPSETS"):
+    EXPORTS = [(e, e == "dynamo", int(o)) for e, o in (x.split(":") for x in os.environ["OPSETS"].split(","))]
 
 
 def randomise(model, seed):
@@ -220,6 +223,8 @@ def main():
     names = sys.argv[1:] or list(MODELS) + list(OTHER) + list(SR)
     # The default set writes the log; a run on named models writes its own.
     suffix = "" if not sys.argv[1:] else "_" + "_".join(sys.argv[1:])[:60]
+    if os.environ.get("OPSETS"):
+        suffix += "_opsets_" + os.environ["OPSETS"].replace(":", "").replace(",", "_")
     log_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "logs",
                             f"check_onnx_convert_full{suffix}.log")
     lines = [f"torch {torch.__version__}, timm {timm.__version__}, gaze {GAZE}"]
