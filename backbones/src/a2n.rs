@@ -18,9 +18,9 @@ use crate::family::Family;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use gaze_blocks::aab::{Aab, AabConfig};
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::layers::conv_same;
 use gaze_heads::{SrHead, SrHeadConfig};
 use gaze_weights::KeyMap;

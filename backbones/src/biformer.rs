@@ -36,7 +36,6 @@
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
@@ -45,6 +44,7 @@ use burn::tensor::activation::softmax;
 use gaze_blocks::bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode,
 };
+use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::cpu_kernels::gelu;
 use gaze_blocks::layers::{ConvNormAct, ConvNormActConfig};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};

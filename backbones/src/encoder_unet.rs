@@ -22,10 +22,10 @@
 
 use std::sync::OnceLock;
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::layers::{
     conv_same, upsample_nearest, Activation, ConvNormAct, ConvNormActConfig,
 };

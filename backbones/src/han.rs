@@ -28,8 +28,8 @@ use crate::rcan::{Rcan, RcanConfig};
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::layers::conv_same;
 use gaze_blocks::{
     ChannelSpatialAttention, ChannelSpatialAttentionConfig, LayerAttention, LayerAttentionConfig,

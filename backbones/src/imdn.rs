@@ -16,8 +16,8 @@
 use crate::family::Family;
 use crate::registry::{DataConfig, ModelInfo, Task};
 use crate::variant;
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::imdb::{imdn_lrelu, ImdModule, ImdModuleConfig};
 use gaze_blocks::layers::conv_same;
 use gaze_heads::{PixelShuffleBlock, PixelShuffleBlockConfig};

@@ -34,10 +34,10 @@
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
+use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::{SwinBlock, SwinBlockConfig};
 use gaze_weights::KeyMap;
 

@@ -18,10 +18,10 @@
 //! Parameter names follow the reference (`Conv1.conv.0`, `Up5.up.1`, `Att5.W_g.0`,
 //! `Up_conv5.conv.0`, `Conv_1x1`), so its state dicts load through [`UNetConfig::key_map`].
 
-use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::layers::{
     max_pool_2x2, upsample_nearest, Activation, ConvNormAct, ConvNormActConfig,
 };
@@ -148,7 +148,7 @@ impl UNetConfig {
             }
             up_conv.push(DoubleConv::new(2 * fine, fine, device));
         }
-        let conv_1x1 = burn::nn::conv::Conv2dConfig::new([widths[0], self.num_classes], [1, 1])
+        let conv_1x1 = gaze_blocks::conv::Conv2dConfig::new([widths[0], self.num_classes], [1, 1])
             .with_padding(PaddingConfig2d::Valid)
             .init(device);
         UNet {

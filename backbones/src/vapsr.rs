@@ -19,9 +19,9 @@
 use crate::family::Family;
 use crate::registry::{DataConfig, ModelInfo, Task};
 use crate::variant;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
 use burn::prelude::*;
+use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::layers::conv_same;
 use gaze_blocks::vab::{Vab, VabConfig};
 use gaze_weights::KeyMap;

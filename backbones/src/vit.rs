@@ -11,9 +11,9 @@
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::{VitBlock, VitBlockConfig};
 use gaze_weights::KeyMap;
 

@@ -29,7 +29,7 @@
 //! assert_eq!(block.branch_weights(x).dims(), [2, 2]);
 //! ```
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};

@@ -36,7 +36,7 @@
 //! [`key_map`] maps both variants' keys. Both `forward`s take
 //! `(x, g)`: the skip features first, the gating signal second.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;

@@ -36,7 +36,7 @@
 //! `router.emb.{weight,bias}`. They load as they are (`KeyMap::identity()`; in BiFormer
 //! checkpoints they sit under `stages.{i}.{j}.attn.`).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;

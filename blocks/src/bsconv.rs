@@ -19,7 +19,7 @@
 //! Official keys: `pw.*`, `dw.*` (`BSConvU`); `pw1.*`, `pw2.*`, `dw.*` (`BSConvS`); `dw.*`,
 //! `pw.*` (`DepthWiseConv`); the module names here are the same, so no key map is needed.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 

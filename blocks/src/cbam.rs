@@ -13,7 +13,7 @@
 //! `ConvNormAct(2, 1, 7, apply_act=False)`: a bias-free 7×7 convolution (padding 3) followed by
 //! a BatchNorm (which the paper does not have).
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 
 use crate::layers::{conv_same, reduced_channels};

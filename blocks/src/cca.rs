@@ -16,7 +16,7 @@
 //! (`model/block.py`, github.com/Zheng222/IMDN): the gate is the `nn.Sequential` `conv_du`,
 //! whose keys `conv_du.0.*` / `conv_du.2.*` [`key_map`] maps onto `conv_down` / `conv_up`.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 

@@ -53,8 +53,8 @@
 //! assert_eq!(hab.forward(x, mask).dims(), [1, 8, 12, 12]);
 //! ```
 
+use crate::conv::Conv2d;
 use crate::cpu_kernels::gelu;
-use burn::nn::conv::Conv2d;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 

@@ -30,8 +30,8 @@
 //! * `scale_pos_embed`: `(q kᵀ + rel) · scale` instead of `q kᵀ · scale + rel`.
 //! * `H` and `W` must be multiples of `block_size` (timm asserts it; so does [`HaloAttn::forward`]).
 
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;

@@ -21,7 +21,7 @@
 //! `distillation_rate` is fixed at 1/4: the official `c5` takes all `C` channels, which only
 //! the four quarters of a `C` divisible by 4 fill.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 

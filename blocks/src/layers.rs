@@ -2,8 +2,8 @@
 //! "same"-padded convolutions, LeakyReLU, integer nearest-neighbour upsampling, timm's
 //! channel rounding.
 
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, silu};

@@ -21,8 +21,8 @@
 //! older timm checkpoints): gaze computes it too, and `gaze_weights::keymaps::levit()` ignores
 //! the key.
 
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 

@@ -51,6 +51,7 @@ pub mod bi_routing_attention;
 pub mod bsconv;
 pub mod cbam;
 pub mod cca;
+pub mod conv;
 pub mod cpu_kernels;
 pub mod cross_attention;
 pub mod eca;

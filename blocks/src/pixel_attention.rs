@@ -9,7 +9,7 @@
 //! [`PixelAttentionConv`] is the gated 3×3 convolution used in the attention branch of the
 //! SC-PA block (official `PAConv`): `k4 ∗ ((k3 ∗ x) ⊙ σ(k2 ∗ x))`.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 
 use crate::cpu_kernels::sigmoid;

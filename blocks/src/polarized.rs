@@ -32,8 +32,8 @@
 //! [`PolarizedConfig`] has one `channels`. PSA-s needs `channels ≥ 8` (`C/8 ≥ 1`).
 //! Official keys load one-to-one except the PSA-s `conv_up.{0,1,3}` ([`key_map`]).
 
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};

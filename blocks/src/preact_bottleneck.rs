@@ -12,7 +12,7 @@
 //! reference, so its weights are in every checkpoint even where the forward never uses them.
 //! Keys: `bn{1,2,3}.{weight,bias,running_mean,running_var}`, `conv{1,2,3,4}.weight`.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;

@@ -17,7 +17,7 @@
 //! and `body.0.*`, `body.2.*`, `body.3.conv_du.{0,2}.*` for RCAB; [`rcab_key_map`]
 //! maps them onto the fields here.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 

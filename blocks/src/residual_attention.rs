@@ -40,7 +40,7 @@
 //! `softmax_bottom` / `softmax_up.{j}`, `skip{i}_connection_residual_block` →
 //! `skip_connections.{i-1}`, `softmax{2d}_blocks.{0,2,3,5}` → `mask_head.{bn1,conv1,bn2,conv2}`).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;

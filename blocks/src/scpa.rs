@@ -7,7 +7,7 @@
 //!
 //! `y = x + conv3([lrelu(k1 ∗ lrelu(conv1_a ∗ x)), lrelu(PAConv(lrelu(conv1_b ∗ x)))])`
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 

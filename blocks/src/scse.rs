@@ -8,7 +8,7 @@
 //! Official keys `cSE.1.{weight,bias}`, `cSE.3.{weight,bias}` (1×1 convolutions `C → C/r → C`)
 //! and `sSE.0.{weight,bias}` (1×1 convolution `C → 1`); the module's fields carry those names.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;

@@ -13,7 +13,7 @@
 //!
 //! The activation and gate (`act_layer=`, `gate_layer=`) are [`Activation`]s.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 

@@ -16,7 +16,7 @@
 //! `rd_channels · radix`. The r-softmax views `fc2`'s output as `[N, groups, radix, -1]` and
 //! normalises over `radix`. DropBlock (`drop`) is training-only and left out.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;

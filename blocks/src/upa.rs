@@ -2,7 +2,7 @@
 //! Fig. 2c): nearest-neighbour upsampling, a 3×3 convolution, pixel attention and a second
 //! 3×3 convolution, with LeakyReLU(0.2) after the attention and after the last convolution.
 
-use burn::nn::conv::Conv2d;
+use crate::conv::Conv2d;
 use burn::prelude::*;
 
 use crate::layers::{conv_same, lrelu, upsample_nearest};

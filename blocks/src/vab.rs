@@ -33,7 +33,7 @@
 //! assert_eq!(block.num_params(), 13_840);
 //! ```
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use crate::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 

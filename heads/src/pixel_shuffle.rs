@@ -11,9 +11,9 @@
 //! (`0`, `2`, …; the shuffles have no weights): [`Upsampler::key_rules`] and
 //! [`PixelShuffleBlock::key_rules`] give the rules between those names and ours.
 
-use burn::nn::conv::Conv2d;
 use burn::nn::{PixelShuffle, PixelShuffleConfig};
 use burn::prelude::*;
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::layers::conv_same;
 
 /// Configuration of [`Upsampler`].

@@ -4,10 +4,10 @@
 //! the residual over a bilinear upsampling of its low-resolution input (PyTorch's
 //! `F.interpolate(lr, scale_factor=s, mode="bilinear", align_corners=False)`).
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use gaze_blocks::conv::Conv2d;
 use gaze_blocks::layers::conv_same;
 use gaze_blocks::{Upa, UpaConfig};
 

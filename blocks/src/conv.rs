@@ -1,0 +1,513 @@
+//! The 2-D convolution every gaze model uses: Burn's `Conv2d` (same fields, same parameter
+//! names `weight`/`bias`, same config and defaults), whose forward takes a direct CPU kernel for
+//! the stride-1 "same" convolutions that dominate super-resolution nets and the early stages of
+//! CNNs.
+//!
+//! Why: flex lowers every convolution to im2col + `gemm`. At the small channel counts of SR nets
+//! (PAN's 24 channels at 512², 20 at 128²) the GEMM is tall and thin (`K = 9·C`, `N = C`) and
+//! reaches 15–35 GFLOP/s on two AVX2 cores (this machine's peak: about 75), below PyTorch's
+//! oneDNN. A direct convolution keeps a 4-output-channel × 16-pixel tile of the output in 8
+//! AVX2 registers and adds `w[co, ci, kh, kw] · x[ci, y + kh, x + kw ..]` for every input
+//! channel and kernel offset (four broadcasts and two unaligned loads per 8 FMAs), with no
+//! im2col buffer and no packing of the weights. Each task, a range of output rows, keeps the
+//! `k` zero-padded input rows of every input channel in a rolling window (no padded copy of
+//! the map). Measured against flex on 2 cores (GFLOP/s, direct / flex): 24→24 at 512² 45 / 19,
+//! 40→40 at 128² 64 / 36, 48→48 at 128² 71 / 37, 3→40 at 128² 58 / 10, 64→64 at 56² 47 / 46,
+//! 128→128 at 28² 52 / 55; 1×1 convolutions 18–33 / 25–56 (flex runs them as one GEMM
+//! without im2col). So the kernel takes `k` of 3, 5 or 7 with at most 48 input channels.
+//!
+//! The kernel runs on the flex device without autodiff only (training and WGPU keep Burn's
+//! `conv2d`), with an AVX2+FMA CPU (it is compiled for that instruction set and chosen at run
+//! time; other CPUs keep Burn's path), for groups 1, stride 1, dilation 1, a square kernel of
+//! 3, 5 or 7 with zero padding `k / 2` on every side (PyTorch's `padding=k//2`), on maps at
+//! least 8 wide. The parity tests of every model run through it; `conv::tests` checks it
+//! against Burn's `conv2d` on odd sizes, several batches and channel counts not divisible by
+//! the tile.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, PaddingConfig2d};
+use burn::prelude::*;
+
+/// Configuration of [`Conv2d`]: Burn's `Conv2dConfig`, field for field.
+#[derive(Config, Debug)]
+pub struct Conv2dConfig {
+    /// Input and output channels.
+    pub channels: [usize; 2],
+    /// Kernel height and width.
+    pub kernel_size: [usize; 2],
+    /// Stride.
+    #[config(default = "[1, 1]")]
+    pub stride: [usize; 2],
+    /// Spacing between kernel elements.
+    #[config(default = "[1, 1]")]
+    pub dilation: [usize; 2],
+    /// Groups of input and output channels.
+    #[config(default = "1")]
+    pub groups: usize,
+    /// Padding.
+    #[config(default = "PaddingConfig2d::Valid")]
+    pub padding: PaddingConfig2d,
+    /// Whether the convolution has a bias.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Initialisation of the weight and bias (Burn's default, gain `1/√3`).
+    #[config(default = "Initializer::KaimingUniform{gain:0.5773502691896258,fan_out_only:false}")]
+    pub initializer: Initializer,
+}
+
+impl Conv2dConfig {
+    /// The convolution, initialised as Burn initialises its own.
+    pub fn init(&self, device: &Device) -> Conv2d {
+        let burn_conv = burn::nn::conv::Conv2dConfig::new(self.channels, self.kernel_size)
+            .with_stride(self.stride)
+            .with_dilation(self.dilation)
+            .with_groups(self.groups)
+            .with_padding(self.padding.clone())
+            .with_bias(self.bias)
+            .with_initializer(self.initializer.clone())
+            .init(device);
+        Conv2d {
+            weight: burn_conv.weight,
+            bias: burn_conv.bias,
+            stride: burn_conv.stride,
+            kernel_size: burn_conv.kernel_size,
+            dilation: burn_conv.dilation,
+            groups: burn_conv.groups,
+            padding: burn_conv.padding,
+        }
+    }
+}
+
+/// A 2-D convolution: Burn's `Conv2d` with a direct CPU kernel behind `forward` (module docs).
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// `[channels_out, channels_in / groups, kh, kw]`.
+    pub weight: Param<Tensor<4>>,
+    /// `[channels_out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Kernel size.
+    pub kernel_size: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+    /// Groups.
+    pub groups: usize,
+    /// Padding.
+    #[module(skip)]
+    pub padding: PaddingConfig2d,
+}
+
+/// Most input channels for the direct kernel: with more, im2col's GEMM (`K = 9·C_in`) is long
+/// enough for `gemm` to run near full speed and the direct kernel wins nothing (module docs).
+const DIRECT_MAX_IN_CHANNELS: usize = 48;
+
+impl Conv2d {
+    /// `[B, C_in, H, W] → [B, C_out, H', W']`, as Burn's `Conv2d::forward`.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        if self.takes_direct_kernel(&input) {
+            return direct_conv(
+                input,
+                self.weight.val(),
+                self.bias.as_ref().map(|b| b.val()),
+            );
+        }
+        self.as_burn().forward(input)
+    }
+
+    /// Whether `forward` runs the direct kernel on `input` (module docs).
+    fn takes_direct_kernel(&self, input: &Tensor<4>) -> bool {
+        let [k, kw] = self.kernel_size;
+        let p = k / 2;
+        let same_padding = match self.padding {
+            PaddingConfig2d::Same => true,
+            PaddingConfig2d::Explicit(top, left, bottom, right) => {
+                [top, left, bottom, right] == [p; 4]
+            }
+            PaddingConfig2d::Valid => false,
+        };
+        k == kw
+            && (3..=7).contains(&k)
+            && k % 2 == 1
+            && same_padding
+            && self.stride == [1, 1]
+            && self.dilation == [1, 1]
+            && self.groups == 1
+            && input.dims()[3] >= 8
+            && input.dims()[1] <= DIRECT_MAX_IN_CHANNELS
+            && crate::cpu_kernels::on_plain_flex(input)
+            && direct::available()
+    }
+
+    /// The same convolution as Burn's module (shares the parameters).
+    fn as_burn(&self) -> burn::nn::conv::Conv2d {
+        burn::nn::conv::Conv2d {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            stride: self.stride,
+            kernel_size: self.kernel_size,
+            dilation: self.dilation,
+            groups: self.groups,
+            padding: self.padding.clone(),
+        }
+    }
+}
+
+/// Runs [`direct::conv_same`] on the tensors' host buffers (the input is borrowed without a
+/// copy when the tensor is not shared).
+fn direct_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    let device = x.device();
+    let [batch, cin, height, width] = x.dims();
+    let [cout, _, k, _] = weight.dims();
+    let (x, weight) = (x.into_data(), weight.into_data());
+    let bias = bias.map(|b| b.into_data());
+    let shape = direct::Shape {
+        batch,
+        cin,
+        cout,
+        height,
+        width,
+        k,
+    };
+    let out = direct::conv_same(f32s(&x), f32s(&weight), bias.as_ref().map(f32s), shape);
+    Tensor::from_data(TensorData::new(out, [batch, cout, height, width]), &device)
+}
+
+fn f32s(t: &TensorData) -> &[f32] {
+    t.as_slice::<f32>().expect("float tensors on flex are f32")
+}
+
+/// The direct kernel on host slices (NCHW, f32).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod direct {
+    use rayon::prelude::*;
+
+    /// Output channels per tile.
+    const CO: usize = 4;
+    /// AVX2 lanes.
+    const LANES: usize = 8;
+    /// Most vectors of a tile row: the tile is `CO × 2·8` (8 accumulators, 2 input vectors
+    /// and a broadcast weight in the 16 AVX2 registers; a `4 × 3·8` tile needs all 16 and the
+    /// compiler spills, measured 30% slower).
+    const XV_MAX: usize = 2;
+
+    /// Sizes of one convolution: `k × k` kernel, padding `k / 2`, stride 1.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Shape {
+        pub batch: usize,
+        pub cin: usize,
+        pub cout: usize,
+        pub height: usize,
+        pub width: usize,
+        pub k: usize,
+    }
+
+    /// Whether this CPU has the instruction set the kernel is compiled for.
+    pub fn available() -> bool {
+        pulp::x86::V3::try_new().is_some()
+    }
+
+    /// The output pointer shared by the row-range tasks, each of which writes its own rows.
+    #[derive(Clone, Copy)]
+    struct OutPtr(*mut f32);
+    // SAFETY: tasks write disjoint (batch, row range) parts of one live allocation.
+    unsafe impl Send for OutPtr {}
+    unsafe impl Sync for OutPtr {}
+
+    /// `out[b, co, y, x] = bias[co] + Σ w[co, ci, i, j] · x[b, ci, y + i − p, x + j − p]`, zero
+    /// outside the map, `p = k / 2`.
+    ///
+    /// Tasks are ranges of output rows. Each keeps the `k` zero-padded input rows of every
+    /// input channel its current output row reads in a rolling window (one new row per channel
+    /// per output row: no padded copy of the whole map), and computes every output channel
+    /// from it while it sits in the L2 cache.
+    pub fn conv_same(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: Shape) -> Vec<f32> {
+        let Shape {
+            batch,
+            cin,
+            cout,
+            height,
+            width,
+            k,
+        } = s;
+        assert_eq!(x.len(), batch * cin * height * width, "input size");
+        assert_eq!(w.len(), cout * cin * k * k, "weight size");
+        let mut out = vec![0f32; batch * cout * height * width];
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        // A few tasks per thread for balance, each long enough that refilling its window
+        // (k − 1 rows) stays small.
+        let per_batch = (4 * rayon::current_num_threads())
+            .div_ceil(batch)
+            .clamp(1, height.div_ceil(4).max(1));
+        let rows_per_task = height.div_ceil(per_batch);
+        let tasks_per_batch = height.div_ceil(rows_per_task);
+        (0..batch * tasks_per_batch)
+            .into_par_iter()
+            .for_each(|task| {
+                let b = task / tasks_per_batch;
+                let y0 = (task % tasks_per_batch) * rows_per_task;
+                let rows = y0..(y0 + rows_per_task).min(height);
+                let v3 = pulp::x86::V3::try_new().expect("checked by available()");
+                v3.vectorize(RowRange {
+                    input: &x[b * cin * height * width..][..cin * height * width],
+                    weight: w,
+                    bias,
+                    s,
+                    rows,
+                    out: out_ptr,
+                    out_base: b * cout * height * width,
+                });
+            });
+        out
+    }
+
+    /// Output rows `rows` of one image, every output channel.
+    struct RowRange<'a> {
+        input: &'a [f32],
+        weight: &'a [f32],
+        bias: Option<&'a [f32]>,
+        s: Shape,
+        rows: std::ops::Range<usize>,
+        out: OutPtr,
+        out_base: usize,
+    }
+
+    impl pulp::NullaryFnOnce for RowRange<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            let Shape {
+                cin,
+                cout,
+                height,
+                width,
+                k,
+                ..
+            } = self.s;
+            let p = k / 2;
+            // Window row `(ci, slot)` holds padded input row `y + i − p` in slot `(y + i) % k`;
+            // `wp` leaves room for the widest tile past the row's end.
+            let wp = (width + 2 * p).next_multiple_of(LANES) + XV_MAX * LANES;
+            let mut window = vec![0f32; cin * k * wp];
+            let fill = |window: &mut [f32], r: usize| {
+                // Padded row r (input row r − p) into slot r % k of every channel.
+                for ci in 0..cin {
+                    let dst = &mut window[(ci * k + r % k) * wp..][..wp];
+                    if r >= p && r - p < height {
+                        let src = &self.input[(ci * height + r - p) * width..][..width];
+                        dst[p..p + width].copy_from_slice(src);
+                    } else {
+                        dst[p..p + width].fill(0.0);
+                    }
+                }
+            };
+            let (y0, y1) = (self.rows.start, self.rows.end);
+            for r in y0..y0 + k - 1 {
+                fill(&mut window, r);
+            }
+            for y in y0..y1 {
+                fill(&mut window, y + k - 1);
+                let slots: [usize; 7] = core::array::from_fn(|i| (y + i) % k);
+                let mut co = 0;
+                while co < cout {
+                    let n = CO.min(cout - co);
+                    let channels: [usize; CO] = core::array::from_fn(|c| co + c.min(n - 1));
+                    let tile = Tile {
+                        window: &window,
+                        wp,
+                        slots,
+                        weight: self.weight,
+                        bias: self.bias,
+                        channels,
+                        n,
+                        s: self.s,
+                        y,
+                        out: self.out,
+                        out_base: self.out_base,
+                    };
+                    match k {
+                        1 => tile.row::<1>(),
+                        3 => tile.row::<3>(),
+                        5 => tile.row::<5>(),
+                        _ => tile.row::<7>(),
+                    }
+                    co += CO;
+                }
+            }
+        }
+    }
+
+    /// Up to [`CO`] output channels of output row `y`.
+    struct Tile<'a> {
+        window: &'a [f32],
+        wp: usize,
+        slots: [usize; 7],
+        weight: &'a [f32],
+        bias: Option<&'a [f32]>,
+        /// The tile's output channels; only the first `n` are stored (the others repeat the
+        /// last one).
+        channels: [usize; CO],
+        n: usize,
+        s: Shape,
+        y: usize,
+        out: OutPtr,
+        out_base: usize,
+    }
+
+    impl Tile<'_> {
+        /// The tiles of one output row, `XV_MAX` vectors wide, then the remainder.
+        #[inline(always)]
+        fn row<const K: usize>(&self) {
+            let width = self.s.width;
+            let mut x0 = 0;
+            while x0 + XV_MAX * LANES <= width {
+                self.run::<XV_MAX, K>(x0);
+                x0 += XV_MAX * LANES;
+            }
+            match (width - x0).div_ceil(LANES) {
+                0 => {}
+                1 => self.run::<1, K>(x0),
+                _ => self.run::<2, K>(x0),
+            }
+        }
+
+        /// The `CO × XV·8` tile at column `x0`: `XV` vectors of 8 pixels per output channel,
+        /// kept in registers through the sum over input channels and kernel offsets.
+        #[inline(always)]
+        fn run<const XV: usize, const K: usize>(&self, x0: usize) {
+            use core::arch::x86_64::*;
+            let Shape {
+                cin, width, height, ..
+            } = self.s;
+            let k = K;
+            debug_assert_eq!(k, self.s.k);
+            let kk = k * k;
+            let wrow: [&[f32]; CO] =
+                core::array::from_fn(|c| &self.weight[self.channels[c] * cin * kk..][..cin * kk]);
+            assert!(
+                x0 + k - 1 + XV * LANES <= self.wp,
+                "window rows cover the tile"
+            );
+            assert_eq!(self.window.len(), cin * k * self.wp);
+            // SAFETY: only called inside `V3::vectorize` (AVX2 + FMA present); window reads
+            // stay in row (ci, slot) (asserted above), weight reads below cin·k² in rows of
+            // that length, stores in this task's output row.
+            unsafe {
+                let mut acc = [[_mm256_setzero_ps(); XV]; CO];
+                if let Some(bias) = self.bias {
+                    for c in 0..CO {
+                        acc[c] = [_mm256_set1_ps(bias[self.channels[c]]); XV];
+                    }
+                }
+                let window = self.window.as_ptr();
+                for ci in 0..cin {
+                    for i in 0..k {
+                        let row = window.add((ci * k + self.slots[i]) * self.wp + x0);
+                        let wo = (ci * k + i) * k;
+                        for j in 0..k {
+                            let v: [__m256; XV] =
+                                core::array::from_fn(|q| _mm256_loadu_ps(row.add(j + q * LANES)));
+                            for c in 0..CO {
+                                let wv = _mm256_set1_ps(*wrow[c].get_unchecked(wo + j));
+                                for q in 0..XV {
+                                    acc[c][q] = _mm256_fmadd_ps(wv, v[q], acc[c][q]);
+                                }
+                            }
+                        }
+                    }
+                }
+                let valid = (width - x0).min(XV * LANES);
+                for (c, &co) in self.channels[..self.n].iter().enumerate() {
+                    let dst = self
+                        .out
+                        .0
+                        .add(self.out_base + (co * height + self.y) * width + x0);
+                    if valid == XV * LANES {
+                        for q in 0..XV {
+                            _mm256_storeu_ps(dst.add(q * LANES), acc[c][q]);
+                        }
+                    } else {
+                        let mut buf = [0f32; XV_MAX * LANES];
+                        for q in 0..XV {
+                            _mm256_storeu_ps(buf.as_mut_ptr().add(q * LANES), acc[c][q]);
+                        }
+                        core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, valid);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Other architectures keep Burn's convolution.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) mod direct {
+    #[derive(Clone, Copy, Debug)]
+    pub struct Shape {
+        pub batch: usize,
+        pub cin: usize,
+        pub cout: usize,
+        pub height: usize,
+        pub width: usize,
+        pub k: usize,
+    }
+
+    pub fn available() -> bool {
+        false
+    }
+
+    pub fn conv_same(_: &[f32], _: &[f32], _: Option<&[f32]>, _: Shape) -> Vec<f32> {
+        unreachable!("available() is false")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+        let n: usize = shape.iter().product();
+        let mut state = seed;
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    #[test]
+    fn direct_kernel_equals_burns_conv2d() {
+        let device = Device::flex();
+        if !direct::available() {
+            eprintln!("skip: this CPU lacks AVX2+FMA, the direct kernel is not used");
+            return;
+        }
+        // (batch, cin, cout, h, w, k, bias): widths around the 8- and 16-pixel tiles, channel
+        // counts not divisible by the 4-channel tile, kernels 3, 5, 7.
+        let cases = [
+            (1, 3, 5, 9, 8, 3, true),
+            (2, 7, 6, 13, 29, 3, false),
+            (1, 16, 3, 11, 50, 5, true),
+            (3, 5, 9, 6, 24, 7, true),
+            (1, 24, 24, 17, 57, 3, true),
+        ];
+        for (i, (b, cin, cout, h, w, k, bias)) in cases.into_iter().enumerate() {
+            let conv = Conv2dConfig::new([cin, cout], [k, k])
+                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+                .with_bias(bias)
+                .init(&device);
+            let x = random([b, cin, h, w], i as u64, &device);
+            let ours = conv.forward(x.clone());
+            let reference = conv.as_burn().forward(x);
+            assert_eq!(ours.dims(), [b, cout, h, w]);
+            let diff = (ours - reference).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-5, "case {i}: max abs diff {diff}");
+        }
+    }
+}
