@@ -178,6 +178,17 @@ fn f32s(t: &TensorData) -> &[f32] {
     t.as_slice::<f32>().expect("float tensors on flex are f32")
 }
 
+/// Sizes of one direct convolution: `k × k` kernel, padding `k / 2`, stride 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirectShape {
+    pub batch: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub height: usize,
+    pub width: usize,
+    pub k: usize,
+}
+
 /// The direct kernel on host slices (NCHW, f32).
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct {
@@ -192,16 +203,7 @@ pub(crate) mod direct {
     /// compiler spills, measured 30% slower).
     const XV_MAX: usize = 2;
 
-    /// Sizes of one convolution: `k × k` kernel, padding `k / 2`, stride 1.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Shape {
-        pub batch: usize,
-        pub cin: usize,
-        pub cout: usize,
-        pub height: usize,
-        pub width: usize,
-        pub k: usize,
-    }
+    pub(crate) use super::DirectShape as Shape;
 
     /// Whether this CPU has the instruction set the kernel is compiled for.
     pub fn available() -> bool {
@@ -444,15 +446,7 @@ pub(crate) mod direct {
 /// Other architectures keep Burn's convolution.
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) mod direct {
-    #[derive(Clone, Copy, Debug)]
-    pub struct Shape {
-        pub batch: usize,
-        pub cin: usize,
-        pub cout: usize,
-        pub height: usize,
-        pub width: usize,
-        pub k: usize,
-    }
+    pub(crate) use super::DirectShape as Shape;
 
     pub fn available() -> bool {
         false
