@@ -45,6 +45,7 @@ use gaze_blocks::bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode,
 };
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
+use gaze_blocks::cpu_kernels::batch_norm;
 use gaze_blocks::cpu_kernels::gelu;
 use gaze_blocks::layers::{ConvNormAct, ConvNormActConfig};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};
@@ -432,8 +433,8 @@ impl DownsampleLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             DownsampleLayer::Stem(s) => {
-                let x = gelu(s.bn1.forward(s.conv1.forward(x)));
-                s.bn2.forward(s.conv2.forward(x))
+                let x = gelu(batch_norm(&s.bn1, s.conv1.forward(x)));
+                batch_norm(&s.bn2, s.conv2.forward(x))
             }
             DownsampleLayer::Conv(d) => d.forward(x),
         }

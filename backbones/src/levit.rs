@@ -32,6 +32,7 @@ use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use gaze_blocks::cpu_kernels::batch_norm;
 use gaze_blocks::{
     Activation, ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig,
     LevitAttentionDownsample, LevitAttentionDownsampleConfig, LinearNorm, LinearNormConfig,
@@ -117,7 +118,7 @@ pub struct NormLinear {
 impl NormLinear {
     /// `[B, in] → [B, out]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.linear.forward(self.bn.forward(x))
+        self.linear.forward(batch_norm(&self.bn, x))
     }
 }
 

@@ -20,6 +20,7 @@ use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
+use gaze_blocks::cpu_kernels::batch_norm;
 use gaze_blocks::layers::max_pool_3x3_s2;
 use gaze_blocks::{SplitAttn, SplitAttnConfig};
 use gaze_weights::KeyMap;
@@ -173,8 +174,8 @@ impl Stem {
         match self {
             Stem::Plain(c) => c.forward(x),
             Stem::Deep(s) => {
-                let x = relu(s.bn_a.forward(s.conv_a.forward(x)));
-                let x = relu(s.bn_b.forward(s.conv_b.forward(x)));
+                let x = relu(batch_norm(&s.bn_a, s.conv_a.forward(x)));
+                let x = relu(batch_norm(&s.bn_b, s.conv_b.forward(x)));
                 s.conv_c.forward(x)
             }
         }
@@ -211,7 +212,7 @@ impl Downsample {
         } else {
             x
         };
-        self.bn.forward(self.conv.forward(x))
+        batch_norm(&self.bn, self.conv.forward(x))
     }
 }
 
@@ -303,19 +304,19 @@ impl ResBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             ResBlock::Basic(b) => {
-                let y = relu(b.bn1.forward(b.conv1.forward(x.clone())));
-                let y = attend(&b.se, b.bn2.forward(b.conv2.forward(y)));
+                let y = relu(batch_norm(&b.bn1, b.conv1.forward(x.clone())));
+                let y = attend(&b.se, batch_norm(&b.bn2, b.conv2.forward(y)));
                 relu(y + shortcut(&b.downsample, x))
             }
             ResBlock::Bottleneck(b) => {
-                let y = relu(b.bn1.forward(b.conv1.forward(x.clone())));
-                let y = relu(b.bn2.forward(b.conv2.forward(y)));
-                let y = attend(&b.se, b.bn3.forward(b.conv3.forward(y)));
+                let y = relu(batch_norm(&b.bn1, b.conv1.forward(x.clone())));
+                let y = relu(batch_norm(&b.bn2, b.conv2.forward(y)));
+                let y = attend(&b.se, batch_norm(&b.bn3, b.conv3.forward(y)));
                 relu(y + shortcut(&b.downsample, x))
             }
             ResBlock::ResNest(b) => {
                 let avd = |y: Tensor<4>| avg_pool(y, 3, b.avd_stride, 1, false, true);
-                let mut y = relu(b.bn1.forward(b.conv1.forward(x.clone())));
+                let mut y = relu(batch_norm(&b.bn1, b.conv1.forward(x.clone())));
                 if b.avd_stride > 0 && b.avd_first {
                     y = avd(y);
                 }
@@ -323,7 +324,7 @@ impl ResBlock {
                 if b.avd_stride > 0 && !b.avd_first {
                     y = avd(y);
                 }
-                let y = b.bn3.forward(b.conv3.forward(y));
+                let y = batch_norm(&b.bn3, b.conv3.forward(y));
                 relu(y + shortcut(&b.downsample, x))
             }
         }
@@ -513,7 +514,7 @@ fn run_stage(stage: &[ResBlock], x: Tensor<4>) -> Tensor<4> {
 impl ResNet {
     /// Stem output after batch norm and ReLU (stride 2; timm's `act1` feature).
     pub fn forward_stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn1.forward(self.conv1.forward(x)))
+        relu(batch_norm(&self.bn1, self.conv1.forward(x)))
     }
 
     /// The five feature maps: stem (stride 2) and the four stages (strides 4…32), as timm's

@@ -3,6 +3,7 @@
 //! channel rounding.
 
 use crate::conv::{Conv2d, Conv2dConfig};
+use crate::cpu_kernels::batch_norm;
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -105,7 +106,7 @@ pub struct ConvNormAct {
 impl ConvNormAct {
     /// `act(bn(conv(x)))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
+        let x = batch_norm(&self.bn, self.conv.forward(x));
         match &self.act {
             Some(act) => act.apply(x),
             None => x,

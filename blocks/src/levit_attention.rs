@@ -22,6 +22,7 @@
 //! the key.
 
 use crate::conv::{Conv2d, Conv2dConfig};
+use crate::cpu_kernels;
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -77,7 +78,7 @@ impl LinearNorm {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.linear.forward(x);
         let [b, n, c] = x.dims();
-        self.bn.forward(x.reshape([b * n, c])).reshape([b, n, c])
+        cpu_kernels::batch_norm(&self.bn, x.reshape([b * n, c])).reshape([b, n, c])
     }
 }
 
@@ -138,7 +139,7 @@ pub struct ConvNorm {
 impl ConvNorm {
     /// `[N, in, H, W] → [N, out, H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.linear.forward(x))
+        cpu_kernels::batch_norm(&self.bn, self.linear.forward(x))
     }
 }
 

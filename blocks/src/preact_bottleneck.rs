@@ -13,6 +13,7 @@
 //! Keys: `bn{1,2,3}.{weight,bias,running_mean,running_var}`, `conv{1,2,3,4}.weight`.
 
 use crate::conv::{Conv2d, Conv2dConfig};
+use crate::cpu_kernels::batch_norm;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -82,10 +83,10 @@ impl PreActBottleneckConfig {
 impl PreActBottleneck {
     /// `[N, C_in, H, W] → [N, C_out, ⌈H/s⌉, ⌈W/s⌉]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let pre = relu(self.bn1.forward(x.clone()));
+        let pre = relu(batch_norm(&self.bn1, x.clone()));
         let y = self.conv1.forward(pre.clone());
-        let y = self.conv2.forward(relu(self.bn2.forward(y)));
-        let y = self.conv3.forward(relu(self.bn3.forward(y)));
+        let y = self.conv2.forward(relu(batch_norm(&self.bn2, y)));
+        let y = self.conv3.forward(relu(batch_norm(&self.bn3, y)));
         let shortcut = if self.project {
             self.conv4.forward(pre)
         } else {

@@ -41,6 +41,7 @@
 //! `skip_connections.{i-1}`, `softmax{2d}_blocks.{0,2,3,5}` → `mask_head.{bn1,conv1,bn2,conv2}`).
 
 use crate::conv::{Conv2d, Conv2dConfig};
+use crate::cpu_kernels::batch_norm;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -124,8 +125,8 @@ pub struct MaskHead {
 impl MaskHead {
     /// `[N, C, H, W] → [N, C, H, W]` in `(0, 1)`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.conv1.forward(relu(self.bn1.forward(x)));
-        sigmoid(self.conv2.forward(relu(self.bn2.forward(y))))
+        let y = self.conv1.forward(relu(batch_norm(&self.bn1, x)));
+        sigmoid(self.conv2.forward(relu(batch_norm(&self.bn2, y))))
     }
 }
 
