@@ -330,7 +330,6 @@ pub(crate) mod direct {
                         out_base: self.out_base,
                     };
                     match k {
-                        1 => tile.row::<1>(),
                         3 => tile.row::<3>(),
                         5 => tile.row::<5>(),
                         _ => tile.row::<7>(),
