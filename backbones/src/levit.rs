@@ -457,7 +457,7 @@ impl Levit {
              {h}×{w} tokens, but the attention biases were built for {rh}×{rw} (img_size / stem \
              stride); timm 1.0.31 does not resize them either"
         );
-        x.reshape([b, c, h * w]).swap_dims(1, 2)
+        gaze_blocks::layers::contiguous(x.reshape([b, c, h * w]).swap_dims(1, 2))
     }
 
     /// Every stage's output as NCHW (strides 16, 32, 64 for the s16 stem), as timm's

@@ -113,7 +113,56 @@ impl Conv2d {
                 self.bias.as_ref().map(|b| b.val()),
             );
         }
+        if let Some(geometry) = self.im2col_geometry(&input) {
+            return gemm_conv(
+                input,
+                self.weight.val(),
+                self.bias.as_ref().map(|b| b.val()),
+                geometry,
+            );
+        }
         self.as_burn().forward(input)
+    }
+
+    /// The geometry of the im2col + GEMM path for `input`, or `None` where flex's own path is
+    /// as good (1×1 stride-1 unpadded convolutions: one GEMM on the NCHW map already;
+    /// depthwise and thin-group convolutions: flex's direct loops) or where the path does not
+    /// run (autodiff, GPU, `Same` padding).
+    fn im2col_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
+        let [batch, cin, height, width] = input.dims();
+        let [cout, cin_per_group, kh, kw] = self.weight.dims();
+        let [top, left, bottom, right] = match self.padding {
+            PaddingConfig2d::Valid => [0; 4],
+            PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+            PaddingConfig2d::Same => return None,
+        };
+        let pointwise =
+            kh == 1 && kw == 1 && self.stride == [1, 1] && [top, left, bottom, right] == [0; 4];
+        if pointwise
+            || cin_per_group < IM2COL_MIN_GROUP_CHANNELS && self.groups > 1
+            || !crate::cpu_kernels::on_plain_flex(input)
+        {
+            return None;
+        }
+        let out_size = |size: usize, pad: usize, k: usize, stride: usize, dilation: usize| {
+            let span = dilation * (k - 1) + 1;
+            (size + pad >= span).then(|| (size + pad - span) / stride + 1)
+        };
+        let out_height = out_size(height, top + bottom, kh, self.stride[0], self.dilation[0])?;
+        let out_width = out_size(width, left + right, kw, self.stride[1], self.dilation[1])?;
+        Some(im2col::Geometry {
+            batch,
+            cin,
+            height,
+            width,
+            cout,
+            groups: self.groups,
+            kernel: [kh, kw],
+            stride: self.stride,
+            dilation: self.dilation,
+            pad: [top, left],
+            out: [out_height, out_width],
+        })
     }
 
     /// Whether `forward` runs the direct kernel on `input` (module docs).
@@ -172,6 +221,22 @@ fn direct_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tens
     };
     let out = direct::conv_same(f32s(&x), f32s(&weight), bias.as_ref().map(f32s), shape);
     Tensor::from_data(TensorData::new(out, [batch, cout, height, width]), &device)
+}
+
+/// Runs [`im2col::conv`] on the tensors' host buffers.
+fn gemm_conv(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    geometry: im2col::Geometry,
+) -> Tensor<4> {
+    let device = x.device();
+    let (x, weight) = (x.into_data(), weight.into_data());
+    let bias = bias.map(|b| b.into_data());
+    let out = im2col::conv(f32s(&x), f32s(&weight), bias.as_ref().map(f32s), geometry);
+    let [out_height, out_width] = geometry.out;
+    let shape = [geometry.batch, geometry.cout, out_height, out_width];
+    Tensor::from_data(TensorData::new(out, shape), &device)
 }
 
 fn f32s(t: &TensorData) -> &[f32] {
@@ -442,6 +507,170 @@ pub(crate) mod direct {
     }
 }
 
+/// Fewest input channels per group for the im2col path: thinner groups (depthwise above all)
+/// make GEMMs too small to pay for the column buffer, and flex loops over them directly.
+const IM2COL_MIN_GROUP_CHANNELS: usize = 16;
+
+/// Convolution as im2col + GEMM straight from and into NCHW (module docs).
+pub(crate) mod im2col {
+    use rayon::prelude::*;
+
+    /// Most values in one column buffer (4 MiB): large maps go through in bands of output
+    /// rows, so the buffer stays small (PyTorch's oneDNN needs none).
+    const COLUMN_BUDGET: usize = 1 << 20;
+    /// Smallest GEMM (`m·n·k`) that is split over the thread pool.
+    const PARALLEL_MIN_WORK: usize = 64 * 64 * 64;
+
+    /// Sizes of one convolution.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Geometry {
+        pub batch: usize,
+        pub cin: usize,
+        pub height: usize,
+        pub width: usize,
+        pub cout: usize,
+        pub groups: usize,
+        /// `[kh, kw]`.
+        pub kernel: [usize; 2],
+        pub stride: [usize; 2],
+        pub dilation: [usize; 2],
+        /// Zero padding at the top and on the left (the bottom and right padding only shows
+        /// in `out`).
+        pub pad: [usize; 2],
+        /// Output `[height, width]`.
+        pub out: [usize; 2],
+    }
+
+    /// `out[b, co, y, x] = bias[co] + Σ w[co, ci, i, j] · x[b, g·C + ci, y·s + i·d − p, …]`.
+    ///
+    /// For each image, group and band of output rows: the column buffer
+    /// `col[(ci, i, j), (y, x)]` (row-major; with stride 1 every run of `x` is one copy of an
+    /// input row segment), then one GEMM `out[co, (y, x)] = w[co, (ci, i, j)] · col` written
+    /// straight into the NCHW output, split by `gemm` over the thread pool. The weight is used
+    /// as it is stored (`[C_out, C_in·kh·kw]` row-major) and the output needs no transpose:
+    /// flex converts the input to NHWC, builds 512-pixel tiles and runs one single-threaded
+    /// GEMM per tile, so the 14×14 and 7×7 maps of a ResNet's last stages ran on one core.
+    pub fn conv(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
+        let Geometry {
+            batch,
+            cin,
+            height,
+            width,
+            cout,
+            groups,
+            kernel: [kh, kw],
+            out: [out_h, out_w],
+            ..
+        } = g;
+        let (cig, cog) = (cin / groups, cout / groups);
+        let depth = cig * kh * kw;
+        let plane = out_h * out_w;
+        assert_eq!(x.len(), batch * cin * height * width, "input size");
+        assert_eq!(w.len(), cout * depth, "weight size");
+        let mut out = vec![0f32; batch * cout * plane];
+        if let Some(bias) = bias {
+            for (channel, values) in out.chunks_mut(plane).enumerate() {
+                values.fill(bias[channel % cout]);
+            }
+        }
+        let band_rows = (COLUMN_BUDGET / (depth * out_w).max(1)).clamp(1, out_h);
+        let mut col = vec![0f32; depth * band_rows * out_w];
+        for b in 0..batch {
+            for group in 0..groups {
+                let input = &x[(b * cin + group * cig) * height * width..][..cig * height * width];
+                let weight = &w[group * cog * depth..][..cog * depth];
+                for y0 in (0..out_h).step_by(band_rows) {
+                    let rows = band_rows.min(out_h - y0);
+                    let n = rows * out_w;
+                    let col = &mut col[..depth * n];
+                    fill_columns(col, input, &g, y0..y0 + rows);
+                    let dst = &mut out[(b * cout + group * cog) * plane + y0 * out_w..];
+                    let parallelism = if cog * n * depth >= PARALLEL_MIN_WORK {
+                        gemm::Parallelism::Rayon(0)
+                    } else {
+                        gemm::Parallelism::None
+                    };
+                    // SAFETY: dst holds `cog` rows of stride `plane` with `n` values each from
+                    // its start (the band lies inside every channel's plane); lhs is
+                    // `cog × depth` and rhs `depth × n`, both row-major and in bounds.
+                    unsafe {
+                        gemm::gemm(
+                            cog,
+                            n,
+                            depth,
+                            dst.as_mut_ptr(),
+                            1,
+                            plane as isize,
+                            bias.is_some(),
+                            weight.as_ptr(),
+                            1,
+                            depth as isize,
+                            col.as_ptr(),
+                            1,
+                            n as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
+    /// map) for the output rows `rows`, rows of `col` in parallel.
+    fn fill_columns(col: &mut [f32], input: &[f32], g: &Geometry, rows: std::ops::Range<usize>) {
+        let [kh, kw] = g.kernel;
+        let [sh, sw] = g.stride;
+        let [dh, dw] = g.dilation;
+        let [ph, pw] = g.pad;
+        let (height, width, out_w) = (g.height, g.width, g.out[1]);
+        let n = rows.len() * out_w;
+        col.par_chunks_mut(n)
+            .with_min_len((16384 / n.max(1)).max(1))
+            .enumerate()
+            .for_each(|(r, dst)| {
+                let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
+                let channel = &input[ci * height * width..][..height * width];
+                // Output columns x whose input column x·sw + j·dw − pw lies inside the map.
+                let offset = j * dw;
+                let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
+                let last = if width + pw > offset {
+                    ((width + pw - offset - 1) / sw + 1).min(out_w)
+                } else {
+                    0
+                }
+                .max(first);
+                for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
+                    let iy = (y * sh + i * dh) as isize - ph as isize;
+                    if iy < 0 || iy >= height as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &channel[iy as usize * width..][..width];
+                    dst[..first].fill(0.0);
+                    dst[last..].fill(0.0);
+                    if first == last {
+                        continue;
+                    }
+                    let x0 = first * sw + offset - pw;
+                    if sw == 1 {
+                        dst[first..last].copy_from_slice(&src[x0..x0 + last - first]);
+                    } else {
+                        for (k, v) in dst[first..last].iter_mut().enumerate() {
+                            *v = src[x0 + k * sw];
+                        }
+                    }
+                }
+            });
+    }
+}
+
 /// Other architectures keep Burn's convolution.
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) mod direct {
@@ -472,6 +701,47 @@ mod tests {
             })
             .collect();
         Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    #[test]
+    fn im2col_path_equals_burns_conv2d() {
+        let device = Device::flex();
+        // (batch, cin, cout, groups, h, w, k, stride, dilation, padding [t, l, b, r], bias):
+        // ResNet's stem and downsampling shapes, more than 48 input channels at stride 1,
+        // asymmetric and over-wide padding, dilation, grouped (ResNeSt's radix) convolutions,
+        // and a band split (a map larger than the column budget).
+        let cases = [
+            (1, 3, 8, 1, 23, 30, 7, 2, 1, [3, 3, 3, 3], false),
+            (2, 64, 16, 1, 9, 11, 3, 1, 1, [1, 1, 1, 1], true),
+            (1, 20, 12, 1, 12, 13, 3, 2, 1, [1, 1, 1, 1], true),
+            (1, 32, 8, 1, 10, 17, 1, 2, 1, [0, 0, 0, 0], false),
+            (1, 50, 6, 1, 15, 14, 3, 1, 2, [2, 2, 2, 2], false),
+            (2, 64, 32, 2, 8, 9, 3, 1, 1, [1, 1, 1, 1], true),
+            (1, 18, 5, 1, 7, 8, 4, 3, 1, [0, 2, 1, 0], true),
+            (1, 16, 4, 1, 5, 6, 3, 1, 1, [4, 4, 4, 4], false),
+            (1, 60, 4, 1, 40, 80, 3, 1, 1, [1, 1, 1, 1], true),
+        ];
+        for (i, (b, cin, cout, groups, h, w, k, s, d, [t, l, bo, r], bias)) in
+            cases.into_iter().enumerate()
+        {
+            let conv = Conv2dConfig::new([cin, cout], [k, k])
+                .with_stride([s, s])
+                .with_dilation([d, d])
+                .with_groups(groups)
+                .with_padding(PaddingConfig2d::Explicit(t, l, bo, r))
+                .with_bias(bias)
+                .init(&device);
+            let x = random([b, cin, h, w], 100 + i as u64, &device);
+            assert!(
+                conv.im2col_geometry(&x).is_some(),
+                "case {i} takes the path"
+            );
+            let ours = conv.forward(x.clone());
+            let reference = conv.as_burn().forward(x);
+            assert_eq!(ours.dims(), reference.dims(), "case {i}");
+            let diff = (ours - reference).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-5, "case {i}: max abs diff {diff}");
+        }
     }
 
     #[test]

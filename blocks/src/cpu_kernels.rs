@@ -130,6 +130,158 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// `nn.Hardswish` in place: `x · clamp(x + 3, 0, 6) / 6` (one pass; Burn composes five ops).
+pub fn hard_swish_slice(values: &mut [f32]) {
+    pulp::Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            let x = *v;
+            *v = x * (x + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0);
+        }
+    })
+}
+
+/// Hard swish (`nn.Hardswish`): one vectorised pass on the flex CPU device, Burn's
+/// `hard_swish` elsewhere.
+pub fn hard_swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if on_plain_flex(&x) {
+        map_in_place(x, hard_swish_slice)
+    } else {
+        activation::hard_swish(x)
+    }
+}
+
+/// Softmax of one row after `v ← scale·v + bias` (three passes over the row: scale, bias and
+/// maximum; exponentials and their sum; normalisation). Eight-lane partial maxima and sums so
+/// that the compiler vectorises the reductions.
+#[inline(always)]
+fn softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
+    const LANES: usize = 8;
+    match bias {
+        Some(bias) => {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = v.mul_add(scale, *b);
+            }
+        }
+        None => {
+            for v in row.iter_mut() {
+                *v *= scale;
+            }
+        }
+    }
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, v) in maxima.iter_mut().zip(chunk) {
+            *m = m.max(*v);
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    for &v in chunks.remainder().iter().chain(&maxima) {
+        max = max.max(v);
+    }
+    let mut sums = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, v) in sums.iter_mut().zip(chunk) {
+            *v = exp_nonpositive(*v - max);
+            *s += *v;
+        }
+    }
+    let mut sum: f32 = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp_nonpositive(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / (sum + sums.iter().sum::<f32>());
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `softmax(scale · x + bias)` along the last axis, the attention weights of a transformer:
+/// one fused kernel on the flex CPU device (rows in parallel), Burn's ops elsewhere. `bias`
+/// has `x`'s trailing shape with leading axes of 1 (or fewer elements that repeat over the
+/// leading axes: `[1, H, N, N]` against `[B, H, N, N]`), e.g. a relative-position bias.
+/// Rows must hold finite values (no `−∞` masks).
+pub fn softmax_last<const D: usize>(
+    x: Tensor<D>,
+    scale: f32,
+    bias: Option<Tensor<D>>,
+) -> Tensor<D> {
+    if !on_plain_flex(&x) {
+        let x = if scale == 1.0 { x } else { x.mul_scalar(scale) };
+        let x = match bias {
+            Some(bias) => x + bias,
+            None => x,
+        };
+        return activation::softmax(x, D - 1);
+    }
+    let dims = x.dims();
+    let n = dims[D - 1];
+    let total: usize = dims.iter().product();
+    let bias: Option<Vec<f32>> = bias.map(|b| {
+        let bias_dims = b.dims();
+        let size: usize = bias_dims.iter().product();
+        assert!(
+            bias_dims[D - 1] == n && size > 0 && total % size == 0,
+            "softmax_last: bias {bias_dims:?} does not broadcast to {dims:?}"
+        );
+        b.into_data()
+            .try_into_vec::<f32>()
+            .expect("float tensors on flex are f32")
+    });
+    if n == 0 || total == 0 {
+        return x;
+    }
+    map_in_place(x, |values| {
+        use rayon::prelude::*;
+        let rows_per_task = (16384 / n).max(1);
+        values
+            .par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(|(task, rows)| {
+                pulp::Arch::new().dispatch(SoftmaxRows {
+                    rows,
+                    n,
+                    scale,
+                    bias: bias.as_deref(),
+                    first_row: task * rows_per_task,
+                })
+            });
+    })
+}
+
+/// Rows of [`softmax_last`]'s kernel: a struct rather than a closure so that `pulp` inlines the
+/// body into its instruction-set-specific function (a closure body stays a separate function
+/// compiled for the baseline CPU, where `mul_add` is a call to libm's `fmaf`).
+struct SoftmaxRows<'a> {
+    rows: &'a mut [f32],
+    n: usize,
+    scale: f32,
+    bias: Option<&'a [f32]>,
+    /// Index of the first row in the whole tensor (where the bias rows repeat from).
+    first_row: usize,
+}
+
+impl pulp::NullaryFnOnce for SoftmaxRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        let n = self.n;
+        for (r, row) in self.rows.chunks_mut(n).enumerate() {
+            let bias_row = match self.bias {
+                Some(b) => {
+                    let start = ((self.first_row + r) * n) % b.len();
+                    Some(&b[start..start + n])
+                }
+                None => None,
+            };
+            softmax_row(row, self.scale, bias_row);
+        }
+    }
+}
+
 /// BatchNorm with its running statistics (inference): one pass `y = a·x + b` per channel,
 /// `a = γ / √(var + ε)`, `b = β − mean·a`, on the flex CPU device; Burn's `BatchNorm::forward`
 /// elsewhere (autodiff — training mode or frozen alike — and GPU). Burn's inference op is four
@@ -214,6 +366,48 @@ mod tests {
         let d2 = (batch_norm(&bn, x2.clone()) - bn.forward(x2)).abs().max();
         assert!(d4.into_scalar::<f32>() < 1e-6);
         assert!(d2.into_scalar::<f32>() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_last_equals_burns() {
+        let device = Device::flex();
+        // Rows of 1, 7 (shorter than the 8 lanes), 13 and 197 (ViT's) values; a bias that
+        // repeats over the batch axis; large logits that would overflow a naive exp.
+        for n in [1, 7, 13, 197] {
+            let x = Tensor::<4>::random(
+                [2, 3, 5, n],
+                burn::tensor::Distribution::Normal(0.0, 4.0),
+                &device,
+            );
+            let bias = Tensor::<4>::random(
+                [1, 3, 5, n],
+                burn::tensor::Distribution::Normal(0.0, 2.0),
+                &device,
+            );
+            let want = activation::softmax(x.clone().mul_scalar(0.25) + bias.clone(), 3);
+            let got = softmax_last(x.clone(), 0.25, Some(bias));
+            let d = (got - want).abs().max().into_scalar::<f32>();
+            assert!(d < 1e-6, "n = {n}: max diff {d}");
+            let big = x.mul_scalar(100.0);
+            let want = activation::softmax(big.clone(), 3);
+            let got = softmax_last(big, 1.0, None);
+            let d = (got - want).abs().max().into_scalar::<f32>();
+            assert!(d < 1e-6, "n = {n}, no bias: max diff {d}");
+        }
+    }
+
+    #[test]
+    fn hard_swish_equals_burns() {
+        let device = Device::flex();
+        let x = Tensor::<2>::random(
+            [37, 11],
+            burn::tensor::Distribution::Uniform(-5.0, 5.0),
+            &device,
+        );
+        let d = (hard_swish(x.clone()) - activation::hard_swish(x))
+            .abs()
+            .max();
+        assert!(d.into_scalar::<f32>() < 1e-6);
     }
 
     #[test]

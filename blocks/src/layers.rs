@@ -7,9 +7,9 @@ use crate::cpu_kernels::batch_norm;
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, silu};
+use burn::tensor::activation::{hard_sigmoid, relu, silu};
 
-use crate::cpu_kernels::{gelu, sigmoid};
+use crate::cpu_kernels::{gelu, hard_swish, sigmoid};
 
 /// Every activation a configuration can name (timm's `act_layer` / `gate_layer` names).
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
@@ -40,6 +40,20 @@ impl Activation {
             Activation::HardSigmoid => hard_sigmoid(x, 1.0 / 6.0, 0.5),
         }
     }
+}
+
+/// `x` with its values laid out in row-major order of its shape: a copy when `x` is a
+/// permuted view (flex keeps `swap_dims`/`permute` as strided views), free otherwise.
+///
+/// Why: flex's element-wise ops write in place into the layout of their left operand, so a
+/// token map that leaves a patch embedding as `flatten(2).transpose(1, 2)` keeps its
+/// transposed layout through every residual add of the network, and every add and linear
+/// layer after it reads it with strides (LeViT-128S spent 9% of its time in such strided adds).
+/// Flattening a view whose order is not row-major cannot be a view, so flex copies it.
+pub fn contiguous<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let shape = x.shape();
+    let n = shape.num_elements();
+    x.reshape([n]).reshape(shape)
 }
 
 /// Configuration of [`ConvNormAct`]: a convolution with `k / 2` zero padding (odd kernels keep

@@ -28,7 +28,6 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 
 use crate::layers::{index_buffer, Activation};
-use burn::tensor::activation::softmax;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 
@@ -293,8 +292,8 @@ impl LevitAttention {
         let v = qkv.slice(s![.., .., .., 2 * kd..]).permute([0, 2, 1, 3]);
 
         let scale = (kd as f64).powf(-0.5);
-        let attn = q.matmul(k).mul_scalar(scale) + self.attention_bias();
-        let attn = softmax(attn, 3);
+        let attn =
+            cpu_kernels::softmax_last(q.matmul(k), scale as f32, Some(self.attention_bias()));
         let x = attn.matmul(v).swap_dims(1, 2).reshape([b, n, heads * vd]);
         self.proj.forward(x)
     }
@@ -504,8 +503,8 @@ impl LevitAttentionDownsample {
         let q = q.reshape([b, n_q, heads, kd]).permute([0, 2, 1, 3]);
 
         let scale = (kd as f64).powf(-0.5);
-        let attn = q.matmul(k).mul_scalar(scale) + self.attention_bias();
-        let attn = softmax(attn, 3);
+        let attn =
+            cpu_kernels::softmax_last(q.matmul(k), scale as f32, Some(self.attention_bias()));
         let x = attn.matmul(v).swap_dims(1, 2).reshape([b, n_q, heads * vd]);
         self.proj.forward(x)
     }
