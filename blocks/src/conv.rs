@@ -29,6 +29,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 
+use crate::cpu_kernels::HostView;
+
 /// Configuration of [`Conv2d`]: Burn's `Conv2dConfig`, field for field.
 #[derive(Config, Debug)]
 pub struct Conv2dConfig {
@@ -209,8 +211,7 @@ fn direct_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tens
     let device = x.device();
     let [batch, cin, height, width] = x.dims();
     let [cout, _, k, _] = weight.dims();
-    let (x, weight) = (x.into_data(), weight.into_data());
-    let bias = bias.map(|b| b.into_data());
+    let (x, weight, bias) = host_views(x, weight, bias);
     let shape = direct::Shape {
         batch,
         cin,
@@ -219,8 +220,27 @@ fn direct_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tens
         width,
         k,
     };
-    let out = direct::conv_same(f32s(&x), f32s(&weight), bias.as_ref().map(f32s), shape);
+    let out = direct::conv_same(
+        x.values(),
+        weight.values(),
+        bias.as_ref().map(HostView::values),
+        shape,
+    );
     Tensor::from_data(TensorData::new(out, [batch, cout, height, width]), &device)
+}
+
+/// The buffers of a convolution's tensors, borrowed (the callers checked the flex device).
+fn host_views(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+) -> (HostView, HostView, Option<HostView>) {
+    let view = |t: Option<HostView>| t.expect("flex f32 tensors (checked by the caller)");
+    (
+        view(HostView::new(x)),
+        view(HostView::new(weight)),
+        bias.map(|b| view(HostView::new(b))),
+    )
 }
 
 /// Runs [`im2col::conv`] on the tensors' host buffers.
@@ -231,16 +251,16 @@ fn gemm_conv(
     geometry: im2col::Geometry,
 ) -> Tensor<4> {
     let device = x.device();
-    let (x, weight) = (x.into_data(), weight.into_data());
-    let bias = bias.map(|b| b.into_data());
-    let out = im2col::conv(f32s(&x), f32s(&weight), bias.as_ref().map(f32s), geometry);
+    let (x, weight, bias) = host_views(x, weight, bias);
+    let out = im2col::conv(
+        x.values(),
+        weight.values(),
+        bias.as_ref().map(HostView::values),
+        geometry,
+    );
     let [out_height, out_width] = geometry.out;
     let shape = [geometry.batch, geometry.cout, out_height, out_width];
     Tensor::from_data(TensorData::new(out, shape), &device)
-}
-
-fn f32s(t: &TensorData) -> &[f32] {
-    t.as_slice::<f32>().expect("float tensors on flex are f32")
 }
 
 /// Sizes of one direct convolution: `k × k` kernel, padding `k / 2`, stride 1.
