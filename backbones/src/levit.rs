@@ -30,9 +30,10 @@ use crate::model::InputSize;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use gaze_blocks::cpu_kernels::batch_norm;
+use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::{
     Activation, ConvNorm, ConvNormConfig, LevitAttention, LevitAttentionConfig,
     LevitAttentionDownsample, LevitAttentionDownsampleConfig, LinearNorm, LinearNormConfig,

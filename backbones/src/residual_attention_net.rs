@@ -38,13 +38,14 @@
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, LabelSet, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::cpu_kernels::batch_norm;
+use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::preact_bottleneck::{PreActBottleneck, PreActBottleneckConfig};
 use gaze_blocks::residual_attention::{ResidualAttention, ResidualAttentionConfig};
 use gaze_weights::KeyMap;

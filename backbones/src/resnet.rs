@@ -13,7 +13,7 @@
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::avg_pool2d;
@@ -22,6 +22,7 @@ use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::cpu_kernels::batch_norm;
 use gaze_blocks::layers::max_pool_3x3_s2;
+use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::{SplitAttn, SplitAttnConfig};
 use gaze_weights::KeyMap;
 

@@ -30,7 +30,7 @@
 //! ```
 
 use crate::conv::Conv2d;
-use burn::nn::{Linear, LinearConfig};
+use crate::linear::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 

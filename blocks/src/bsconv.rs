@@ -20,7 +20,8 @@
 //! `pw.*` (`DepthWiseConv`); the module names here are the same, so no key map is needed.
 
 use crate::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use crate::linear::{Linear, LinearConfig};
+use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 
 use crate::layers::conv_same;

@@ -313,6 +313,204 @@ impl pulp::NullaryFnOnce for SoftmaxRows<'_> {
     }
 }
 
+/// `softmax(q kᵀ · scale + bias) v` per batch and head, `q` `[B, H, N_q, d]`, `k` `[B, H, N_k, d]`,
+/// `v` `[B, H, N_k, d_v]` → `[B, H, N_q, d_v]`: Burn's `attention` module op with a bias and no
+/// mask. `bias` is `[B_b, H, N_q, N_k]` with `B_b` dividing `B`; batch `b` takes
+/// `bias[b % B_b]` (one relative-position bias for every image, or Swin's per-window bias
+/// and shift mask for every image's windows). The scores must stay finite (Swin's `−100`
+/// mask, not `−∞`).
+///
+/// On the flex CPU device, tasks of (batch, head, block of query rows) each run `gemm` for
+/// the scores, the vectorised softmax and `gemm` for the output, reading `q`, `k` and `v`
+/// through their strides (the head split of a fused qkv projection is a strided view: no
+/// copy). flex's own op runs one task per head (ViT-Tiny's 3 heads on 2 threads) and calls
+/// libm's `expf` per score. Elsewhere Burn's `attention`.
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+) -> Tensor<4> {
+    let [b, h, n_q, d] = q.dims();
+    let [_, _, n_k, d_v] = v.dims();
+    assert_eq!(k.dims(), [b, h, n_k, d], "attention: key shape");
+    assert_eq!(v.dims()[..2], [b, h], "attention: value shape");
+    if let Some(bias) = &bias {
+        let [bb, bh, bq, bk] = bias.dims();
+        assert!(
+            bb > 0 && b % bb == 0 && [bh, bq, bk] == [h, n_q, n_k],
+            "attention: bias {:?} for scores [{b}, {h}, {n_q}, {n_k}]",
+            bias.dims()
+        );
+    }
+    if !(on_plain_flex(&q) && on_plain_flex(&k) && on_plain_flex(&v)) || n_k == 0 {
+        let options = burn::tensor::ops::AttentionModuleOptions {
+            scale: Some(scale),
+            softcap: None,
+            is_causal: false,
+        };
+        return burn::tensor::module::attention(q, k, v, None, bias, options);
+    }
+    let device = q.device();
+    let strided = |t: Tensor<4>| StridedHost::new(t).expect("flex f32 (checked above)");
+    let (q, k, v) = (strided(q), strided(k), strided(v));
+    let bias = bias.map(|b| HostView::new(b).expect("flex f32 like q"));
+    let bias_batches = bias
+        .as_ref()
+        .map_or(1, |b| b.values().len() / (h * n_q * n_k));
+    let mut out = vec![0f32; b * h * n_q * d_v];
+    // Blocks of query rows: enough tasks to balance the pool, each long enough for `gemm`.
+    let tasks_per_head = (4 * rayon::current_num_threads())
+        .div_ceil(b * h)
+        .clamp(1, n_q.div_ceil(16).max(1));
+    let rows_per_task = n_q.div_ceil(tasks_per_head);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    {
+        use rayon::prelude::*;
+        (0..b * h * tasks_per_head)
+            .into_par_iter()
+            .for_each(|task| {
+                let (head, block) = (task / tasks_per_head, task % tasks_per_head);
+                let (bi, hi) = (head / h, head % h);
+                let rows = block * rows_per_task..((block + 1) * rows_per_task).min(n_q);
+                if rows.is_empty() {
+                    return;
+                }
+                let m = rows.len();
+                let mut scores = vec![0f32; m * n_k];
+                // SAFETY: every pointer addresses `[rows × d]`, `[n_k × d]`, `[n_k × d_v]`
+                // inside the tensors' buffers (StridedHost checks the extents); `out` rows of
+                // distinct tasks are disjoint.
+                unsafe {
+                    let (q_ptr, q_rs, q_cs) = q.matrix(bi, hi, rows.start);
+                    let (k_ptr, k_rs, k_cs) = k.matrix(bi, hi, 0);
+                    gemm::gemm(
+                        m,
+                        n_k,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        n_k as isize,
+                        false,
+                        q_ptr,
+                        q_cs,
+                        q_rs,
+                        k_ptr,
+                        k_rs,
+                        k_cs,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                    let bias_rows = bias.as_ref().map(|bias| {
+                        let start = (((bi % bias_batches) * h + hi) * n_q + rows.start) * n_k;
+                        &bias.values()[start..start + m * n_k]
+                    });
+                    pulp::Arch::new().dispatch(SoftmaxRows {
+                        rows: &mut scores,
+                        n: n_k,
+                        scale: scale as f32,
+                        bias: bias_rows,
+                        first_row: 0,
+                    });
+                    let (v_ptr, v_rs, v_cs) = v.matrix(bi, hi, 0);
+                    let dst = out_ptr.get().add(((bi * h + hi) * n_q + rows.start) * d_v);
+                    gemm::gemm(
+                        m,
+                        d_v,
+                        n_k,
+                        dst,
+                        1,
+                        d_v as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        n_k as isize,
+                        v_ptr,
+                        v_cs,
+                        v_rs,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            });
+    }
+    Tensor::from_data(TensorData::new(out, [b, h, n_q, d_v]), &device)
+}
+
+/// A raw pointer shared by tasks that write disjoint parts of one allocation.
+struct SendPtr(*mut f32);
+// SAFETY: see the users: tasks write disjoint ranges of a live buffer.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A 4-D f32 flex tensor read through its strides (views from `narrow`/`swap_dims` of a
+/// fused projection are not copied); negative strides are made contiguous.
+struct StridedHost {
+    tensor: burn::backend::flex::FlexTensor,
+    strides: [isize; 4],
+    offset: usize,
+}
+
+// SAFETY: read-only access to an immutable buffer from several tasks.
+unsafe impl Sync for StridedHost {}
+
+impl StridedHost {
+    fn new(x: Tensor<4>) -> Option<Self> {
+        let tensor = x.try_into_primitive::<burn::backend::Flex>().ok()?;
+        if tensor.dtype() != burn::tensor::DType::F32 {
+            return None;
+        }
+        let tensor = if tensor.layout().strides().iter().all(|&s| s >= 0) {
+            tensor
+        } else {
+            tensor.to_contiguous()
+        };
+        let layout = tensor.layout();
+        let strides: [isize; 4] = layout.strides().try_into().ok()?;
+        let offset = layout.start_offset();
+        let dims = layout.shape().to_vec();
+        // The last element the strides reach lies inside the buffer.
+        let last = offset as isize
+            + dims
+                .iter()
+                .zip(&strides)
+                .map(|(&n, &s)| (n.max(1) as isize - 1) * s)
+                .sum::<isize>();
+        assert!((last as usize) < tensor.storage::<f32>().len().max(1));
+        Some(Self {
+            tensor,
+            strides,
+            offset,
+        })
+    }
+
+    /// The `[rows, cols]` matrix of batch `b`, head `h` from row `row`: pointer, row stride,
+    /// column stride.
+    fn matrix(&self, b: usize, h: usize, row: usize) -> (*const f32, isize, isize) {
+        let [sb, sh, sr, sc] = self.strides;
+        let start = self.offset as isize + b as isize * sb + h as isize * sh + row as isize * sr;
+        // SAFETY: `start` is the offset of an element inside the buffer (checked in new()).
+        let ptr = unsafe { self.tensor.storage::<f32>().as_ptr().offset(start) };
+        (ptr, sr, sc)
+    }
+}
+
 /// BatchNorm with its running statistics (inference): one pass `y = a·x + b` per channel,
 /// `a = γ / √(var + ε)`, `b = β − mean·a`, on the flex CPU device; Burn's `BatchNorm::forward`
 /// elsewhere (autodiff — training mode or frozen alike — and GPU). Burn's inference op is four
@@ -424,6 +622,56 @@ mod tests {
             let got = softmax_last(big, 1.0, None);
             let d = (got - want).abs().max().into_scalar::<f32>();
             assert!(d < 1e-6, "n = {n}, no bias: max diff {d}");
+        }
+    }
+
+    #[test]
+    fn attention_equals_burns_on_strided_heads() {
+        let device = Device::flex();
+        // q, k, v as the head split of one fused projection (strided views), a bias that
+        // repeats over the batch, a value width different from the key width, and a head
+        // count that does not divide the thread pool.
+        for (b, h, n, d, dv, bias_batches) in
+            [(2, 3, 37, 8, 8, 1), (4, 2, 9, 4, 6, 2), (1, 1, 1, 3, 2, 1)]
+        {
+            let qkv = Tensor::<4>::random(
+                [b, n, h, 2 * d + dv],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let q = qkv.clone().narrow(3, 0, d).swap_dims(1, 2);
+            let k = qkv.clone().narrow(3, d, d).swap_dims(1, 2);
+            let v = qkv.narrow(3, 2 * d, dv).swap_dims(1, 2);
+            let bias = Tensor::<4>::random(
+                [bias_batches, h, n, n],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let expanded: Tensor<5> = bias.clone().unsqueeze_dim::<5>(0).expand([
+                b / bias_batches,
+                bias_batches,
+                h,
+                n,
+                n,
+            ]);
+            let expanded: Tensor<4> = expanded.reshape([b, h, n, n]);
+            let options = burn::tensor::ops::AttentionModuleOptions {
+                scale: Some(0.3),
+                softcap: None,
+                is_causal: false,
+            };
+            let want = burn::tensor::module::attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                Some(expanded),
+                options,
+            );
+            let got = attention(q, k, v, Some(bias), 0.3);
+            assert_eq!(got.dims(), [b, h, n, dv]);
+            let diff = (got - want).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-5, "({b}, {h}, {n}): max diff {diff}");
         }
     }
 

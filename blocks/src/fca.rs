@@ -26,7 +26,7 @@
 //!   official keys `fc.0.weight` / `fc.2.weight` are our `fc1` / `fc2` (see [`key_map`]).
 
 use crate::cpu_kernels::sigmoid;
-use burn::nn::{Linear, LinearConfig};
+use crate::linear::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;

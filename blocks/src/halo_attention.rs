@@ -31,10 +31,10 @@
 //! * `H` and `W` must be multiples of `block_size` (timm asserts it; so does [`HaloAttn::forward`]).
 
 use crate::conv::{Conv2d, Conv2dConfig};
+use crate::cpu_kernels;
 use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, PadMode};
 
@@ -338,15 +338,16 @@ impl HaloAttn {
         let scale = (dqk as f64).powf(-0.5);
         let logits = q.clone().matmul(k.swap_dims(2, 3));
         let pos = self.pos_embed.forward(q);
-        let attn = if self.scale_pos_embed {
-            (logits + pos).mul_scalar(scale)
+        // softmax(scale·(logits + pos)) or softmax(scale·logits + pos), fused on the CPU.
+        let (scores, scale, bias) = if self.scale_pos_embed {
+            (logits + pos, scale as f32, None)
         } else {
-            logits.mul_scalar(scale) + pos
+            (logits, scale as f32, Some(pos))
         };
         // [B·heads, blocks, b_ds², win²]
-        let attn_dims = attn.dims();
+        let attn_dims = scores.dims();
         track(&attn_dims);
-        let attn = softmax(attn, 3);
+        let attn = cpu_kernels::softmax_last(scores, scale, bias);
 
         // [B·heads, d_v, b_ds², blocks] → fold back to [B, heads · d_v, H / s, W / s]
         let out = attn.matmul(v).swap_dims(1, 3);

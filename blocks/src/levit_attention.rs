@@ -23,8 +23,9 @@
 
 use crate::conv::{Conv2d, Conv2dConfig};
 use crate::cpu_kernels;
+use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::layers::{index_buffer, Activation};
@@ -288,13 +289,12 @@ impl LevitAttention {
         let k = qkv
             .clone()
             .slice(s![.., .., .., kd..2 * kd])
-            .permute([0, 2, 3, 1]);
+            .permute([0, 2, 1, 3]);
         let v = qkv.slice(s![.., .., .., 2 * kd..]).permute([0, 2, 1, 3]);
 
         let scale = (kd as f64).powf(-0.5);
-        let attn =
-            cpu_kernels::softmax_last(q.matmul(k), scale as f32, Some(self.attention_bias()));
-        let x = attn.matmul(v).swap_dims(1, 2).reshape([b, n, heads * vd]);
+        let attn = cpu_kernels::attention(q, k, v, Some(self.attention_bias()), scale);
+        let x = attn.swap_dims(1, 2).reshape([b, n, heads * vd]);
         self.proj.forward(x)
     }
 }
@@ -496,16 +496,15 @@ impl LevitAttentionDownsample {
         let k = kv
             .clone()
             .slice(s![.., .., .., 0..kd])
-            .permute([0, 2, 3, 1]);
+            .permute([0, 2, 1, 3]);
         let v = kv.slice(s![.., .., .., kd..]).permute([0, 2, 1, 3]);
         let q = self.q.forward(x);
         let n_q = q.dims()[1];
         let q = q.reshape([b, n_q, heads, kd]).permute([0, 2, 1, 3]);
 
         let scale = (kd as f64).powf(-0.5);
-        let attn =
-            cpu_kernels::softmax_last(q.matmul(k), scale as f32, Some(self.attention_bias()));
-        let x = attn.matmul(v).swap_dims(1, 2).reshape([b, n_q, heads * vd]);
+        let attn = cpu_kernels::attention(q, k, v, Some(self.attention_bias()), scale);
+        let x = attn.swap_dims(1, 2).reshape([b, n_q, heads * vd]);
         self.proj.forward(x)
     }
 }

@@ -64,6 +64,7 @@ pub mod han;
 pub mod imdb;
 pub mod layers;
 pub mod levit_attention;
+pub mod linear;
 pub mod neighborhood_attention;
 pub mod ocab;
 pub mod pixel_attention;

@@ -37,8 +37,8 @@
 //! load as they are (`KeyMap::identity()`; in NAT/DiNAT checkpoints they sit under
 //! `levels.{i}.blocks.{j}.attn.`).
 
+use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::ops::PadMode;

@@ -34,14 +34,15 @@
 //! Not carried over: dropout / drop-path (identity in eval), timm's `scale_norm`, `gated`,
 //! `dim_out`, `attn_mask` / `is_causal` arguments, and the dimension-scaled CB_S variant.
 
+use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+
+use crate::cpu_kernels;
 
 use crate::cpu_kernels::gelu;
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 /// Configuration of [`VitAttention`] (the arguments of timm's `Attention`).
 #[derive(Config, Debug)]
@@ -164,12 +165,7 @@ impl VitAttention {
     /// `[B, N, C] → [B, N, C]`, with the fused attention kernel.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let (q, k, v) = self.qkv_heads(x);
-        let options = AttentionModuleOptions {
-            scale: Some(self.scale()),
-            softcap: None,
-            is_causal: false,
-        };
-        self.merge(attention(q, k, v, None, None, options))
+        self.merge(cpu_kernels::attention(q, k, v, None, self.scale()))
     }
 
     /// Like [`forward`](Self::forward), computing the attention explicitly; also returns the

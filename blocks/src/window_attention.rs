@@ -42,12 +42,13 @@
 
 use crate::layers::index_buffer;
 pub use crate::layers::{window_partition, window_reverse};
+use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+
+use crate::cpu_kernels;
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::Distribution;
 
 use crate::vit_attention::{TokenMlp, TokenMlpConfig};
@@ -251,13 +252,22 @@ impl WindowAttention {
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
         let [b_, n, _] = x.dims();
         let (q, k, v) = self.qkv_heads(x);
-        let bias = self.attn_bias(b_, n, mask);
-        let options = AttentionModuleOptions {
-            scale: Some(self.scale()),
-            softcap: None,
-            is_causal: false,
-        };
-        self.merge(attention(q, k, v, None, Some(bias), options))
+        let bias = self.window_bias(b_, n, mask);
+        self.merge(cpu_kernels::attention(q, k, v, Some(bias), self.scale()))
+    }
+
+    /// `B + M` once per window, `[nW, H, N, N]` (`[1, H, N, N]` without a mask): the attention
+    /// kernel repeats it over the images (`attn_bias` expands it to every window).
+    fn window_bias(&self, b_: usize, n: usize, mask: Option<Tensor<3>>) -> Tensor<4> {
+        let bias = self.relative_position_bias();
+        match mask {
+            None => bias,
+            Some(mask) => {
+                let nw = mask.dims()[0];
+                assert_eq!(b_ % nw, 0, "windows {b_} not a multiple of the mask's {nw}");
+                bias + mask.reshape([nw, 1, n, n])
+            }
+        }
     }
 
     /// Like [`forward`](Self::forward), computing the attention explicitly and also returning

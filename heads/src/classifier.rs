@@ -2,8 +2,8 @@
 //! `ClassifierHead` with `pool_type="avg"`). Backbones keep their `Linear` under the
 //! reference's name (`fc`, `head`, `head.fc`) and call [`classify`].
 
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use gaze_blocks::linear::{Linear, LinearConfig};
 
 /// Mean over the spatial axes: `[N, C, H, W] → [N, C]`.
 pub fn global_avg_pool(features: Tensor<4>) -> Tensor<2> {
