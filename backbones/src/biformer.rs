@@ -43,7 +43,6 @@ use gaze_blocks::bi_routing_attention::{
     BiLevelRoutingAttention, BiLevelRoutingAttentionConfig, KvDownsampleMode,
 };
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
-use gaze_blocks::cpu_kernels::batch_norm;
 use gaze_blocks::cpu_kernels::gelu;
 use gaze_blocks::layers::{ConvNormAct, ConvNormActConfig};
 use gaze_blocks::linear::{Linear, LinearConfig};
@@ -432,8 +431,8 @@ impl DownsampleLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             DownsampleLayer::Stem(s) => {
-                let x = gelu(batch_norm(&s.bn1, s.conv1.forward(x)));
-                batch_norm(&s.bn2, s.conv2.forward(x))
+                let x = gelu(s.conv1.forward_bn(x, &s.bn1, false));
+                s.conv2.forward_bn(x, &s.bn2, false)
             }
             DownsampleLayer::Conv(d) => d.forward(x),
         }

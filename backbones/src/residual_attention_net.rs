@@ -44,7 +44,6 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
-use gaze_blocks::cpu_kernels::batch_norm;
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::preact_bottleneck::{PreActBottleneck, PreActBottleneckConfig};
 use gaze_blocks::residual_attention::{ResidualAttention, ResidualAttentionConfig};
@@ -284,7 +283,7 @@ fn run(modules: &[ResidualAttention], x: Tensor<4>) -> Tensor<4> {
 impl ResidualAttentionNet {
     /// Stem: convolution, BN, ReLU and (ImageNet layout) the 3×3/2 max pool.
     pub fn forward_stem(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(batch_norm(&self.conv1.bn, self.conv1.conv.forward(x)));
+        let x = self.conv1.conv.forward_bn(x, &self.conv1.bn, true);
         if self.max_pool {
             max_pool2d(
                 x,

@@ -175,8 +175,8 @@ impl Stem {
         match self {
             Stem::Plain(c) => c.forward(x),
             Stem::Deep(s) => {
-                let x = relu(batch_norm(&s.bn_a, s.conv_a.forward(x)));
-                let x = relu(batch_norm(&s.bn_b, s.conv_b.forward(x)));
+                let x = s.conv_a.forward_bn(x, &s.bn_a, true);
+                let x = s.conv_b.forward_bn(x, &s.bn_b, true);
                 s.conv_c.forward(x)
             }
         }
@@ -213,7 +213,7 @@ impl Downsample {
         } else {
             x
         };
-        batch_norm(&self.bn, self.conv.forward(x))
+        self.conv.forward_bn(x, &self.bn, false)
     }
 }
 
@@ -305,19 +305,19 @@ impl ResBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             ResBlock::Basic(b) => {
-                let y = relu(batch_norm(&b.bn1, b.conv1.forward(x.clone())));
-                let y = attend(&b.se, batch_norm(&b.bn2, b.conv2.forward(y)));
+                let y = b.conv1.forward_bn(x.clone(), &b.bn1, true);
+                let y = attend(&b.se, b.conv2.forward_bn(y, &b.bn2, false));
                 relu(y + shortcut(&b.downsample, x))
             }
             ResBlock::Bottleneck(b) => {
-                let y = relu(batch_norm(&b.bn1, b.conv1.forward(x.clone())));
-                let y = relu(batch_norm(&b.bn2, b.conv2.forward(y)));
-                let y = attend(&b.se, batch_norm(&b.bn3, b.conv3.forward(y)));
+                let y = b.conv1.forward_bn(x.clone(), &b.bn1, true);
+                let y = b.conv2.forward_bn(y, &b.bn2, true);
+                let y = attend(&b.se, b.conv3.forward_bn(y, &b.bn3, false));
                 relu(y + shortcut(&b.downsample, x))
             }
             ResBlock::ResNest(b) => {
                 let avd = |y: Tensor<4>| avg_pool(y, 3, b.avd_stride, 1, false, true);
-                let mut y = relu(batch_norm(&b.bn1, b.conv1.forward(x.clone())));
+                let mut y = b.conv1.forward_bn(x.clone(), &b.bn1, true);
                 if b.avd_stride > 0 && b.avd_first {
                     y = avd(y);
                 }
@@ -325,7 +325,7 @@ impl ResBlock {
                 if b.avd_stride > 0 && !b.avd_first {
                     y = avd(y);
                 }
-                let y = batch_norm(&b.bn3, b.conv3.forward(y));
+                let y = b.conv3.forward_bn(y, &b.bn3, false);
                 relu(y + shortcut(&b.downsample, x))
             }
         }
@@ -515,7 +515,10 @@ fn run_stage(stage: &[ResBlock], x: Tensor<4>) -> Tensor<4> {
 impl ResNet {
     /// Stem output after batch norm and ReLU (stride 2; timm's `act1` feature).
     pub fn forward_stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(batch_norm(&self.bn1, self.conv1.forward(x)))
+        match &self.conv1 {
+            Stem::Plain(conv) => conv.forward_bn(x, &self.bn1, true),
+            deep => relu(batch_norm(&self.bn1, deep.forward(x))),
+        }
     }
 
     /// The five feature maps: stem (stride 2) and the four stages (strides 4…32), as timm's

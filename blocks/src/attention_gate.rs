@@ -37,7 +37,6 @@
 //! `(x, g)`: the skip features first, the gating signal second.
 
 use crate::conv::{Conv2d, Conv2dConfig};
-use crate::cpu_kernels::batch_norm;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -120,7 +119,7 @@ impl GridAttentionGate {
         let f = relu(theta_x + phi_g);
         let att = self.resize(sigmoid(self.psi.forward(f)), [h, w]);
         let y = att.clone() * x;
-        (batch_norm(&self.w_bn, self.w_conv.forward(y)), att)
+        (self.w_conv.forward_bn(y, &self.w_bn, false), att)
     }
 
     fn resize(&self, x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {

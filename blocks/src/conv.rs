@@ -1,7 +1,17 @@
 //! The 2-D convolution every gaze model uses: Burn's `Conv2d` (same fields, same parameter
-//! names `weight`/`bias`, same config and defaults), whose forward takes a direct CPU kernel for
-//! the stride-1 "same" convolutions that dominate super-resolution nets and the early stages of
-//! CNNs.
+//! names `weight`/`bias`, same config and defaults), whose forward on the flex CPU device takes
+//! a direct kernel for the stride-1 "same" convolutions that dominate super-resolution nets and
+//! the early stages of CNNs, and im2col + one threaded GEMM for the others; `forward_bn` applies
+//! an inference BatchNorm (and ReLU) inside both.
+//!
+//! The im2col path (module `im2col`) reads the NCHW map and writes the NCHW output directly:
+//! per image, group and band of output rows, the column buffer `[C_in·kh·kw, pixels]` (row
+//! copies at stride 1, none at all for 1×1 stride-1 convolutions) and one `gemm` call with the
+//! weight as stored, split over the thread pool. flex converts the map to NHWC, tiles the output
+//! by 512 pixels and runs one single-threaded GEMM per tile, so a ResNet's 14×14 and 7×7 stages
+//! ran on one core. Every path reads the input, weight and bias through flex's buffers
+//! (`cpu_kernels::HostView`): `into_data` copied each shared parameter on every forward (100 MB
+//! for ResNet-50). Together: ResNet-50 238 → 173 ms on two cores.
 //!
 //! Why: flex lowers every convolution to im2col + `gemm`. At the small channel counts of SR nets
 //! (PAN's 24 channels at 512², 20 at 128²) the GEMM is tall and thin (`K = 9·C`, `N = C`) and
@@ -13,8 +23,8 @@
 //! `k` zero-padded input rows of every input channel in a rolling window (no padded copy of
 //! the map). Measured against flex on 2 cores (GFLOP/s, direct / flex): 24→24 at 512² 45 / 19,
 //! 40→40 at 128² 64 / 36, 48→48 at 128² 71 / 37, 3→40 at 128² 58 / 10, 64→64 at 56² 47 / 46,
-//! 128→128 at 28² 52 / 55; 1×1 convolutions 18–33 / 25–56 (flex runs them as one GEMM
-//! without im2col). So the kernel takes `k` of 3, 5 or 7 with at most 48 input channels.
+//! 128→128 at 28² 52 / 55; 1×1 convolutions 18–33 / 25–56 (one GEMM without im2col). So the
+//! direct kernel takes `k` of 3, 5 or 7 with at most 48 input channels.
 //!
 //! The kernel runs on the flex device without autodiff only (training and WGPU keep Burn's
 //! `conv2d`), with an AVX2+FMA CPU (it is compiled for that instruction set and chosen at run
@@ -26,7 +36,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Initializer, PaddingConfig2d};
+use burn::nn::{BatchNorm, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::cpu_kernels::HostView;
@@ -108,28 +118,62 @@ const DIRECT_MAX_IN_CHANNELS: usize = 48;
 impl Conv2d {
     /// `[B, C_in, H, W] → [B, C_out, H', W']`, as Burn's `Conv2d::forward`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        if self.takes_direct_kernel(&input) {
-            return direct_conv(
-                input,
-                self.weight.val(),
-                self.bias.as_ref().map(|b| b.val()),
-            );
-        }
-        if let Some(geometry) = self.im2col_geometry(&input) {
-            return gemm_conv(
-                input,
-                self.weight.val(),
-                self.bias.as_ref().map(|b| b.val()),
-                geometry,
-            );
-        }
-        self.as_burn().forward(input)
+        self.forward_fused(input, None)
+            .unwrap_or_else(|input| self.as_burn().forward(input))
     }
 
-    /// The geometry of the im2col + GEMM path for `input`, or `None` where flex's own path is
-    /// as good (1×1 stride-1 unpadded convolutions: one GEMM on the NCHW map already;
-    /// depthwise and thin-group convolutions: flex's direct loops) or where the path does not
-    /// run (autodiff, GPU, `Same` padding).
+    /// `bn(conv(x))`, then ReLU when `relu`: with BatchNorm's running statistics (inference)
+    /// and the ReLU applied to each band of the output as the CPU kernels write it (no pass of
+    /// their own over the map, PyTorch's `fuse_conv_bn_eval` without changing the weights) on
+    /// the flex device without autodiff; elsewhere Burn's `BatchNorm::forward` (batch
+    /// statistics in training mode) and `relu` after the convolution.
+    pub fn forward_bn(&self, input: Tensor<4>, bn: &BatchNorm, relu: bool) -> Tensor<4> {
+        let cout = self.weight.dims()[0];
+        let input = if crate::cpu_kernels::on_plain_flex(&input) && bn.gamma.dims() == [cout] {
+            let (scale, shift) = crate::cpu_kernels::batch_norm_affine(bn);
+            let epilogue = Epilogue { scale, shift, relu };
+            match self.forward_fused(input, Some(&epilogue)) {
+                Ok(output) => return output,
+                Err(input) => input,
+            }
+        } else {
+            input
+        };
+        let output = crate::cpu_kernels::batch_norm(bn, self.forward(input));
+        if relu {
+            burn::tensor::activation::relu(output)
+        } else {
+            output
+        }
+    }
+
+    /// The convolution through the direct kernel or im2col + GEMM with `epilogue` applied, or
+    /// the input back when neither takes it.
+    fn forward_fused(
+        &self,
+        input: Tensor<4>,
+        epilogue: Option<&Epilogue>,
+    ) -> Result<Tensor<4>, Tensor<4>> {
+        let bias = || self.bias.as_ref().map(|b| b.val());
+        if self.takes_direct_kernel(&input) {
+            return Ok(direct_conv(input, self.weight.val(), bias(), epilogue));
+        }
+        match self.im2col_geometry(&input) {
+            Some(geometry) => Ok(gemm_conv(
+                input,
+                self.weight.val(),
+                bias(),
+                geometry,
+                epilogue,
+            )),
+            None => Err(input),
+        }
+    }
+
+    /// The geometry of the im2col + GEMM path for `input` (1×1 stride-1 unpadded
+    /// convolutions included: their GEMM reads the map itself, no column buffer), or `None`
+    /// where flex's own path is better (depthwise and thin-group convolutions: flex's direct
+    /// loops) or where the path does not run (autodiff, GPU, `Same` padding).
     fn im2col_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
         let [batch, cin, height, width] = input.dims();
         let [cout, cin_per_group, kh, kw] = self.weight.dims();
@@ -138,10 +182,7 @@ impl Conv2d {
             PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
             PaddingConfig2d::Same => return None,
         };
-        let pointwise =
-            kh == 1 && kw == 1 && self.stride == [1, 1] && [top, left, bottom, right] == [0; 4];
-        if pointwise
-            || cin_per_group < IM2COL_MIN_GROUP_CHANNELS && self.groups > 1
+        if cin_per_group < IM2COL_MIN_GROUP_CHANNELS && self.groups > 1
             || !crate::cpu_kernels::on_plain_flex(input)
         {
             return None;
@@ -207,7 +248,12 @@ impl Conv2d {
 
 /// Runs [`direct::conv_same`] on the tensors' host buffers (the input is borrowed without a
 /// copy when the tensor is not shared).
-fn direct_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+fn direct_conv(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    epilogue: Option<&Epilogue>,
+) -> Tensor<4> {
     let device = x.device();
     let [batch, cin, height, width] = x.dims();
     let [cout, _, k, _] = weight.dims();
@@ -220,12 +266,19 @@ fn direct_conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tens
         width,
         k,
     };
-    let out = direct::conv_same(
+    let mut out = direct::conv_same(
         x.values(),
         weight.values(),
         bias.as_ref().map(HostView::values),
         shape,
     );
+    if let Some(epilogue) = epilogue {
+        use rayon::prelude::*;
+        let plane = height * width;
+        out.par_chunks_mut(plane.max(1))
+            .enumerate()
+            .for_each(|(i, values)| epilogue.apply(i % cout, values));
+    }
     Tensor::from_data(TensorData::new(out, [batch, cout, height, width]), &device)
 }
 
@@ -249,6 +302,7 @@ fn gemm_conv(
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     geometry: im2col::Geometry,
+    epilogue: Option<&Epilogue>,
 ) -> Tensor<4> {
     let device = x.device();
     let (x, weight, bias) = host_views(x, weight, bias);
@@ -257,6 +311,7 @@ fn gemm_conv(
         weight.values(),
         bias.as_ref().map(HostView::values),
         geometry,
+        epilogue,
     );
     let [out_height, out_width] = geometry.out;
     let shape = [geometry.batch, geometry.cout, out_height, out_width];
@@ -527,6 +582,30 @@ pub(crate) mod direct {
     }
 }
 
+/// What [`Conv2d::forward_bn`] applies to each output channel as the kernels write it: the
+/// inference BatchNorm `a·x + b`, then ReLU.
+pub(crate) struct Epilogue {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    relu: bool,
+}
+
+impl Epilogue {
+    /// Applies the map to values of output channel `channel`.
+    fn apply(&self, channel: usize, values: &mut [f32]) {
+        let (a, b) = (self.scale[channel], self.shift[channel]);
+        if self.relu {
+            for v in values {
+                *v = (*v * a + b).max(0.0);
+            }
+        } else {
+            for v in values {
+                *v = *v * a + b;
+            }
+        }
+    }
+}
+
 /// Fewest input channels per group for the im2col path: thinner groups (depthwise above all)
 /// make GEMMs too small to pay for the column buffer, and flex loops over them directly.
 const IM2COL_MIN_GROUP_CHANNELS: usize = 16;
@@ -570,7 +649,13 @@ pub(crate) mod im2col {
     /// as it is stored (`[C_out, C_in·kh·kw]` row-major) and the output needs no transpose:
     /// flex converts the input to NHWC, builds 512-pixel tiles and runs one single-threaded
     /// GEMM per tile, so the 14×14 and 7×7 maps of a ResNet's last stages ran on one core.
-    pub fn conv(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
+    pub fn conv(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        g: Geometry,
+        epilogue: Option<&super::Epilogue>,
+    ) -> Vec<f32> {
         let Geometry {
             batch,
             cin,
@@ -593,8 +678,24 @@ pub(crate) mod im2col {
                 values.fill(bias[channel % cout]);
             }
         }
-        let band_rows = (COLUMN_BUDGET / (depth * out_w).max(1)).clamp(1, out_h);
-        let mut col = vec![0f32; depth * band_rows * out_w];
+        // A 1×1 stride-1 unpadded convolution multiplies the map itself.
+        let pointwise = [kh, kw] == [1, 1]
+            && g.stride == [1, 1]
+            && g.pad == [0, 0]
+            && [out_h, out_w] == [height, width];
+        let band_rows = if pointwise {
+            out_h
+        } else {
+            (COLUMN_BUDGET / (depth * out_w).max(1)).clamp(1, out_h)
+        };
+        let mut col = vec![
+            0f32;
+            if pointwise {
+                0
+            } else {
+                depth * band_rows * out_w
+            }
+        ];
         for b in 0..batch {
             for group in 0..groups {
                 let input = &x[(b * cin + group * cig) * height * width..][..cig * height * width];
@@ -602,8 +703,14 @@ pub(crate) mod im2col {
                 for y0 in (0..out_h).step_by(band_rows) {
                     let rows = band_rows.min(out_h - y0);
                     let n = rows * out_w;
-                    let col = &mut col[..depth * n];
-                    fill_columns(col, input, &g, y0..y0 + rows);
+                    // The band's columns: the map itself (row stride H·W) or the buffer.
+                    let (rhs, rhs_rs) = if pointwise {
+                        (input.as_ptr(), plane)
+                    } else {
+                        let col = &mut col[..depth * n];
+                        fill_columns(col, input, &g, y0..y0 + rows);
+                        (col.as_ptr(), n)
+                    };
                     let dst = &mut out[(b * cout + group * cog) * plane + y0 * out_w..];
                     let parallelism = if cog * n * depth >= PARALLEL_MIN_WORK {
                         gemm::Parallelism::Rayon(0)
@@ -612,7 +719,8 @@ pub(crate) mod im2col {
                     };
                     // SAFETY: dst holds `cog` rows of stride `plane` with `n` values each from
                     // its start (the band lies inside every channel's plane); lhs is
-                    // `cog × depth` and rhs `depth × n`, both row-major and in bounds.
+                    // `cog × depth` row-major, rhs `depth × n` with row stride `rhs_rs` (the
+                    // group's map, `depth × plane`, or the column buffer), all in bounds.
                     unsafe {
                         gemm::gemm(
                             cog,
@@ -625,9 +733,9 @@ pub(crate) mod im2col {
                             weight.as_ptr(),
                             1,
                             depth as isize,
-                            col.as_ptr(),
+                            rhs,
                             1,
-                            n as isize,
+                            rhs_rs as isize,
                             1.0,
                             1.0,
                             false,
@@ -635,6 +743,12 @@ pub(crate) mod im2col {
                             false,
                             parallelism,
                         );
+                    }
+                    if let Some(epilogue) = epilogue {
+                        dst.par_chunks_mut(plane)
+                            .take(cog)
+                            .enumerate()
+                            .for_each(|(co, row)| epilogue.apply(group * cog + co, &mut row[..n]));
                     }
                 }
             }
@@ -740,6 +854,8 @@ mod tests {
             (1, 18, 5, 1, 7, 8, 4, 3, 1, [0, 2, 1, 0], true),
             (1, 16, 4, 1, 5, 6, 3, 1, 1, [4, 4, 4, 4], false),
             (1, 60, 4, 1, 40, 80, 3, 1, 1, [1, 1, 1, 1], true),
+            (2, 24, 40, 1, 7, 9, 1, 1, 1, [0, 0, 0, 0], true),
+            (1, 64, 32, 2, 6, 5, 1, 1, 1, [0, 0, 0, 0], false),
         ];
         for (i, (b, cin, cout, groups, h, w, k, s, d, [t, l, bo, r], bias)) in
             cases.into_iter().enumerate()
@@ -761,6 +877,43 @@ mod tests {
             assert_eq!(ours.dims(), reference.dims(), "case {i}");
             let diff = (ours - reference).abs().max().into_scalar::<f32>();
             assert!(diff < 1e-5, "case {i}: max abs diff {diff}");
+        }
+    }
+
+    #[test]
+    fn forward_bn_equals_conv_then_batch_norm_then_relu() {
+        let device = Device::flex();
+        // The direct kernel (3×3, 8 channels), im2col (stride 2), and a 1×1 convolution.
+        for (i, (cin, k, stride)) in [(8, 3, 1), (20, 3, 2), (32, 1, 1)].into_iter().enumerate() {
+            let cout = 6;
+            let conv = Conv2dConfig::new([cin, cout], [k, k])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+                .init(&device);
+            let mut bn = burn::nn::BatchNormConfig::new(cout).init(&device);
+            let ramp = |offset: f32, step: f32| {
+                Tensor::<1>::from_floats(
+                    [0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0].map(|c| offset + step * c),
+                    &device,
+                )
+            };
+            bn.gamma = Param::from_tensor(ramp(0.5, -0.2));
+            bn.beta = Param::from_tensor(ramp(-0.1, 0.05));
+            bn.running_mean = burn::module::RunningState::new(ramp(0.2, -0.1));
+            bn.running_var = burn::module::RunningState::new(ramp(0.5, 0.3));
+            let x = random([2, cin, 11, 13], 200 + i as u64, &device);
+            for relu in [false, true] {
+                let want = bn.forward(conv.as_burn().forward(x.clone()));
+                let want = if relu {
+                    burn::tensor::activation::relu(want)
+                } else {
+                    want
+                };
+                let got = conv.forward_bn(x.clone(), &bn, relu);
+                assert_eq!(got.dims(), want.dims());
+                let diff = (got - want).abs().max().into_scalar::<f32>();
+                assert!(diff < 1e-5, "case {i}, relu {relu}: max abs diff {diff}");
+            }
         }
     }
 

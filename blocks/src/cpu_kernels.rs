@@ -360,11 +360,17 @@ pub fn attention(
         .as_ref()
         .map_or(1, |b| b.values().len() / (h * n_q * n_k));
     let mut out = vec![0f32; b * h * n_q * d_v];
-    // Blocks of query rows: enough tasks to balance the pool, each long enough for `gemm`.
+    // Blocks of query rows: enough tasks to balance the pool, each long enough for `gemm`,
+    // and a score block of at most ATTENTION_SCORE_BUDGET values (memory stays linear in the
+    // tokens, as Burn's flash path: global attention over 112² tokens holds 2 × 256 KiB).
     let tasks_per_head = (4 * rayon::current_num_threads())
         .div_ceil(b * h)
         .clamp(1, n_q.div_ceil(16).max(1));
-    let rows_per_task = n_q.div_ceil(tasks_per_head);
+    let rows_per_task = n_q
+        .div_ceil(tasks_per_head)
+        .min(ATTENTION_SCORE_BUDGET / n_k)
+        .max(1);
+    let tasks_per_head = n_q.div_ceil(rows_per_task);
     let out_ptr = SendPtr(out.as_mut_ptr());
     {
         use rayon::prelude::*;
@@ -446,6 +452,9 @@ pub fn attention(
     Tensor::from_data(TensorData::new(out, [b, h, n_q, d_v]), &device)
 }
 
+/// Most scores one task of [`attention`] holds (256 KiB, about an L2 cache).
+const ATTENTION_SCORE_BUDGET: usize = 1 << 16;
+
 /// A raw pointer shared by tasks that write disjoint parts of one allocation.
 struct SendPtr(*mut f32);
 // SAFETY: see the users: tasks write disjoint ranges of a live buffer.
@@ -511,6 +520,32 @@ impl StridedHost {
     }
 }
 
+/// The inference BatchNorm as a per-channel affine map `y = a·x + b`: `a = γ / √(var + ε)`,
+/// `b = β − mean·a`.
+pub(crate) fn batch_norm_affine(bn: &burn::nn::BatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let host = |t: Tensor<1>| {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("converted to f32")
+    };
+    let (gamma, beta) = (host(bn.gamma.val()), host(bn.beta.val()));
+    let (mean, var) = (host(bn.running_mean.value()), host(bn.running_var.value()));
+    let eps = bn.epsilon as f32;
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((b, m), a)| b - m * a)
+        .collect();
+    (scale, shift)
+}
+
 /// BatchNorm with its running statistics (inference): one pass `y = a·x + b` per channel,
 /// `a = γ / √(var + ε)`, `b = β − mean·a`, on the flex CPU device; Burn's `BatchNorm::forward`
 /// elsewhere (autodiff — training mode or frozen alike — and GPU). Burn's inference op is four
@@ -522,26 +557,13 @@ pub fn batch_norm<const D: usize>(bn: &burn::nn::BatchNorm, x: Tensor<D>) -> Ten
     let dims = x.dims();
     let channels = dims[1];
     let inner: usize = dims[2..].iter().product();
-    let host = |t: Tensor<1>| {
-        t.into_data()
-            .try_into_vec::<f32>()
-            .expect("float tensors on flex are f32")
-    };
-    let (gamma, beta) = (host(bn.gamma.val()), host(bn.beta.val()));
-    let (mean, var) = (host(bn.running_mean.value()), host(bn.running_var.value()));
+    let (scale, shift) = batch_norm_affine(bn);
     assert_eq!(
-        gamma.len(),
+        scale.len(),
         channels,
         "BatchNorm of {} channels",
-        gamma.len()
+        scale.len()
     );
-    let eps = bn.epsilon as f32;
-    let scale: Vec<f32> = (0..channels)
-        .map(|c| gamma[c] / (var[c] + eps).sqrt())
-        .collect();
-    let shift: Vec<f32> = (0..channels)
-        .map(|c| beta[c] - mean[c] * scale[c])
-        .collect();
     map_in_place(x, |values| {
         use rayon::prelude::*;
         if inner == 1 {

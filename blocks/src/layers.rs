@@ -3,7 +3,6 @@
 //! channel rounding.
 
 use crate::conv::{Conv2d, Conv2dConfig};
-use crate::cpu_kernels::batch_norm;
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -120,10 +119,10 @@ pub struct ConvNormAct {
 impl ConvNormAct {
     /// `act(bn(conv(x)))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = batch_norm(&self.bn, self.conv.forward(x));
-        match &self.act {
-            Some(act) => act.apply(x),
-            None => x,
+        match self.act {
+            Some(Activation::Relu) => self.conv.forward_bn(x, &self.bn, true),
+            Some(act) => act.apply(self.conv.forward_bn(x, &self.bn, false)),
+            None => self.conv.forward_bn(x, &self.bn, false),
         }
     }
 }

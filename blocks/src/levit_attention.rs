@@ -139,7 +139,7 @@ pub struct ConvNorm {
 impl ConvNorm {
     /// `[N, in, H, W] → [N, out, H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        cpu_kernels::batch_norm(&self.bn, self.linear.forward(x))
+        self.linear.forward_bn(x, &self.bn, false)
     }
 }
 
