@@ -688,15 +688,14 @@ pub(crate) mod im2col {
         } else {
             (COLUMN_BUDGET / (depth * out_w).max(1)).clamp(1, out_h)
         };
-        let mut col = vec![
-            0f32;
-            if pointwise {
-                0
-            } else {
-                depth * band_rows * out_w
-            }
-        ];
-        for b in 0..batch {
+        let col_len = if pointwise {
+            0
+        } else {
+            depth * band_rows * out_w
+        };
+        // One image: per group and band, its columns, one GEMM (split over the pool when
+        // `threaded`) and the epilogue.
+        let image = |b: usize, out: &mut [f32], col: &mut [f32], threaded: bool| {
             for group in 0..groups {
                 let input = &x[(b * cin + group * cig) * height * width..][..cig * height * width];
                 let weight = &w[group * cog * depth..][..cog * depth];
@@ -708,11 +707,11 @@ pub(crate) mod im2col {
                         (input.as_ptr(), plane)
                     } else {
                         let col = &mut col[..depth * n];
-                        fill_columns(col, input, &g, y0..y0 + rows);
+                        fill_columns(col, input, &g, y0..y0 + rows, threaded);
                         (col.as_ptr(), n)
                     };
-                    let dst = &mut out[(b * cout + group * cog) * plane + y0 * out_w..];
-                    let parallelism = if cog * n * depth >= PARALLEL_MIN_WORK {
+                    let dst = &mut out[group * cog * plane + y0 * out_w..];
+                    let parallelism = if threaded && cog * n * depth >= PARALLEL_MIN_WORK {
                         gemm::Parallelism::Rayon(0)
                     } else {
                         gemm::Parallelism::None
@@ -745,12 +744,35 @@ pub(crate) mod im2col {
                         );
                     }
                     if let Some(epilogue) = epilogue {
-                        dst.par_chunks_mut(plane)
-                            .take(cog)
-                            .enumerate()
-                            .for_each(|(co, row)| epilogue.apply(group * cog + co, &mut row[..n]));
+                        let apply = |(co, row): (usize, &mut [f32])| {
+                            epilogue.apply(group * cog + co, &mut row[..n])
+                        };
+                        if threaded {
+                            dst.par_chunks_mut(plane)
+                                .take(cog)
+                                .enumerate()
+                                .for_each(apply);
+                        } else {
+                            dst.chunks_mut(plane).take(cog).enumerate().for_each(apply);
+                        }
                     }
                 }
+            }
+        };
+        // A batch that fills the pool runs images in parallel, each GEMM on one thread (no
+        // synchronisation inside small GEMMs: batch-8 throughput); otherwise one image at a
+        // time with its GEMMs split over the pool.
+        let threads = rayon::current_num_threads();
+        let image_size = (cout * plane).max(1);
+        if batch > 1 && (batch % threads == 0 || batch >= 4 * threads) {
+            out.par_chunks_mut(image_size).enumerate().for_each_init(
+                || vec![0f32; col_len],
+                |col, (b, out)| image(b, out, col, false),
+            );
+        } else {
+            let mut col = vec![0f32; col_len];
+            for (b, out) in out.chunks_mut(image_size).enumerate() {
+                image(b, out, &mut col, true);
             }
         }
         out
@@ -758,50 +780,61 @@ pub(crate) mod im2col {
 
     /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
     /// map) for the output rows `rows`, rows of `col` in parallel.
-    fn fill_columns(col: &mut [f32], input: &[f32], g: &Geometry, rows: std::ops::Range<usize>) {
+    fn fill_columns(
+        col: &mut [f32],
+        input: &[f32],
+        g: &Geometry,
+        rows: std::ops::Range<usize>,
+        threaded: bool,
+    ) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
         let [dh, dw] = g.dilation;
         let [ph, pw] = g.pad;
         let (height, width, out_w) = (g.height, g.width, g.out[1]);
         let n = rows.len() * out_w;
-        col.par_chunks_mut(n)
-            .with_min_len((16384 / n.max(1)).max(1))
-            .enumerate()
-            .for_each(|(r, dst)| {
-                let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
-                let channel = &input[ci * height * width..][..height * width];
-                // Output columns x whose input column x·sw + j·dw − pw lies inside the map.
-                let offset = j * dw;
-                let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
-                let last = if width + pw > offset {
-                    ((width + pw - offset - 1) / sw + 1).min(out_w)
+        let fill_row = |(r, dst): (usize, &mut [f32])| {
+            let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
+            let channel = &input[ci * height * width..][..height * width];
+            // Output columns x whose input column x·sw + j·dw − pw lies inside the map.
+            let offset = j * dw;
+            let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
+            let last = if width + pw > offset {
+                ((width + pw - offset - 1) / sw + 1).min(out_w)
+            } else {
+                0
+            }
+            .max(first);
+            for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
+                let iy = (y * sh + i * dh) as isize - ph as isize;
+                if iy < 0 || iy >= height as isize {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let src = &channel[iy as usize * width..][..width];
+                dst[..first].fill(0.0);
+                dst[last..].fill(0.0);
+                if first == last {
+                    continue;
+                }
+                let x0 = first * sw + offset - pw;
+                if sw == 1 {
+                    dst[first..last].copy_from_slice(&src[x0..x0 + last - first]);
                 } else {
-                    0
-                }
-                .max(first);
-                for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
-                    let iy = (y * sh + i * dh) as isize - ph as isize;
-                    if iy < 0 || iy >= height as isize {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let src = &channel[iy as usize * width..][..width];
-                    dst[..first].fill(0.0);
-                    dst[last..].fill(0.0);
-                    if first == last {
-                        continue;
-                    }
-                    let x0 = first * sw + offset - pw;
-                    if sw == 1 {
-                        dst[first..last].copy_from_slice(&src[x0..x0 + last - first]);
-                    } else {
-                        for (k, v) in dst[first..last].iter_mut().enumerate() {
-                            *v = src[x0 + k * sw];
-                        }
+                    for (k, v) in dst[first..last].iter_mut().enumerate() {
+                        *v = src[x0 + k * sw];
                     }
                 }
-            });
+            }
+        };
+        if threaded {
+            col.par_chunks_mut(n)
+                .with_min_len((16384 / n.max(1)).max(1))
+                .enumerate()
+                .for_each(fill_row);
+        } else {
+            col.chunks_mut(n).enumerate().for_each(fill_row);
+        }
     }
 }
 
