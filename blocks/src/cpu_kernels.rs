@@ -362,7 +362,7 @@ pub fn attention(
     let mut out = vec![0f32; b * h * n_q * d_v];
     // Blocks of query rows: enough tasks to balance the pool, each long enough for `gemm`,
     // and a score block of at most ATTENTION_SCORE_BUDGET values (memory stays linear in the
-    // tokens, as Burn's flash path: global attention over 112² tokens holds 2 × 256 KiB).
+    // tokens, as Burn's flash path: global attention over 112² tokens holds 2 × 1 MiB).
     let tasks_per_head = (4 * rayon::current_num_threads())
         .div_ceil(b * h)
         .clamp(1, n_q.div_ceil(16).max(1));
@@ -452,8 +452,8 @@ pub fn attention(
     Tensor::from_data(TensorData::new(out, [b, h, n_q, d_v]), &device)
 }
 
-/// Most scores one task of [`attention`] holds (256 KiB, about an L2 cache).
-const ATTENTION_SCORE_BUDGET: usize = 1 << 16;
+/// Most scores one task of [`attention`] holds (1 MiB).
+const ATTENTION_SCORE_BUDGET: usize = 1 << 18;
 
 /// A raw pointer shared by tasks that write disjoint parts of one allocation.
 struct SendPtr(*mut f32);
