@@ -612,6 +612,7 @@ const IM2COL_MIN_GROUP_CHANNELS: usize = 16;
 
 /// Convolution as im2col + GEMM straight from and into NCHW (module docs).
 pub(crate) mod im2col {
+    use crate::cpu_kernels::{matmul, Strided};
     use rayon::prelude::*;
 
     /// Most values in one column buffer (4 MiB): large maps go through in bands of output
@@ -711,36 +712,27 @@ pub(crate) mod im2col {
                         (col.as_ptr(), n)
                     };
                     let dst = &mut out[group * cog * plane + y0 * out_w..];
-                    let parallelism = if threaded && cog * n * depth >= PARALLEL_MIN_WORK {
-                        gemm::Parallelism::Rayon(0)
-                    } else {
-                        gemm::Parallelism::None
-                    };
                     // SAFETY: dst holds `cog` rows of stride `plane` with `n` values each from
                     // its start (the band lies inside every channel's plane); lhs is
                     // `cog × depth` row-major, rhs `depth × n` with row stride `rhs_rs` (the
                     // group's map, `depth × plane`, or the column buffer), all in bounds.
                     unsafe {
-                        gemm::gemm(
-                            cog,
-                            n,
-                            depth,
+                        matmul(
+                            [cog, n, depth],
                             dst.as_mut_ptr(),
-                            1,
-                            plane as isize,
+                            plane,
                             bias.is_some(),
-                            weight.as_ptr(),
-                            1,
-                            depth as isize,
-                            rhs,
-                            1,
-                            rhs_rs as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
+                            Strided {
+                                ptr: weight.as_ptr(),
+                                rs: depth as isize,
+                                cs: 1,
+                            },
+                            Strided {
+                                ptr: rhs,
+                                rs: rhs_rs as isize,
+                                cs: 1,
+                            },
+                            threaded && cog * n * depth >= PARALLEL_MIN_WORK,
                         );
                     }
                     if let Some(epilogue) = epilogue {

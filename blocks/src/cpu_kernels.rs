@@ -131,10 +131,19 @@ pub fn gelu_slice(values: &mut [f32]) {
 /// Exact (erf) GELU, PyTorch's `nn.GELU()`: a vectorised kernel on the flex CPU device, Burn's
 /// `gelu` elsewhere (autodiff, GPU).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    elementwise(x, gelu_slice, activation::gelu)
+}
+
+/// `kernel` over the values in place on the flex CPU device, Burn's `fallback` elsewhere.
+fn elementwise<const D: usize>(
+    x: Tensor<D>,
+    kernel: fn(&mut [f32]),
+    fallback: fn(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
     if on_plain_flex(&x) {
-        map_in_place(x, gelu_slice)
+        map_in_place(x, kernel)
     } else {
-        activation::gelu(x)
+        fallback(x)
     }
 }
 
@@ -154,11 +163,7 @@ pub fn sigmoid_slice(values: &mut [f32]) {
 /// The logistic sigmoid (`torch.sigmoid`): a vectorised kernel on the flex CPU device, Burn's
 /// `sigmoid` elsewhere.
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if on_plain_flex(&x) {
-        map_in_place(x, sigmoid_slice)
-    } else {
-        activation::sigmoid(x)
-    }
+    elementwise(x, sigmoid_slice, activation::sigmoid)
 }
 
 /// `nn.Hardswish` in place: `x · clamp(x + 3, 0, 6) / 6` (one pass; Burn composes five ops).
@@ -174,11 +179,7 @@ pub fn hard_swish_slice(values: &mut [f32]) {
 /// Hard swish (`nn.Hardswish`): one vectorised pass on the flex CPU device, Burn's
 /// `hard_swish` elsewhere.
 pub fn hard_swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if on_plain_flex(&x) {
-        map_in_place(x, hard_swish_slice)
-    } else {
-        activation::hard_swish(x)
-    }
+    elementwise(x, hard_swish_slice, activation::hard_swish)
 }
 
 /// Softmax of one row after `v ← scale·v + bias` (three passes over the row: scale, bias and
@@ -391,26 +392,23 @@ pub fn attention(
                 unsafe {
                     let (q_ptr, q_rs, q_cs) = q.matrix(bi, hi, rows.start);
                     let (k_ptr, k_rs, k_cs) = k.matrix(bi, hi, 0);
-                    gemm::gemm(
-                        m,
-                        n_k,
-                        d,
+                    matmul(
+                        [m, n_k, d],
                         scores.as_mut_ptr(),
-                        1,
-                        n_k as isize,
+                        n_k,
                         false,
-                        q_ptr,
-                        q_cs,
-                        q_rs,
-                        k_ptr,
-                        k_rs,
-                        k_cs,
-                        0.0,
-                        1.0,
+                        Strided {
+                            ptr: q_ptr,
+                            rs: q_rs,
+                            cs: q_cs,
+                        },
+                        // kᵀ: its rows are k's columns.
+                        Strided {
+                            ptr: k_ptr,
+                            rs: k_cs,
+                            cs: k_rs,
+                        },
                         false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                     let bias_rows = bias.as_ref().map(|bias| {
                         let start = (((bi % bias_batches) * h + hi) * n_q + rows.start) * n_k;
@@ -425,26 +423,22 @@ pub fn attention(
                     });
                     let (v_ptr, v_rs, v_cs) = v.matrix(bi, hi, 0);
                     let dst = out_ptr.get().add(((bi * h + hi) * n_q + rows.start) * d_v);
-                    gemm::gemm(
-                        m,
-                        d_v,
-                        n_k,
+                    matmul(
+                        [m, d_v, n_k],
                         dst,
-                        1,
-                        d_v as isize,
+                        d_v,
                         false,
-                        scores.as_ptr(),
-                        1,
-                        n_k as isize,
-                        v_ptr,
-                        v_cs,
-                        v_rs,
-                        0.0,
-                        1.0,
+                        Strided {
+                            ptr: scores.as_ptr(),
+                            rs: n_k as isize,
+                            cs: 1,
+                        },
+                        Strided {
+                            ptr: v_ptr,
+                            rs: v_rs,
+                            cs: v_cs,
+                        },
                         false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                 }
             });
@@ -454,6 +448,61 @@ pub fn attention(
 
 /// Most scores one task of [`attention`] holds (1 MiB).
 const ATTENTION_SCORE_BUDGET: usize = 1 << 18;
+
+/// A matrix in memory: its first element and its row and column strides (elements).
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// `dst ← lhs · rhs` (`m × k` by `k × n`), or `dst ← dst + lhs · rhs` with `accumulate`: one
+/// `gemm` call writing `dst` row-major with row stride `dst_rs`, split over the thread pool
+/// when `threaded`. Every CPU kernel of gaze multiplies matrices through it.
+///
+/// # Safety
+/// Each pointer with its strides addresses its whole matrix inside a live buffer, and nothing
+/// else reads or writes `dst`'s matrix meanwhile.
+pub(crate) unsafe fn matmul(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: Strided,
+    rhs: Strided,
+    threaded: bool,
+) {
+    let parallelism = if threaded {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
 
 /// A raw pointer shared by tasks that write disjoint parts of one allocation.
 struct SendPtr(*mut f32);

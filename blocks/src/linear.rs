@@ -14,7 +14,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, LinearLayout};
 use burn::prelude::*;
 
-use crate::cpu_kernels::{on_plain_flex, HostView};
+use crate::cpu_kernels::{matmul, on_plain_flex, HostView, Strided};
 
 /// Configuration of [`Linear`]: Burn's `LinearConfig`, field for field.
 #[derive(Config, Debug)]
@@ -115,34 +115,25 @@ fn gemm_linear<const D: usize>(
             rs >= 0 && cs >= 0 && (last as usize) < storage.len(),
             "Linear: weight layout {strides:?} outside its buffer"
         );
-        let parallelism = if rows * d_input * d_output >= PARALLEL_MIN_WORK {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
         // SAFETY: out is rows × d_output row-major; the input rows × d_input row-major; the
         // weight d_input × d_output with strides (rs, cs) inside its buffer (checked above).
         unsafe {
-            gemm::gemm(
-                rows,
-                d_output,
-                d_input,
+            matmul(
+                [rows, d_output, d_input],
                 out.as_mut_ptr(),
-                1,
-                d_output as isize,
+                d_output,
                 bias.is_some(),
-                input.values().as_ptr(),
-                1,
-                d_input as isize,
-                storage.as_ptr().add(layout.start_offset()),
-                cs,
-                rs,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
+                Strided {
+                    ptr: input.values().as_ptr(),
+                    rs: d_input as isize,
+                    cs: 1,
+                },
+                Strided {
+                    ptr: storage.as_ptr().add(layout.start_offset()),
+                    rs,
+                    cs,
+                },
+                rows * d_input * d_output >= PARALLEL_MIN_WORK,
             );
         }
     }
