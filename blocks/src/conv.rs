@@ -350,12 +350,9 @@ pub(crate) mod direct {
         pulp::x86::V3::try_new().is_some()
     }
 
-    /// The output pointer shared by the row-range tasks, each of which writes its own rows.
-    #[derive(Clone, Copy)]
-    struct OutPtr(*mut f32);
-    // SAFETY: tasks write disjoint (batch, row range) parts of one live allocation.
-    unsafe impl Send for OutPtr {}
-    unsafe impl Sync for OutPtr {}
+    // The output pointer shared by the row-range tasks, each of which writes its own rows
+    // (disjoint (batch, row range) parts of one live allocation).
+    use crate::cpu_kernels::SendPtr as OutPtr;
 
     /// `out[b, co, y, x] = bias[co] + Σ w[co, ci, i, j] · x[b, ci, y + i − p, x + j − p]`, zero
     /// outside the map, `p = k / 2`.

@@ -505,14 +505,15 @@ pub(crate) unsafe fn matmul(
 }
 
 /// A raw pointer shared by tasks that write disjoint parts of one allocation.
-struct SendPtr(*mut f32);
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: see the users: tasks write disjoint ranges of a live buffer.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
     /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn get(&self) -> *mut f32 {
+    pub(crate) fn get(&self) -> *mut f32 {
         self.0
     }
 }
