@@ -40,6 +40,8 @@ def torch_model(name):
     import timm
     if timm.is_model(name):
         return timm.create_model(name, pretrained=False)
+    if "_x" not in name:
+        return None
     from check_onnx_convert_full import official_sr
     return official_sr(name)
 
@@ -146,6 +148,11 @@ def main():
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):
+        if torch_model(name) is None:
+            # gaze's own compositions (cbam_resnet50, …) have no timm or official counterpart.
+            print(f"{name}: no PyTorch model of this architecture (not in timm, not an official SR "
+                  "network), skipped", file=sys.stderr, flush=True)
+            continue
         g = bench_gaze(args.gaze, name, args.threads, args.batch, name in train)
         t = bench_torch(name, g["h"], g["w"], args.batch)
         if name in train:
