@@ -37,11 +37,12 @@
 //! checkpoints they sit under `stages.{i}.{j}.attn.`).
 
 use crate::conv::{Conv2d, Conv2dConfig};
+use crate::cpu_kernels::{avg_pool2d, max_pool2d};
 use crate::linear::{Linear, LinearConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, PadMode};
 
 use crate::layers::window_partition;

@@ -26,8 +26,9 @@
 
 use burn::prelude::*;
 
+use crate::cpu_kernels::max_pool2d;
 use crate::cpu_kernels::{gelu, sigmoid};
-use burn::tensor::module::{interpolate, max_pool2d};
+use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 
 use crate::bsconv::{Pointwise, SeparableConv, SeparableConvConfig, SeparableConvKind};

@@ -32,10 +32,10 @@
 
 use crate::conv::{Conv2d, Conv2dConfig};
 use crate::cpu_kernels;
+use crate::cpu_kernels::avg_pool2d;
 use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
-use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, PadMode};
 
 use crate::layers::make_divisible;

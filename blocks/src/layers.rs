@@ -158,7 +158,7 @@ pub fn conv_same_dilated(
 
 /// The 3×3, stride-2, padding-1 max pool of ResNet-style stems (`nn.MaxPool2d(3, 2, 1)`).
 pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
-    burn::tensor::module::max_pool2d(
+    crate::cpu_kernels::max_pool2d(
         x,
         burn::tensor::ops::MaxPoolOptions {
             kernel_size: [3, 3],
@@ -173,7 +173,7 @@ pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
 /// The 2×2, stride-2 max pool of U-Nets (`nn.MaxPool2d(2)`; odd sides lose their last row or
 /// column).
 pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
-    burn::tensor::module::max_pool2d(
+    crate::cpu_kernels::max_pool2d(
         x,
         burn::tensor::ops::MaxPoolOptions {
             kernel_size: [2, 2],

@@ -28,8 +28,8 @@ use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 
+use crate::cpu_kernels::avg_pool2d;
 use crate::layers::{index_buffer, Activation};
-use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 
 fn batch_norm(channels: usize, weight_init: f64, device: &Device) -> BatchNorm {

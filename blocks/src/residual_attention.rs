@@ -42,10 +42,11 @@
 
 use crate::conv::{Conv2d, Conv2dConfig};
 use crate::cpu_kernels::batch_norm;
+use crate::cpu_kernels::max_pool2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{interpolate, max_pool2d};
+use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 
 use crate::cpu_kernels::sigmoid;
