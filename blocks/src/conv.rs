@@ -754,39 +754,17 @@ pub(crate) mod im2col {
         let threads = rayon::current_num_threads();
         let image_size = (cout * plane).max(1);
         if batch > 1 && (batch % threads == 0 || batch >= 4 * threads) {
-            out.par_chunks_mut(image_size)
-                .enumerate()
-                .for_each(|(b, out)| with_columns(col_len, |col| image(b, out, col, false)));
+            out.par_chunks_mut(image_size).enumerate().for_each_init(
+                || vec![0f32; col_len],
+                |col, (b, out)| image(b, out, col, false),
+            );
         } else {
-            with_columns(col_len, |col| {
-                for (b, out) in out.chunks_mut(image_size).enumerate() {
-                    image(b, out, col, true);
-                }
-            });
+            let mut col = vec![0f32; col_len];
+            for (b, out) in out.chunks_mut(image_size).enumerate() {
+                image(b, out, &mut col, true);
+            }
         }
         out
-    }
-
-    thread_local! {
-        /// The column buffer of this thread, kept between convolutions: allocating and
-        /// zeroing up to 4 MiB per call showed as `memset` in profiles (about 1.5% of a
-        /// ResNet-50 forward on the AVX-512 machine).
-        static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-
-    /// Runs `f` on this thread's column buffer of at least `len` values (every value is
-    /// written by `fill_columns` before it is read).
-    fn with_columns<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        COLUMNS.with(|columns| match columns.try_borrow_mut() {
-            Ok(mut columns) => {
-                if columns.len() < len {
-                    columns.resize(len, 0.0);
-                }
-                f(&mut columns[..len])
-            }
-            // A convolution started by work-stealing while this thread's buffer is in use.
-            Err(_) => f(&mut vec![0.0; len]),
-        })
     }
 
     /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
