@@ -708,7 +708,9 @@ impl PoolWindow {
     fn fits(&self, x: &Tensor<4>) -> bool {
         let [_, _, h, w] = x.dims();
         let [(ph, ph_end), (pw, pw_end)] = self.padding;
-        ph == ph_end
+        // An empty map has no planes to cut into (Burn's op handles it).
+        h * w > 0
+            && ph == ph_end
             && pw == pw_end
             && self.kernel.iter().all(|&k| k > 0)
             && self.stride.iter().all(|&s| s > 0)
