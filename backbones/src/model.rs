@@ -8,6 +8,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::prelude::*;
+use gaze_blocks::cpu_kernels::on_worker;
 use gaze_weights::{Checkpoint, KeyMap, LoadError, LoadReport, SaveError};
 
 use crate::family::{Family, FamilyNet};
@@ -567,17 +568,16 @@ impl Model {
     pub fn forward(&self, x: Tensor<4>) -> Result<Output, ModelError> {
         self.check_input(x.dims())?;
         if self.options.features_only {
-            return Ok(Output::Features(
-                self.select(self.net.forward_intermediates(x)),
-            ));
+            let maps = on_worker(x, |x| self.net.forward_intermediates(x));
+            return Ok(Output::Features(self.select(maps)));
         }
-        Ok(self.net.forward(x))
+        Ok(on_worker(x, |x| self.net.forward(x)))
     }
 
     /// What the head consumes (timm's `forward_features`).
     pub fn forward_features(&self, x: Tensor<4>) -> Result<Features, ModelError> {
         self.check_input(x.dims())?;
-        Ok(self.net.forward_features(x))
+        Ok(on_worker(x, |x| self.net.forward_features(x)))
     }
 
     /// The head on [`Model::forward_features`]' output (timm's `forward_head`); features of
@@ -595,7 +595,8 @@ impl Model {
     /// [`Model::feature_info`]; empty for models without a feature pyramid (SR networks).
     pub fn forward_intermediates(&self, x: Tensor<4>) -> Result<Vec<Tensor<4>>, ModelError> {
         self.check_input(x.dims())?;
-        Ok(self.select(self.net.forward_intermediates(x)))
+        let maps = on_worker(x, |x| self.net.forward_intermediates(x));
+        Ok(self.select(maps))
     }
 
     fn select(&self, maps: Vec<Tensor<4>>) -> Vec<Tensor<4>> {

@@ -303,3 +303,50 @@ fn a_position_table_of_another_grid_is_resampled_on_load() {
     let diff = max_abs_diff(trained.forward(x.clone()), loaded.forward(x));
     assert!(diff < 1e-5, "{diff}");
 }
+
+/// Inference is bit-identical from run to run and wherever it is called from (the calling
+/// thread, a rayon worker, another thread): `Model::forward` runs the pass on a rayon worker,
+/// and every parallel op splits its work the same way whoever steals it. Training's
+/// exact-resume guarantee rests on the same property of the autodiff ops.
+#[test]
+fn inference_is_bit_identical_run_to_run_and_thread_to_thread() {
+    let bits = |o: gaze::Output| -> Vec<u32> {
+        o.into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    };
+    for (name, batch) in [
+        ("vit_tiny_patch16_224", 2),
+        ("levit_128s", 1),
+        ("resnet18", 2),
+        ("swin_tiny_patch4_window7_224", 1),
+        ("resnest14d", 1),
+    ] {
+        let model = create_model(name, &device()).unwrap();
+        let x = deterministic_input([batch, 3, 224, 224], &device());
+        let first = bits(model.forward(x.clone()).unwrap());
+        for run in 0..3 {
+            assert!(
+                bits(model.forward(x.clone()).unwrap()) == first,
+                "{name}: run {run} differs from the first"
+            );
+        }
+        let on_pool = rayon::scope(|_| bits(model.forward(x.clone()).unwrap()));
+        assert!(
+            on_pool == first,
+            "{name}: a forward on a rayon worker differs"
+        );
+        let elsewhere = std::thread::scope(|s| {
+            s.spawn(|| bits(model.forward(x.clone()).unwrap()))
+                .join()
+                .unwrap()
+        });
+        assert!(
+            elsewhere == first,
+            "{name}: a forward on another thread differs"
+        );
+    }
+}
