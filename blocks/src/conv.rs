@@ -372,8 +372,9 @@ pub(crate) mod direct {
         } = s;
         assert_eq!(x.len(), batch * cin * height * width, "input size");
         assert_eq!(w.len(), cout * cin * k * k, "weight size");
-        let mut out = vec![0f32; batch * cout * height * width];
-        let out_ptr = OutPtr(out.as_mut_ptr());
+        // Every value is written: each task stores every channel's tiles of its rows.
+        let mut out = crate::cpu_kernels::unwritten(batch * cout * height * width);
+        let out_ptr = OutPtr(out.as_mut_ptr().cast());
         // A few tasks per thread for balance, each long enough that refilling its window
         // (k − 1 rows) stays small.
         let per_batch = (4 * rayon::current_num_threads())
@@ -398,7 +399,8 @@ pub(crate) mod direct {
                     out_base: b * cout * height * width,
                 });
             });
-        out
+        // SAFETY: the tasks cover every image's rows; each row's tiles cover its width.
+        unsafe { crate::cpu_kernels::assume_init(out) }
     }
 
     /// Output rows `rows` of one image, every output channel.
@@ -609,8 +611,11 @@ const IM2COL_MIN_GROUP_CHANNELS: usize = 16;
 
 /// Convolution as im2col + GEMM straight from and into NCHW (module docs).
 pub(crate) mod im2col {
-    use crate::cpu_kernels::{matmul, Strided};
+    use crate::cpu_kernels::{
+        as_unwritten, assume_init, assume_init_mut, matmul, unwritten, Strided,
+    };
     use rayon::prelude::*;
+    use std::mem::MaybeUninit;
 
     /// Most values in one column buffer (4 MiB): large maps go through in bands of output
     /// rows, so the buffer stays small (PyTorch's oneDNN needs none).
@@ -670,10 +675,11 @@ pub(crate) mod im2col {
         let plane = out_h * out_w;
         assert_eq!(x.len(), batch * cin * height * width, "input size");
         assert_eq!(w.len(), cout * depth, "weight size");
-        let mut out = vec![0f32; batch * cout * plane];
+        // Every value is written: the bias (then accumulated into) or the product alone.
+        let mut out = unwritten(batch * cout * plane);
         if let Some(bias) = bias {
             for (channel, values) in out.chunks_mut(plane).enumerate() {
-                values.fill(bias[channel % cout]);
+                values.fill(MaybeUninit::new(bias[channel % cout]));
             }
         }
         // A 1×1 stride-1 unpadded convolution multiplies the map itself.
@@ -693,7 +699,10 @@ pub(crate) mod im2col {
         };
         // One image: per group and band, its columns, one GEMM (split over the pool when
         // `threaded`) and the epilogue.
-        let image = |b: usize, out: &mut [f32], col: &mut [f32], threaded: bool| {
+        let image = |b: usize,
+                     out: &mut [MaybeUninit<f32>],
+                     col: &mut [MaybeUninit<f32>],
+                     threaded: bool| {
             for group in 0..groups {
                 let input = &x[(b * cin + group * cig) * height * width..][..cig * height * width];
                 let weight = &w[group * cog * depth..][..cog * depth];
@@ -706,9 +715,10 @@ pub(crate) mod im2col {
                     } else {
                         let col = &mut col[..depth * n];
                         fill_columns(col, input, &g, y0..y0 + rows, threaded);
-                        (col.as_ptr(), n)
+                        (col.as_ptr().cast::<f32>(), n)
                     };
                     let dst = &mut out[group * cog * plane + y0 * out_w..];
+                    // Without a bias the product writes the band without reading it.
                     // SAFETY: dst holds `cog` rows of stride `plane` with `n` values each from
                     // its start (the band lies inside every channel's plane); lhs is
                     // `cog × depth` row-major, rhs `depth × n` with row stride `rhs_rs` (the
@@ -716,7 +726,7 @@ pub(crate) mod im2col {
                     unsafe {
                         matmul(
                             [cog, n, depth],
-                            dst.as_mut_ptr(),
+                            dst.as_mut_ptr().cast(),
                             plane,
                             bias.is_some(),
                             Strided {
@@ -733,8 +743,10 @@ pub(crate) mod im2col {
                         );
                     }
                     if let Some(epilogue) = epilogue {
-                        let apply = |(co, row): (usize, &mut [f32])| {
-                            epilogue.apply(group * cog + co, &mut row[..n])
+                        let apply = |(co, row): (usize, &mut [MaybeUninit<f32>])| {
+                            // SAFETY: the product above wrote the band's `n` values.
+                            let band = unsafe { assume_init_mut(&mut row[..n]) };
+                            epilogue.apply(group * cog + co, band)
                         };
                         if threaded {
                             dst.par_chunks_mut(plane)
@@ -755,22 +767,23 @@ pub(crate) mod im2col {
         let image_size = (cout * plane).max(1);
         if batch > 1 && (batch % threads == 0 || batch >= 4 * threads) {
             out.par_chunks_mut(image_size).enumerate().for_each_init(
-                || vec![0f32; col_len],
+                || unwritten(col_len),
                 |col, (b, out)| image(b, out, col, false),
             );
         } else {
-            let mut col = vec![0f32; col_len];
+            let mut col = unwritten(col_len);
             for (b, out) in out.chunks_mut(image_size).enumerate() {
                 image(b, out, &mut col, true);
             }
         }
-        out
+        // SAFETY: every group's band of every image was written above.
+        unsafe { assume_init(out) }
     }
 
     /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
     /// map) for the output rows `rows`, rows of `col` in parallel.
     fn fill_columns(
-        col: &mut [f32],
+        col: &mut [MaybeUninit<f32>],
         input: &[f32],
         g: &Geometry,
         rows: std::ops::Range<usize>,
@@ -782,7 +795,8 @@ pub(crate) mod im2col {
         let [ph, pw] = g.pad;
         let (height, width, out_w) = (g.height, g.width, g.out[1]);
         let n = rows.len() * out_w;
-        let fill_row = |(r, dst): (usize, &mut [f32])| {
+        let zero = MaybeUninit::new(0.0);
+        let fill_row = |(r, dst): (usize, &mut [MaybeUninit<f32>])| {
             let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
             let channel = &input[ci * height * width..][..height * width];
             // Output columns x whose input column x·sw + j·dw − pw lies inside the map.
@@ -797,21 +811,21 @@ pub(crate) mod im2col {
             for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
                 let iy = (y * sh + i * dh) as isize - ph as isize;
                 if iy < 0 || iy >= height as isize {
-                    dst.fill(0.0);
+                    dst.fill(zero);
                     continue;
                 }
                 let src = &channel[iy as usize * width..][..width];
-                dst[..first].fill(0.0);
-                dst[last..].fill(0.0);
+                dst[..first].fill(zero);
+                dst[last..].fill(zero);
                 if first == last {
                     continue;
                 }
                 let x0 = first * sw + offset - pw;
                 if sw == 1 {
-                    dst[first..last].copy_from_slice(&src[x0..x0 + last - first]);
+                    dst[first..last].copy_from_slice(as_unwritten(&src[x0..x0 + last - first]));
                 } else {
                     for (k, v) in dst[first..last].iter_mut().enumerate() {
-                        *v = src[x0 + k * sw];
+                        *v = MaybeUninit::new(src[x0 + k * sw]);
                     }
                 }
             }

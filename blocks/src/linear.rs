@@ -14,7 +14,10 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, LinearLayout};
 use burn::prelude::*;
 
-use crate::cpu_kernels::{matmul, on_plain_flex, HostView, Strided};
+use crate::cpu_kernels::{
+    as_unwritten, assume_init, matmul, on_plain_flex, unwritten, HostView, Strided,
+};
+use std::mem::MaybeUninit;
 
 /// Configuration of [`Linear`]: Burn's `LinearConfig`, field for field.
 #[derive(Config, Debug)]
@@ -98,13 +101,17 @@ fn gemm_linear<const D: usize>(
         .expect("flex like the input");
     let layout = weight.layout();
     let strides = layout.strides();
-    let mut out = vec![0f32; rows * d_output];
+    // Every value is written: the bias (then accumulated into), or the product alone (zeros
+    // first only for an empty product, which writes nothing).
+    let mut out = unwritten(rows * d_output);
     if let Some(bias) = &bias {
         for row in out.chunks_mut(d_output.max(1)) {
-            row.copy_from_slice(bias.values());
+            row.copy_from_slice(as_unwritten(bias.values()));
         }
+    } else if d_input == 0 {
+        out.fill(MaybeUninit::new(0.0));
     }
-    if rows > 0 && d_output > 0 {
+    if rows > 0 && d_output > 0 && d_input > 0 {
         let storage = weight.storage::<f32>();
         let (rs, cs) = (strides[0], strides[1]);
         // The last element the strided weight reads lies inside the buffer.
@@ -120,7 +127,7 @@ fn gemm_linear<const D: usize>(
         unsafe {
             matmul(
                 [rows, d_output, d_input],
-                out.as_mut_ptr(),
+                out.as_mut_ptr().cast(),
                 d_output,
                 bias.is_some(),
                 Strided {
@@ -138,6 +145,8 @@ fn gemm_linear<const D: usize>(
         }
     }
     shape[D - 1] = d_output;
+    // SAFETY: every value was written above.
+    let out = unsafe { assume_init(out) };
     Tensor::from_data(TensorData::new(out, shape), &device)
 }
 
