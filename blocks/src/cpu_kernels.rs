@@ -18,20 +18,56 @@ pub(crate) fn on_plain_flex<const D: usize>(x: &Tensor<D>) -> bool {
     !device.is_autodiff() && device == Device::flex() && x.dtype() == burn::tensor::DType::F32
 }
 
+/// How long a worker of [`on_worker`] waits awake for work before it goes to sleep: longer
+/// than the single-threaded stretches between a forward pass's parallel ops.
+const SPIN_IDLE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Runs `f` (a whole inference forward pass on `x`) on a worker of the rayon pool when `x` is
 /// on the plain flex device: every parallel op inside then splits its work on that worker and
 /// lets the other workers steal it, instead of handing it from the calling thread to the pool
 /// and parking that thread on a futex until the pool is done (10–16% of a ViT-Tiny forward in
-/// kernel wake-ups). Autodiff and WGPU tensors run `f` where they are.
+/// kernel wake-ups). Meanwhile the other workers stay awake: each runs the pool's pending work
+/// as it appears until `f` returns, as OpenMP's threads spin between PyTorch's ops, where
+/// rayon would put them to sleep after a few microseconds without work and wake them with a
+/// futex for the next op. Autodiff and WGPU tensors run `f` where they are.
 pub fn on_worker<R: Send, const D: usize>(
     x: Tensor<D>,
     f: impl FnOnce(Tensor<D>) -> R + Send,
 ) -> R {
-    if on_plain_flex(&x) && rayon::current_thread_index().is_none() {
-        rayon::scope(|_| f(x))
-    } else {
-        f(x)
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if !on_plain_flex(&x) || rayon::current_thread_index().is_some() {
+        return f(x);
     }
+    rayon::scope(|_| {
+        let done = Arc::new(AtomicBool::new(false));
+        let forward_thread = rayon::current_thread_index();
+        let flag = done.clone();
+        rayon::spawn_broadcast(move |context| {
+            // The forward's own thread must not spin: its pass is below on its stack.
+            if Some(context.index()) == forward_thread {
+                return;
+            }
+            // Bounded: a spinner that a busy worker picks up late, inside a task of this very
+            // pass (waiting in a nested join), would otherwise wait for a pass that waits for
+            // it. After SPIN_IDLE without work it returns and rayon's sleep takes over.
+            let mut idle_since = std::time::Instant::now();
+            while !flag.load(Ordering::Acquire) {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_since = std::time::Instant::now();
+                } else if idle_since.elapsed() > SPIN_IDLE {
+                    return;
+                } else {
+                    // Lets another thread have the core where there are more threads than
+                    // cores; returns at once otherwise.
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let out = f(x);
+        done.store(true, Ordering::Release);
+        out
+    })
 }
 
 /// The values of a float tensor on the flex device, borrowed from its buffer: no copy when the

@@ -305,8 +305,9 @@ fn a_position_table_of_another_grid_is_resampled_on_load() {
 }
 
 /// Inference is bit-identical from run to run and wherever it is called from (the calling
-/// thread, a rayon worker, another thread): `Model::forward` runs the pass on a rayon worker,
-/// and every parallel op splits its work the same way whoever steals it. Training's
+/// thread, a rayon worker, other threads at once): `Model::forward` runs the pass on a rayon
+/// worker while the other workers wait for work awake, and every parallel op splits its work
+/// the same way whoever steals it. Training's
 /// exact-resume guarantee rests on the same property of the autodiff ops.
 #[test]
 fn inference_is_bit_identical_run_to_run_and_thread_to_thread() {
@@ -347,6 +348,18 @@ fn inference_is_bit_identical_run_to_run_and_thread_to_thread() {
         assert!(
             elsewhere == first,
             "{name}: a forward on another thread differs"
+        );
+        // Forwards from several threads at once share the pool (one may run inside the
+        // other's waiting workers) and still finish with the same values.
+        let concurrent: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| bits(model.forward(x.clone()).unwrap())))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(
+            concurrent.iter().all(|c| *c == first),
+            "{name}: concurrent forwards differ"
         );
     }
 }
