@@ -18,9 +18,23 @@ pub(crate) fn on_plain_flex<const D: usize>(x: &Tensor<D>) -> bool {
     !device.is_autodiff() && device == Device::flex() && x.dtype() == burn::tensor::DType::F32
 }
 
-/// How long a worker of [`on_worker`] waits awake for work before it goes to sleep: longer
+/// How long a helper of [`on_worker`] waits awake for work before it goes to sleep: longer
 /// than the single-threaded stretches between a forward pass's parallel ops.
 const SPIN_IDLE: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long [`on_worker`] waits for its helpers to start (a sleeping worker wakes within tens
+/// of microseconds; one busy with other work is not waited for).
+const HELPERS_START: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// What a forward pass of [`on_worker`] and its helpers share.
+#[derive(Default)]
+struct Helpers {
+    /// The pass has started: a helper arriving later returns at once.
+    started: std::sync::atomic::AtomicBool,
+    /// The pass has returned: the helpers return.
+    done: std::sync::atomic::AtomicBool,
+    /// Helpers waiting awake.
+    ready: std::sync::atomic::AtomicUsize,
+}
 
 /// Runs `f` (a whole inference forward pass on `x`) on a worker of the rayon pool when `x` is
 /// on the plain flex device: every parallel op inside then splits its work on that worker and
@@ -34,27 +48,29 @@ pub fn on_worker<R: Send, const D: usize>(
     x: Tensor<D>,
     f: impl FnOnce(Tensor<D>) -> R + Send,
 ) -> R {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
+    use std::time::Instant;
     if !on_plain_flex(&x) || rayon::current_thread_index().is_some() {
         return f(x);
     }
     rayon::scope(|_| {
-        let done = Arc::new(AtomicBool::new(false));
+        let helpers = Arc::new(Helpers::default());
         let forward_thread = rayon::current_thread_index();
-        let flag = done.clone();
+        let shared = helpers.clone();
         rayon::spawn_broadcast(move |context| {
-            // The forward's own thread must not spin: its pass is below on its stack.
-            if Some(context.index()) == forward_thread {
+            // Only a worker that is free before the pass starts helps: the pass's own thread,
+            // or one meeting this job later while inside a task of the pass (waiting in a
+            // nested join), would wait for a pass that waits for it.
+            if Some(context.index()) == forward_thread || shared.started.load(SeqCst) {
                 return;
             }
-            // Bounded: a spinner that a busy worker picks up late, inside a task of this very
-            // pass (waiting in a nested join), would otherwise wait for a pass that waits for
-            // it. After SPIN_IDLE without work it returns and rayon's sleep takes over.
-            let mut idle_since = std::time::Instant::now();
-            while !flag.load(Ordering::Acquire) {
+            shared.ready.fetch_add(1, SeqCst);
+            // Bounded all the same: after SPIN_IDLE without work rayon's sleep takes over.
+            let mut idle_since = Instant::now();
+            while !shared.done.load(SeqCst) {
                 if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                    idle_since = std::time::Instant::now();
+                    idle_since = Instant::now();
                 } else if idle_since.elapsed() > SPIN_IDLE {
                     return;
                 } else {
@@ -64,8 +80,14 @@ pub fn on_worker<R: Send, const D: usize>(
                 }
             }
         });
+        let others = rayon::current_num_threads().saturating_sub(1);
+        let since = Instant::now();
+        while helpers.ready.load(SeqCst) < others && since.elapsed() < HELPERS_START {
+            std::hint::spin_loop();
+        }
+        helpers.started.store(true, SeqCst);
         let out = f(x);
-        done.store(true, Ordering::Release);
+        helpers.done.store(true, SeqCst);
         out
     })
 }
@@ -481,11 +503,12 @@ pub fn attention(
                         first_row: 0,
                     });
                     let (v_ptr, v_rs, v_cs) = v.matrix(bi, hi, 0);
-                    let dst = out_ptr.get().add(((bi * h + hi) * n_q + rows.start) * d_v);
+                    // Token-major output: row `i` of head `hi` at `[bi, i, hi, ·]`.
+                    let dst = out_ptr.get().add(((bi * n_q + rows.start) * h + hi) * d_v);
                     matmul(
                         [m, d_v, n_k],
                         dst,
-                        d_v,
+                        h * d_v,
                         false,
                         Strided {
                             ptr: scores.as_ptr().cast(),
@@ -504,7 +527,9 @@ pub fn attention(
     }
     // SAFETY: every task wrote its rows of every head.
     let out = unsafe { assume_init(out) };
-    Tensor::from_data(TensorData::new(out, [b, h, n_q, d_v]), &device)
+    // Stored `[B, N, H, d]` and seen as `[B, H, N, d]`: the callers' head merge
+    // (`swap_dims(1, 2)` then `reshape`) is then free instead of a transposing copy.
+    Tensor::from_data(TensorData::new(out, [b, n_q, h, d_v]), &device).swap_dims(1, 2)
 }
 
 /// Most scores one task of [`attention`] holds (1 MiB).

@@ -185,6 +185,22 @@ pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     )
 }
 
+/// Splits a fused projection `[B, N, 3·H·d]` (timm's `qkv(x).reshape(B, N, 3, H, d)`) into
+/// `q, k, v`, each `[B, H, N, d]`: strided views of the projection, no copy (narrowing a
+/// `[B, N, 3, H, d]` reshape and reshaping it again copies every part).
+pub fn split_qkv(qkv: Tensor<3>, heads: usize, head_dim: usize) -> [Tensor<4>; 3] {
+    let [b, n, _] = qkv.dims();
+    let qkv: Tensor<4> = qkv.reshape([b, n, 3 * heads, head_dim]);
+    core::array::from_fn(|i| qkv.clone().narrow(2, i * heads, heads).swap_dims(1, 2))
+}
+
+/// Merges attention heads `[B, H, N, d] → [B, N, H·d]` (free for the output of
+/// [`crate::cpu_kernels::attention`], which is stored token-major).
+pub fn merge_heads(y: Tensor<4>) -> Tensor<3> {
+    let [b, h, n, d] = y.dims();
+    y.swap_dims(1, 2).reshape([b, n, h * d])
+}
+
 /// `[B, H, W, C] → [B · nW, Wh, Ww, C]` (timm's `window_partition`; `H`, `W` multiples of the
 /// window; windows ordered batch-major, then row-major).
 pub fn window_partition(x: Tensor<4>, window: [usize; 2]) -> Tensor<4> {

@@ -29,7 +29,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::cpu_kernels::avg_pool2d;
-use crate::layers::{index_buffer, Activation};
+use crate::layers::{index_buffer, merge_heads, Activation};
 use burn::tensor::ops::AvgPoolOptions;
 
 fn batch_norm(channels: usize, weight_init: f64, device: &Device) -> BatchNorm {
@@ -294,7 +294,7 @@ impl LevitAttention {
 
         let scale = (kd as f64).powf(-0.5);
         let attn = cpu_kernels::attention(q, k, v, Some(self.attention_bias()), scale);
-        let x = attn.swap_dims(1, 2).reshape([b, n, heads * vd]);
+        let x = merge_heads(attn);
         self.proj.forward(x)
     }
 }
@@ -504,7 +504,7 @@ impl LevitAttentionDownsample {
 
         let scale = (kd as f64).powf(-0.5);
         let attn = cpu_kernels::attention(q, k, v, Some(self.attention_bias()), scale);
-        let x = attn.swap_dims(1, 2).reshape([b, n_q, heads * vd]);
+        let x = merge_heads(attn);
         self.proj.forward(x)
     }
 }

@@ -40,6 +40,7 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::cpu_kernels;
+use crate::layers::{merge_heads, split_qkv};
 
 use crate::cpu_kernels::gelu;
 use burn::tensor::activation::softmax;
@@ -137,16 +138,8 @@ impl VitAttention {
 
     /// `q, k, v`, each `[B, H, N, d]`, with the QK-norm applied.
     fn qkv_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [b, n, _] = x.dims();
         let (h, d) = (self.num_heads, self.head_dim);
-        let qkv: Tensor<5> = self.qkv.forward(x).reshape([b, n, 3, h, d]);
-        let part = |i: usize| {
-            qkv.clone()
-                .narrow(2, i, 1)
-                .reshape([b, n, h, d])
-                .swap_dims(1, 2)
-        };
-        let (mut q, mut k, v) = (part(0), part(1), part(2));
+        let [mut q, mut k, v] = split_qkv(self.qkv.forward(x), h, d);
         if let Some(norm) = &self.q_norm {
             q = norm.forward(q);
         }
@@ -158,8 +151,7 @@ impl VitAttention {
 
     /// Merges the heads `[B, H, N, d] → [B, N, H · d]` and projects.
     fn merge(&self, y: Tensor<4>) -> Tensor<3> {
-        let [b, h, n, d] = y.dims();
-        self.proj.forward(y.swap_dims(1, 2).reshape([b, n, h * d]))
+        self.proj.forward(merge_heads(y))
     }
 
     /// `[B, N, C] → [B, N, C]`, with the fused attention kernel.

@@ -40,7 +40,7 @@
 //! save them; both are recomputed here, so load with `gaze_weights::keymaps::swin()`, which
 //! ignores those keys.
 
-use crate::layers::index_buffer;
+use crate::layers::{index_buffer, merge_heads, split_qkv};
 pub use crate::layers::{window_partition, window_reverse};
 use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
@@ -230,21 +230,13 @@ impl WindowAttention {
     }
 
     fn qkv_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [b_, n, _] = x.dims();
         let (h, d) = (self.num_heads, self.head_dim);
-        let qkv: Tensor<5> = self.qkv.forward(x).reshape([b_, n, 3, h, d]);
-        let part = |i: usize| {
-            qkv.clone()
-                .narrow(2, i, 1)
-                .reshape([b_, n, h, d])
-                .swap_dims(1, 2)
-        };
-        (part(0), part(1), part(2))
+        let [q, k, v] = split_qkv(self.qkv.forward(x), h, d);
+        (q, k, v)
     }
 
     fn merge(&self, y: Tensor<4>) -> Tensor<3> {
-        let [b_, h, n, d] = y.dims();
-        self.proj.forward(y.swap_dims(1, 2).reshape([b_, n, h * d]))
+        self.proj.forward(merge_heads(y))
     }
 
     /// `[B · nW, N, C] → [B · nW, N, C]`; `mask` (`0` / `−100`, `[nW, N, N]`) for shifted
