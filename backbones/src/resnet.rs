@@ -19,8 +19,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::AvgPoolOptions;
 use gaze_blocks::attention::{create_attn, Attention, AttentionKind};
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
-use gaze_blocks::cpu_kernels::avg_pool2d;
 use gaze_blocks::cpu_kernels::batch_norm;
+use gaze_blocks::cpu_kernels::{add_relu, avg_pool2d};
 use gaze_blocks::layers::max_pool_3x3_s2;
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::{SplitAttn, SplitAttnConfig};
@@ -307,13 +307,13 @@ impl ResBlock {
             ResBlock::Basic(b) => {
                 let y = b.conv1.forward_bn(x.clone(), &b.bn1, true);
                 let y = attend(&b.se, b.conv2.forward_bn(y, &b.bn2, false));
-                relu(y + shortcut(&b.downsample, x))
+                add_relu(y, shortcut(&b.downsample, x))
             }
             ResBlock::Bottleneck(b) => {
                 let y = b.conv1.forward_bn(x.clone(), &b.bn1, true);
                 let y = b.conv2.forward_bn(y, &b.bn2, true);
                 let y = attend(&b.se, b.conv3.forward_bn(y, &b.bn3, false));
-                relu(y + shortcut(&b.downsample, x))
+                add_relu(y, shortcut(&b.downsample, x))
             }
             ResBlock::ResNest(b) => {
                 let avd = |y: Tensor<4>| avg_pool(y, 3, b.avd_stride, 1, false, true);
@@ -326,7 +326,7 @@ impl ResBlock {
                     y = avd(y);
                 }
                 let y = b.conv3.forward_bn(y, &b.bn3, false);
-                relu(y + shortcut(&b.downsample, x))
+                add_relu(y, shortcut(&b.downsample, x))
             }
         }
     }

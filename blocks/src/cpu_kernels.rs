@@ -123,6 +123,10 @@ impl HostView {
     }
 }
 
+/// Values per task of the element-wise kernels: a map of at least two of them is split over
+/// the pool (ViT-Tiny's MLP activations, 197 × 768, ran on one core while the other waited).
+const ELEMENTWISE_CHUNK: usize = 1 << 15;
+
 /// Runs `f` over the tensor's values in place on the host and returns the result on the same
 /// device.
 fn map_in_place<const D: usize>(x: Tensor<D>, f: impl FnOnce(&mut [f32])) -> Tensor<D> {
@@ -134,6 +138,38 @@ fn map_in_place<const D: usize>(x: Tensor<D>, f: impl FnOnce(&mut [f32])) -> Ten
         .expect("float tensors on flex are f32");
     f(&mut values);
     Tensor::from_data(TensorData::new(values, shape), &device)
+}
+
+/// `relu(a + b)`, a residual block's end, in one pass on the flex CPU device (Burn's `add` then
+/// `relu`, two passes, elsewhere). NaN stays NaN, as in PyTorch.
+pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    use rayon::prelude::*;
+    if !(on_plain_flex(&a) && on_plain_flex(&b)) || a.dims() != b.dims() {
+        return activation::relu(a + b);
+    }
+    let device = a.device();
+    let shape = a.shape();
+    let a = HostView::new(a).expect("flex f32 (checked above)");
+    let b = HostView::new(b).expect("flex f32 (checked above)");
+    let (a, b) = (a.values(), b.values());
+    let mut out = unwritten(a.len());
+    let add_relu = |((out, a), b): ((&mut [MaybeUninit<f32>], &[f32]), &[f32])| {
+        for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+            let v = a + b;
+            o.write(if v < 0.0 { 0.0 } else { v });
+        }
+    };
+    if a.len() >= 2 * ELEMENTWISE_CHUNK {
+        out.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(a.par_chunks(ELEMENTWISE_CHUNK))
+            .zip(b.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(add_relu);
+    } else {
+        add_relu(((&mut out, a), b));
+    }
+    // SAFETY: the zip over equal lengths wrote every value.
+    let out = unsafe { assume_init(out) };
+    Tensor::from_data(TensorData::new(out, shape), &device)
 }
 
 /// `e^v` for `v ≤ 0` (Cody–Waite range reduction, degree-7 polynomial, exponent bits): within
@@ -209,14 +245,22 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     elementwise(x, gelu_slice, activation::gelu)
 }
 
-/// `kernel` over the values in place on the flex CPU device, Burn's `fallback` elsewhere.
+/// `kernel` over the values in place on the flex CPU device (chunks in parallel), Burn's
+/// `fallback` elsewhere.
 fn elementwise<const D: usize>(
     x: Tensor<D>,
     kernel: fn(&mut [f32]),
     fallback: fn(Tensor<D>) -> Tensor<D>,
 ) -> Tensor<D> {
     if on_plain_flex(&x) {
-        map_in_place(x, kernel)
+        map_in_place(x, |values| {
+            use rayon::prelude::*;
+            if values.len() >= 2 * ELEMENTWISE_CHUNK {
+                values.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(kernel);
+            } else {
+                kernel(values);
+            }
+        })
     } else {
         fallback(x)
     }
@@ -902,6 +946,7 @@ impl PoolWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Distribution;
 
     #[test]
     fn pooling_equals_burns() {
@@ -1080,6 +1125,40 @@ mod tests {
             .abs()
             .max();
         assert!(d.into_scalar::<f32>() < 1e-6);
+    }
+
+    #[test]
+    fn add_relu_equals_burns_and_keeps_nan() {
+        let device = Device::flex();
+        // Below and above the parallel threshold (2 chunks), with a ragged last chunk.
+        for len in [1000, 2 * ELEMENTWISE_CHUNK + 123] {
+            let a = Tensor::<2>::random([len / 5, 5], Distribution::Uniform(-1.0, 1.0), &device);
+            let b = Tensor::<2>::random([len / 5, 5], Distribution::Uniform(-1.0, 1.0), &device);
+            let want = activation::relu(a.clone() + b.clone());
+            let d = (add_relu(a, b) - want).abs().max().into_scalar::<f32>();
+            assert_eq!(d, 0.0, "{len} values");
+        }
+        let nan = Tensor::<1>::from_floats([f32::NAN, -1.0, 2.0], &device);
+        let zero = Tensor::<1>::zeros([3], &device);
+        let out = add_relu(nan, zero)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert!(out[0].is_nan() && out[1] == 0.0 && out[2] == 2.0, "{out:?}");
+    }
+
+    #[test]
+    fn elementwise_kernels_run_in_chunks_like_one_pass() {
+        let device = Device::flex();
+        let x = Tensor::<2>::random(
+            [197, 3 * ELEMENTWISE_CHUNK / 197 + 1],
+            Distribution::Uniform(-4.0, 4.0),
+            &device,
+        );
+        let mut want = x.clone().into_data().try_into_vec::<f32>().unwrap();
+        gelu_slice(&mut want);
+        let got = gelu(x).into_data().try_into_vec::<f32>().unwrap();
+        assert!(got == want, "chunked GELU differs from one pass");
     }
 
     #[test]

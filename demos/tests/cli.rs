@@ -730,8 +730,10 @@ fn bench_measures_registered_models() {
         let latency: f64 = f[4].parse().unwrap();
         let throughput: f64 = f[6].parse().unwrap();
         let train_step: f64 = f[8].parse().unwrap();
+        // Each model's first pass measured in a process of its own (Linux: /proc).
+        let peak: f64 = f[7].parse().unwrap();
         assert!(
-            latency > 0.0 && throughput > 0.0 && train_step > 0.0,
+            latency > 0.0 && throughput > 0.0 && train_step > 0.0 && peak >= 0.0,
             "{line}"
         );
     }

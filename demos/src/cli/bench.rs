@@ -241,6 +241,70 @@ fn train_step_ms(name: &str, size: [usize; 2], args: &Args, device: &Device) -> 
     ))
 }
 
+/// Measures one model in a child `gaze bench --csv` process with the same options.
+fn bench_in_child(name: &str, args: &Args) -> CliResult<BenchRow> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the gaze binary: {e}"))?;
+    let mut command = std::process::Command::new(exe);
+    command.args(["bench", "--csv", "--device", "cpu", "--models", name]);
+    for (flag, value) in [
+        ("--batch", args.batch),
+        ("--runs", args.runs),
+        ("--batch-runs", args.batch_runs),
+        ("--warmup", args.warmup),
+    ] {
+        command.args([flag.to_string(), value.to_string()]);
+    }
+    if let Some(threads) = args.threads {
+        command.args(["--threads".to_string(), threads.to_string()]);
+    }
+    if let Some(size) = &args.size {
+        command.args([
+            "--size".to_string(),
+            size[0].to_string(),
+            size[1].to_string(),
+        ]);
+    }
+    if args.train {
+        command.arg("--train");
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("{name}: cannot run the benchmark process: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("{name}: {}", stderr.trim()).into());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    parse_csv_row(line)
+        .ok_or_else(|| format!("{name}: unreadable benchmark output {line:?}").into())
+}
+
+/// A row of `gaze bench --csv` (the header's columns).
+fn parse_csv_row(line: &str) -> Option<BenchRow> {
+    let fields: Vec<&str> = line.split(',').collect();
+    let [model, height, width, params, latency, _batch, throughput, peak, train] = fields[..]
+    else {
+        return None;
+    };
+    let optional = |s: &str| -> Option<Option<f64>> {
+        if s.is_empty() {
+            Some(None)
+        } else {
+            s.parse().ok().map(Some)
+        }
+    };
+    Some(BenchRow {
+        model: model.to_string(),
+        size: [height.parse().ok()?, width.parse().ok()?],
+        params: params.parse().ok()?,
+        latency_ms: latency.parse().ok()?,
+        throughput: optional(throughput)?,
+        peak_mib: optional(peak)?,
+        train_ms: optional(train)?,
+    })
+}
+
 /// Runs `gaze bench`.
 pub fn run(args: &Args) -> CliResult {
     if args.batch == 0 || args.runs == 0 {
@@ -289,8 +353,16 @@ pub fn run(args: &Args) -> CliResult {
             "model", "input", "params (M)", "latency ms", "images/s", "peak MiB", "train step ms"
         );
     }
+    // Several models on the CPU: each in a process of its own, so that its first pass is
+    // measured on a fresh heap (the pool threads' allocator arenas keep memory that earlier
+    // models freed, and glibc's `malloc_trim` does not return it: later peaks read too low).
+    let isolate = names.len() > 1 && args.device == DeviceChoice::Cpu;
     for name in &names {
-        let row = bench_model(name, args, &device)?;
+        let row = if isolate {
+            bench_in_child(name, args)?
+        } else {
+            bench_model(name, args, &device)?
+        };
         let throughput = row.throughput.map_or(String::new(), |t| format!("{t:.2}"));
         let peak = row.peak_mib.map_or(String::new(), |m| format!("{m:.1}"));
         let train = row.train_ms.map_or(String::new(), |t| format!("{t:.1}"));
