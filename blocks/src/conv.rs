@@ -24,7 +24,9 @@
 //! the map). Measured against flex on 2 cores (GFLOP/s, direct / flex): 24→24 at 512² 45 / 19,
 //! 40→40 at 128² 64 / 36, 48→48 at 128² 71 / 37, 3→40 at 128² 58 / 10, 64→64 at 56² 47 / 46,
 //! 128→128 at 28² 52 / 55; 1×1 convolutions 18–33 / 25–56 (one GEMM without im2col). So the
-//! direct kernel takes `k` of 3, 5 or 7 with at most 48 input channels.
+//! direct kernel takes `k` of 3, 5 or 7 with at most 48 input channels in AVX2. In AVX-512
+//! (a `8-channel × 32-pixel` tile in 16 of the 32 `zmm` registers) it stays ahead of im2col up
+//! to 256 input channels (`direct::max_in_channels`).
 //!
 //! The kernel runs on the flex device without autodiff only (training and WGPU keep Burn's
 //! `conv2d`), with an AVX2+FMA CPU (it is compiled for that instruction set and chosen at run
@@ -110,10 +112,6 @@ pub struct Conv2d {
     #[module(skip)]
     pub padding: PaddingConfig2d,
 }
-
-/// Most input channels for the direct kernel: with more, im2col's GEMM (`K = 9·C_in`) is long
-/// enough for `gemm` to run near full speed and the direct kernel wins nothing (module docs).
-const DIRECT_MAX_IN_CHANNELS: usize = 48;
 
 impl Conv2d {
     /// `[B, C_in, H, W] → [B, C_out, H', W']`, as Burn's `Conv2d::forward`.
@@ -227,7 +225,7 @@ impl Conv2d {
             && self.dilation == [1, 1]
             && self.groups == 1
             && input.dims()[3] >= 8
-            && input.dims()[1] <= DIRECT_MAX_IN_CHANNELS
+            && input.dims()[1] <= direct::max_in_channels()
             && crate::cpu_kernels::on_plain_flex(input)
             && direct::available()
     }
@@ -334,20 +332,96 @@ pub(crate) struct DirectShape {
 pub(crate) mod direct {
     use rayon::prelude::*;
 
+    use core::arch::x86_64::*;
+    use core::marker::PhantomData;
+
     /// Output channels per tile.
     const CO: usize = 4;
-    /// AVX2 lanes.
-    const LANES: usize = 8;
-    /// Most vectors of a tile row: the tile is `CO × 2·8` (8 accumulators, 2 input vectors
-    /// and a broadcast weight in the 16 AVX2 registers; a `4 × 3·8` tile needs all 16 and the
-    /// compiler spills, measured 30% slower).
+    /// Most vectors of a tile row: the tile is `CO × 2` vectors (8 accumulators, 2 input
+    /// vectors and a broadcast weight fit the 16 AVX2 registers; a `4 × 3` tile needs all 16
+    /// and the compiler spills, measured 30% slower).
     const XV_MAX: usize = 2;
+    /// The widest vector's lanes (AVX-512).
+    const MAX_LANES: usize = 16;
 
     pub(crate) use super::DirectShape as Shape;
 
-    /// Whether this CPU has the instruction set the kernel is compiled for.
+    /// Whether this CPU has an instruction set the kernel is compiled for (AVX2 + FMA; AVX-512
+    /// where present).
     pub fn available() -> bool {
         pulp::x86::V3::try_new().is_some()
+    }
+
+    /// Most input channels for the direct kernel. In AVX2 48: with more, im2col's GEMM
+    /// (`K = 9·C_in`) is long enough for `gemm` to run near full speed and the direct kernel
+    /// wins nothing (module docs). In AVX-512 the direct kernel stays ahead up to 256 (U-Net
+    /// 865 → 615 ms, unet_small 68–75 → 50, resnet18 22–24 → 20–22; ResNet-50 unchanged).
+    pub fn max_in_channels() -> usize {
+        if pulp::x86::V4::try_new().is_some() {
+            256
+        } else {
+            48
+        }
+    }
+
+    /// The vector operations of the kernel, for AVX2 (`__m256`, 8 lanes) and AVX-512
+    /// (`__m512`, 16 lanes). Only called inside `pulp`'s `vectorize` of the matching level.
+    trait Lanes: Copy {
+        const LANES: usize;
+        unsafe fn zero() -> Self;
+        unsafe fn splat(v: f32) -> Self;
+        unsafe fn load(p: *const f32) -> Self;
+        unsafe fn store(self, p: *mut f32);
+        /// `a·b + c`.
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    }
+
+    impl Lanes for __m256 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+    }
+
+    impl Lanes for __m512 {
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
     }
 
     // The output pointer shared by the row-range tasks, each of which writes its own rows
@@ -362,6 +436,17 @@ pub(crate) mod direct {
     /// per output row: no padded copy of the whole map), and computes every output channel
     /// from it while it sits in the L2 cache.
     pub fn conv_same(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: Shape) -> Vec<f32> {
+        conv_same_with(x, w, bias, s, true)
+    }
+
+    /// [`conv_same`], with AVX-512 only when `avx512` (the tests run both paths).
+    pub(crate) fn conv_same_with(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        s: Shape,
+        avx512: bool,
+    ) -> Vec<f32> {
         let Shape {
             batch,
             cin,
@@ -388,23 +473,40 @@ pub(crate) mod direct {
                 let b = task / tasks_per_batch;
                 let y0 = (task % tasks_per_batch) * rows_per_task;
                 let rows = y0..(y0 + rows_per_task).min(height);
-                let v3 = pulp::x86::V3::try_new().expect("checked by available()");
-                v3.vectorize(RowRange {
-                    input: &x[b * cin * height * width..][..cin * height * width],
-                    weight: w,
-                    bias,
-                    s,
-                    rows,
-                    out: out_ptr,
-                    out_base: b * cout * height * width,
-                });
+                let input = &x[b * cin * height * width..][..cin * height * width];
+                let out_base = b * cout * height * width;
+                // AVX-512 where the CPU has it (twice the pixels per instruction), else AVX2.
+                if let Some(v4) = pulp::x86::V4::try_new().filter(|_| avx512) {
+                    v4.vectorize(RowRange::<__m512> {
+                        input,
+                        weight: w,
+                        bias,
+                        s,
+                        rows,
+                        out: out_ptr,
+                        out_base,
+                        lanes: PhantomData,
+                    });
+                } else {
+                    let v3 = pulp::x86::V3::try_new().expect("checked by available()");
+                    v3.vectorize(RowRange::<__m256> {
+                        input,
+                        weight: w,
+                        bias,
+                        s,
+                        rows,
+                        out: out_ptr,
+                        out_base,
+                        lanes: PhantomData,
+                    });
+                }
             });
         // SAFETY: the tasks cover every image's rows; each row's tiles cover its width.
         unsafe { crate::cpu_kernels::assume_init(out) }
     }
 
-    /// Output rows `rows` of one image, every output channel.
-    struct RowRange<'a> {
+    /// Output rows `rows` of one image, every output channel, in vectors `V`.
+    struct RowRange<'a, V> {
         input: &'a [f32],
         weight: &'a [f32],
         bias: Option<&'a [f32]>,
@@ -412,16 +514,16 @@ pub(crate) mod direct {
         rows: std::ops::Range<usize>,
         out: OutPtr,
         out_base: usize,
+        lanes: PhantomData<V>,
     }
 
-    impl pulp::NullaryFnOnce for RowRange<'_> {
+    impl<V: Lanes> pulp::NullaryFnOnce for RowRange<'_, V> {
         type Output = ();
 
         #[inline(always)]
         fn call(self) {
             let Shape {
                 cin,
-                cout,
                 height,
                 width,
                 k,
@@ -430,7 +532,7 @@ pub(crate) mod direct {
             let p = k / 2;
             // Window row `(ci, slot)` holds padded input row `y + i − p` in slot `(y + i) % k`;
             // `wp` leaves room for the widest tile past the row's end.
-            let wp = (width + 2 * p).next_multiple_of(LANES) + XV_MAX * LANES;
+            let wp = (width + 2 * p).next_multiple_of(V::LANES) + XV_MAX * V::LANES;
             let mut window = vec![0f32; cin * k * wp];
             let fill = |window: &mut [f32], r: usize| {
                 // Padded row r (input row r − p) into slot r % k of every channel.
@@ -451,36 +553,58 @@ pub(crate) mod direct {
             for y in y0..y1 {
                 fill(&mut window, y + k - 1);
                 let slots: [usize; 7] = core::array::from_fn(|i| (y + i) % k);
-                let mut co = 0;
-                while co < cout {
-                    let n = CO.min(cout - co);
-                    let channels: [usize; CO] = core::array::from_fn(|c| co + c.min(n - 1));
-                    let tile = Tile {
-                        window: &window,
-                        wp,
-                        slots,
-                        weight: self.weight,
-                        bias: self.bias,
-                        channels,
-                        n,
-                        s: self.s,
-                        y,
-                        out: self.out,
-                        out_base: self.out_base,
-                    };
-                    match k {
-                        3 => tile.row::<3>(),
-                        5 => tile.row::<5>(),
-                        _ => tile.row::<7>(),
-                    }
-                    co += CO;
+                // AVX-512 has 32 registers: 8 channels × 2 vectors of accumulators fit.
+                if V::LANES == 16 {
+                    self.channel_tiles::<8>(&window, wp, slots, y);
+                } else {
+                    self.channel_tiles::<CO>(&window, wp, slots, y);
                 }
             }
         }
     }
 
-    /// Up to [`CO`] output channels of output row `y`.
-    struct Tile<'a> {
+    impl<V: Lanes> RowRange<'_, V> {
+        /// Output row `y`, `C` channels at a time.
+        #[inline(always)]
+        fn channel_tiles<const C: usize>(
+            &self,
+            window: &[f32],
+            wp: usize,
+            slots: [usize; 7],
+            y: usize,
+        ) {
+            let Shape { cout, k, .. } = self.s;
+            let mut co = 0;
+            while co < cout {
+                let n = C.min(cout - co);
+                let channels: [usize; C] = core::array::from_fn(|c| co + c.min(n - 1));
+                let tile = Tile::<V, C> {
+                    lanes: PhantomData,
+                    window,
+                    wp,
+                    slots,
+                    weight: self.weight,
+                    bias: self.bias,
+                    channels,
+                    n,
+                    s: self.s,
+                    y,
+                    out: self.out,
+                    out_base: self.out_base,
+                };
+                match k {
+                    3 => tile.row::<3>(),
+                    5 => tile.row::<5>(),
+                    _ => tile.row::<7>(),
+                }
+                co += C;
+            }
+        }
+    }
+
+    /// Up to `C` output channels of output row `y`, in vectors `V`.
+    struct Tile<'a, V, const C: usize> {
+        lanes: PhantomData<V>,
         window: &'a [f32],
         wp: usize,
         slots: [usize; 7],
@@ -488,7 +612,7 @@ pub(crate) mod direct {
         bias: Option<&'a [f32]>,
         /// The tile's output channels; only the first `n` are stored (the others repeat the
         /// last one).
-        channels: [usize; CO],
+        channels: [usize; C],
         n: usize,
         s: Shape,
         y: usize,
@@ -496,49 +620,49 @@ pub(crate) mod direct {
         out_base: usize,
     }
 
-    impl Tile<'_> {
+    impl<V: Lanes, const C: usize> Tile<'_, V, C> {
         /// The tiles of one output row, `XV_MAX` vectors wide, then the remainder.
         #[inline(always)]
         fn row<const K: usize>(&self) {
             let width = self.s.width;
             let mut x0 = 0;
-            while x0 + XV_MAX * LANES <= width {
+            while x0 + XV_MAX * V::LANES <= width {
                 self.run::<XV_MAX, K>(x0);
-                x0 += XV_MAX * LANES;
+                x0 += XV_MAX * V::LANES;
             }
-            match (width - x0).div_ceil(LANES) {
+            match (width - x0).div_ceil(V::LANES) {
                 0 => {}
                 1 => self.run::<1, K>(x0),
                 _ => self.run::<2, K>(x0),
             }
         }
 
-        /// The `CO × XV·8` tile at column `x0`: `XV` vectors of 8 pixels per output channel,
+        /// The `CO × XV·LANES` tile at column `x0`: `XV` vectors of pixels per output channel,
         /// kept in registers through the sum over input channels and kernel offsets.
         #[inline(always)]
         fn run<const XV: usize, const K: usize>(&self, x0: usize) {
-            use core::arch::x86_64::*;
+            let lanes = V::LANES;
             let Shape {
                 cin, width, height, ..
             } = self.s;
             let k = K;
             debug_assert_eq!(k, self.s.k);
             let kk = k * k;
-            let wrow: [&[f32]; CO] =
+            let wrow: [&[f32]; C] =
                 core::array::from_fn(|c| &self.weight[self.channels[c] * cin * kk..][..cin * kk]);
             assert!(
-                x0 + k - 1 + XV * LANES <= self.wp,
+                x0 + k - 1 + XV * lanes <= self.wp,
                 "window rows cover the tile"
             );
             assert_eq!(self.window.len(), cin * k * self.wp);
-            // SAFETY: only called inside `V3::vectorize` (AVX2 + FMA present); window reads
+            // SAFETY: only called inside the `vectorize` of `V`'s level; window reads
             // stay in row (ci, slot) (asserted above), weight reads below cin·k² in rows of
             // that length, stores in this task's output row.
             unsafe {
-                let mut acc = [[_mm256_setzero_ps(); XV]; CO];
+                let mut acc = [[V::zero(); XV]; C];
                 if let Some(bias) = self.bias {
-                    for c in 0..CO {
-                        acc[c] = [_mm256_set1_ps(bias[self.channels[c]]); XV];
+                    for c in 0..C {
+                        acc[c] = [V::splat(bias[self.channels[c]]); XV];
                     }
                 }
                 let window = self.window.as_ptr();
@@ -547,31 +671,31 @@ pub(crate) mod direct {
                         let row = window.add((ci * k + self.slots[i]) * self.wp + x0);
                         let wo = (ci * k + i) * k;
                         for j in 0..k {
-                            let v: [__m256; XV] =
-                                core::array::from_fn(|q| _mm256_loadu_ps(row.add(j + q * LANES)));
-                            for c in 0..CO {
-                                let wv = _mm256_set1_ps(*wrow[c].get_unchecked(wo + j));
+                            let v: [V; XV] =
+                                core::array::from_fn(|q| V::load(row.add(j + q * lanes)));
+                            for c in 0..C {
+                                let wv = V::splat(*wrow[c].get_unchecked(wo + j));
                                 for q in 0..XV {
-                                    acc[c][q] = _mm256_fmadd_ps(wv, v[q], acc[c][q]);
+                                    acc[c][q] = V::mul_add(wv, v[q], acc[c][q]);
                                 }
                             }
                         }
                     }
                 }
-                let valid = (width - x0).min(XV * LANES);
+                let valid = (width - x0).min(XV * lanes);
                 for (c, &co) in self.channels[..self.n].iter().enumerate() {
                     let dst = self
                         .out
                         .0
                         .add(self.out_base + (co * height + self.y) * width + x0);
-                    if valid == XV * LANES {
+                    if valid == XV * lanes {
                         for q in 0..XV {
-                            _mm256_storeu_ps(dst.add(q * LANES), acc[c][q]);
+                            acc[c][q].store(dst.add(q * lanes));
                         }
                     } else {
-                        let mut buf = [0f32; XV_MAX * LANES];
+                        let mut buf = [0f32; XV_MAX * MAX_LANES];
                         for q in 0..XV {
-                            _mm256_storeu_ps(buf.as_mut_ptr().add(q * LANES), acc[c][q]);
+                            acc[c][q].store(buf.as_mut_ptr().add(q * lanes));
                         }
                         core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, valid);
                     }
@@ -862,6 +986,10 @@ pub(crate) mod direct {
         false
     }
 
+    pub fn max_in_channels() -> usize {
+        0
+    }
+
     pub fn conv_same(_: &[f32], _: &[f32], _: Option<&[f32]>, _: Shape) -> Vec<f32> {
         unreachable!("available() is false")
     }
@@ -889,19 +1017,20 @@ mod tests {
     fn im2col_path_equals_burns_conv2d() {
         let device = Device::flex();
         // (batch, cin, cout, groups, h, w, k, stride, dilation, padding [t, l, b, r], bias):
-        // ResNet's stem and downsampling shapes, more than 48 input channels at stride 1,
+        // ResNet's stem and downsampling shapes, more input channels at stride 1 than the
+        // direct kernel takes (`direct::max_in_channels`),
         // asymmetric and over-wide padding, dilation, grouped (ResNeSt's radix) convolutions,
         // and a band split (a map larger than the column budget).
         let cases = [
             (1, 3, 8, 1, 23, 30, 7, 2, 1, [3, 3, 3, 3], false),
-            (2, 64, 16, 1, 9, 11, 3, 1, 1, [1, 1, 1, 1], true),
+            (2, 300, 16, 1, 9, 11, 3, 1, 1, [1, 1, 1, 1], true),
             (1, 20, 12, 1, 12, 13, 3, 2, 1, [1, 1, 1, 1], true),
             (1, 32, 8, 1, 10, 17, 1, 2, 1, [0, 0, 0, 0], false),
             (1, 50, 6, 1, 15, 14, 3, 1, 2, [2, 2, 2, 2], false),
             (2, 64, 32, 2, 8, 9, 3, 1, 1, [1, 1, 1, 1], true),
             (1, 18, 5, 1, 7, 8, 4, 3, 1, [0, 2, 1, 0], true),
             (1, 16, 4, 1, 5, 6, 3, 1, 1, [4, 4, 4, 4], false),
-            (1, 60, 4, 1, 40, 80, 3, 1, 1, [1, 1, 1, 1], true),
+            (1, 300, 4, 1, 40, 80, 3, 1, 1, [1, 1, 1, 1], true),
             (2, 24, 40, 1, 7, 9, 1, 1, 1, [0, 0, 0, 0], true),
             (1, 64, 32, 2, 6, 5, 1, 1, 1, [0, 0, 0, 0], false),
         ];
@@ -917,7 +1046,7 @@ mod tests {
                 .init(&device);
             let x = random([b, cin, h, w], 100 + i as u64, &device);
             assert!(
-                conv.im2col_geometry(&x).is_some(),
+                conv.im2col_geometry(&x).is_some() && !conv.takes_direct_kernel(&x),
                 "case {i} takes the path"
             );
             let ours = conv.forward(x.clone());
@@ -961,6 +1090,63 @@ mod tests {
                 assert_eq!(got.dims(), want.dims());
                 let diff = (got - want).abs().max().into_scalar::<f32>();
                 assert!(diff < 1e-5, "case {i}, relu {relu}: max abs diff {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn direct_kernel_avx2_and_avx512_paths_equal_burns_conv2d() {
+        let device = Device::flex();
+        if !direct::available() {
+            eprintln!("skip: this CPU lacks AVX2+FMA, the direct kernel is not used");
+            return;
+        }
+        if pulp::x86::V4::try_new().is_none() {
+            eprintln!("note: no AVX-512 on this CPU, both runs take the AVX2 path");
+        }
+        // Widths around the 16- and 32-pixel tiles, channel counts off the 4- and 8-channel
+        // tiles, more input channels than AVX2's limit.
+        for (i, (b, cin, cout, h, w, k)) in [
+            (1, 3, 9, 5, 33, 3),
+            (2, 6, 13, 7, 47, 5),
+            (1, 12, 8, 9, 16, 7),
+            (1, 5, 17, 4, 70, 3),
+            (1, 70, 10, 6, 21, 3),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let conv = Conv2dConfig::new([cin, cout], [k, k])
+                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+                .init(&device);
+            let x = random([b, cin, h, w], 50 + i as u64, &device);
+            let want = conv.as_burn().forward(x.clone()).into_data();
+            let want = want.try_into_vec::<f32>().unwrap();
+            let xs = x.into_data().try_into_vec::<f32>().unwrap();
+            let ws = conv.weight.val().into_data().try_into_vec::<f32>().unwrap();
+            let bs = conv
+                .bias
+                .as_ref()
+                .map(|b| b.val().into_data().try_into_vec::<f32>().unwrap());
+            let shape = direct::Shape {
+                batch: b,
+                cin,
+                cout,
+                height: h,
+                width: w,
+                k,
+            };
+            for avx512 in [false, true] {
+                let got = direct::conv_same_with(&xs, &ws, bs.as_deref(), shape, avx512);
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff < 1e-5,
+                    "case {i}, avx512 {avx512}: max abs diff {diff}"
+                );
             }
         }
     }
