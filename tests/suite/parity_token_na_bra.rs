@@ -131,6 +131,11 @@ fn na_efficient_equals_naive() {
         (5, 2, 1, 13, 10),
         (3, 4, 1, 12, 15),
         (5, 3, 1, 15, 17),
+        // Wide rows: the CPU kernel's blocks of sixteen queries between the borders.
+        (7, 1, 1, 9, 40),
+        (5, 1, 2, 6, 37),
+        (3, 1, 1, 4, 52),
+        (3, 2, 1, 6, 40),
     ];
     for (k, d, b, h, w) in cases {
         let block = random_na(12, 3, k, d, &dev);
@@ -152,6 +157,17 @@ fn na_efficient_equals_naive() {
     let x = Tensor::<4>::random([1, 7, 9, 8], Distribution::Normal(0.0, 1.0), &dev);
     assert_close(
         "NA without rpb: efficient vs naive",
+        block.forward(x.clone()),
+        block.forward_naive(x),
+        1e-5,
+    );
+    let block = NeighborhoodAttentionConfig::new(8, 2)
+        .with_kernel_size(5)
+        .with_rel_pos_bias(false)
+        .init(&dev);
+    let x = Tensor::<4>::random([1, 6, 35, 8], Distribution::Normal(0.0, 1.0), &dev);
+    assert_close(
+        "NA without rpb, wide rows: efficient vs naive",
         block.forward(x.clone()),
         block.forward_naive(x),
         1e-5,
