@@ -474,30 +474,22 @@ pub(crate) mod direct {
                 let rows = y0..(y0 + rows_per_task).min(height);
                 let input = &x[b * cin * height * width..][..cin * height * width];
                 let out_base = b * cout * height * width;
+                let task = RowRange {
+                    input,
+                    weight: w,
+                    bias,
+                    s,
+                    rows,
+                    out: out_ptr,
+                    out_base,
+                    lanes: PhantomData,
+                };
                 // AVX-512 where the CPU has it (twice the pixels per instruction), else AVX2.
                 if let Some(v4) = pulp::x86::V4::try_new().filter(|_| avx512) {
-                    v4.vectorize(RowRange::<__m512> {
-                        input,
-                        weight: w,
-                        bias,
-                        s,
-                        rows,
-                        out: out_ptr,
-                        out_base,
-                        lanes: PhantomData,
-                    });
+                    v4.vectorize(task.lanes::<__m512>());
                 } else {
                     let v3 = pulp::x86::V3::try_new().expect("checked by available()");
-                    v3.vectorize(RowRange::<__m256> {
-                        input,
-                        weight: w,
-                        bias,
-                        s,
-                        rows,
-                        out: out_ptr,
-                        out_base,
-                        lanes: PhantomData,
-                    });
+                    v3.vectorize(task.lanes::<__m256>());
                 }
             });
         // SAFETY: the tasks cover every image's rows; each row's tiles cover its width.
@@ -514,6 +506,22 @@ pub(crate) mod direct {
         out: OutPtr,
         out_base: usize,
         lanes: PhantomData<V>,
+    }
+
+    impl<'a> RowRange<'a, ()> {
+        /// The task in vectors `V`.
+        fn lanes<V>(self) -> RowRange<'a, V> {
+            RowRange {
+                input: self.input,
+                weight: self.weight,
+                bias: self.bias,
+                s: self.s,
+                rows: self.rows,
+                out: self.out,
+                out_base: self.out_base,
+                lanes: PhantomData,
+            }
+        }
     }
 
     impl<V: Lanes> pulp::NullaryFnOnce for RowRange<'_, V> {
