@@ -482,22 +482,21 @@ pub(crate) mod direct {
                     rows,
                     out: out_ptr,
                     out_base,
-                    lanes: PhantomData,
                 };
                 // AVX-512 where the CPU has it (twice the pixels per instruction), else AVX2.
                 if let Some(v4) = pulp::x86::V4::try_new().filter(|_| avx512) {
-                    v4.vectorize(task.lanes::<__m512>());
+                    v4.vectorize(InLanes::<__m512>(task, PhantomData));
                 } else {
                     let v3 = pulp::x86::V3::try_new().expect("checked by available()");
-                    v3.vectorize(task.lanes::<__m256>());
+                    v3.vectorize(InLanes::<__m256>(task, PhantomData));
                 }
             });
         // SAFETY: the tasks cover every image's rows; each row's tiles cover its width.
         unsafe { crate::cpu_kernels::assume_init(out) }
     }
 
-    /// Output rows `rows` of one image, every output channel, in vectors `V`.
-    struct RowRange<'a, V> {
+    /// Output rows `rows` of one image, every output channel.
+    struct RowRange<'a> {
         input: &'a [f32],
         weight: &'a [f32],
         bias: Option<&'a [f32]>,
@@ -505,30 +504,23 @@ pub(crate) mod direct {
         rows: std::ops::Range<usize>,
         out: OutPtr,
         out_base: usize,
-        lanes: PhantomData<V>,
     }
 
-    impl<'a> RowRange<'a, ()> {
-        /// The task in vectors `V`.
-        fn lanes<V>(self) -> RowRange<'a, V> {
-            RowRange {
-                input: self.input,
-                weight: self.weight,
-                bias: self.bias,
-                s: self.s,
-                rows: self.rows,
-                out: self.out,
-                out_base: self.out_base,
-                lanes: PhantomData,
-            }
-        }
-    }
+    /// A [`RowRange`] run in vectors `V`, as the `pulp` operation of `V`'s level.
+    struct InLanes<'a, V>(RowRange<'a>, PhantomData<V>);
 
-    impl<V: Lanes> pulp::NullaryFnOnce for RowRange<'_, V> {
+    impl<V: Lanes> pulp::NullaryFnOnce for InLanes<'_, V> {
         type Output = ();
 
         #[inline(always)]
         fn call(self) {
+            self.0.run::<V>()
+        }
+    }
+
+    impl RowRange<'_> {
+        #[inline(always)]
+        fn run<V: Lanes>(self) {
             let Shape {
                 cin,
                 height,
@@ -562,18 +554,16 @@ pub(crate) mod direct {
                 let slots: [usize; 7] = core::array::from_fn(|i| (y + i) % k);
                 // AVX-512 has 32 registers: 8 channels × 2 vectors of accumulators fit.
                 if V::LANES == 16 {
-                    self.channel_tiles::<8>(&window, wp, slots, y);
+                    self.channel_tiles::<V, 8>(&window, wp, slots, y);
                 } else {
-                    self.channel_tiles::<CO>(&window, wp, slots, y);
+                    self.channel_tiles::<V, CO>(&window, wp, slots, y);
                 }
             }
         }
-    }
 
-    impl<V: Lanes> RowRange<'_, V> {
         /// Output row `y`, `C` channels at a time.
         #[inline(always)]
-        fn channel_tiles<const C: usize>(
+        fn channel_tiles<V: Lanes, const C: usize>(
             &self,
             window: &[f32],
             wp: usize,

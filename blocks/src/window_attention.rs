@@ -229,10 +229,8 @@ impl WindowAttention {
         }
     }
 
-    fn qkv_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let (h, d) = (self.num_heads, self.head_dim);
-        let [q, k, v] = split_qkv(self.qkv.forward(x), h, d);
-        (q, k, v)
+    fn qkv_heads(&self, x: Tensor<3>) -> [Tensor<4>; 3] {
+        split_qkv(self.qkv.forward(x), self.num_heads, self.head_dim)
     }
 
     fn merge(&self, y: Tensor<4>) -> Tensor<3> {
@@ -243,7 +241,7 @@ impl WindowAttention {
     /// windows. Uses the fused attention kernel with `B + M` as its additive bias.
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
         let [b_, n, _] = x.dims();
-        let (q, k, v) = self.qkv_heads(x);
+        let [q, k, v] = self.qkv_heads(x);
         let bias = self.window_bias(b_, n, mask);
         self.merge(cpu_kernels::attention(q, k, v, Some(bias), self.scale()))
     }
@@ -270,7 +268,7 @@ impl WindowAttention {
         mask: Option<Tensor<3>>,
     ) -> (Tensor<3>, Tensor<4>) {
         let [b_, n, _] = x.dims();
-        let (q, k, v) = self.qkv_heads(x);
+        let [q, k, v] = self.qkv_heads(x);
         let bias = self.attn_bias(b_, n, mask);
         let scores = q.mul_scalar(self.scale()).matmul(k.swap_dims(2, 3)) + bias;
         let attn = softmax(scores, 3);

@@ -86,6 +86,54 @@ pub struct BenchRow {
     pub train_ms: Option<f64>,
 }
 
+impl BenchRow {
+    /// The columns of `gaze bench --csv` (`benches/compare_torch.py` reads them by name).
+    pub const CSV_HEADER: &str =
+        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib,train_ms";
+
+    /// The row as a line of [`BenchRow::CSV_HEADER`]'s columns (`batch`: `--batch`).
+    pub fn to_csv(&self, batch: usize) -> String {
+        let optional =
+            |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
+        format!(
+            "{},{},{},{},{:.3},{batch},{},{},{}",
+            self.model,
+            self.size[0],
+            self.size[1],
+            self.params,
+            self.latency_ms,
+            optional(self.throughput, 2),
+            optional(self.peak_mib, 1),
+            optional(self.train_ms, 1)
+        )
+    }
+
+    /// A line written by [`BenchRow::to_csv`] (the batch column is not kept).
+    pub fn from_csv(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.split(',').collect();
+        let [model, height, width, params, latency, _batch, throughput, peak, train] = fields[..]
+        else {
+            return None;
+        };
+        let optional = |s: &str| -> Option<Option<f64>> {
+            if s.is_empty() {
+                Some(None)
+            } else {
+                s.parse().ok().map(Some)
+            }
+        };
+        Some(Self {
+            model: model.to_string(),
+            size: [height.parse().ok()?, width.parse().ok()?],
+            params: params.parse().ok()?,
+            latency_ms: latency.parse().ok()?,
+            throughput: optional(throughput)?,
+            peak_mib: optional(peak)?,
+            train_ms: optional(train)?,
+        })
+    }
+}
+
 /// The input side a model is benchmarked at by default.
 pub fn default_size(model: &Model) -> [usize; 2] {
     if let Some(image) = model.info().data.image() {
@@ -276,33 +324,8 @@ fn bench_in_child(name: &str, args: &Args) -> CliResult<BenchRow> {
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    parse_csv_row(line)
+    BenchRow::from_csv(line)
         .ok_or_else(|| format!("{name}: unreadable benchmark output {line:?}").into())
-}
-
-/// A row of `gaze bench --csv` (the header's columns).
-fn parse_csv_row(line: &str) -> Option<BenchRow> {
-    let fields: Vec<&str> = line.split(',').collect();
-    let [model, height, width, params, latency, _batch, throughput, peak, train] = fields[..]
-    else {
-        return None;
-    };
-    let optional = |s: &str| -> Option<Option<f64>> {
-        if s.is_empty() {
-            Some(None)
-        } else {
-            s.parse().ok().map(Some)
-        }
-    };
-    Some(BenchRow {
-        model: model.to_string(),
-        size: [height.parse().ok()?, width.parse().ok()?],
-        params: params.parse().ok()?,
-        latency_ms: latency.parse().ok()?,
-        throughput: optional(throughput)?,
-        peak_mib: optional(peak)?,
-        train_ms: optional(train)?,
-    })
 }
 
 /// Runs `gaze bench`.
@@ -338,7 +361,7 @@ pub fn run(args: &Args) -> CliResult {
     let device = args.device.open()?;
     let threads = rayon::current_num_threads();
     if args.csv {
-        println!("model,height,width,params,latency_ms,batch,images_per_s,peak_mib,train_ms");
+        println!("{}", BenchRow::CSV_HEADER);
     } else {
         println!(
             "gaze {} on {} ({threads} CPU threads), fp32, random weights; latency: median of {} batch-1 runs; throughput: batch {}, median of {} runs",
@@ -363,23 +386,12 @@ pub fn run(args: &Args) -> CliResult {
         } else {
             bench_model(name, args, &device)?
         };
-        let throughput = row.throughput.map_or(String::new(), |t| format!("{t:.2}"));
-        let peak = row.peak_mib.map_or(String::new(), |m| format!("{m:.1}"));
-        let train = row.train_ms.map_or(String::new(), |t| format!("{t:.1}"));
         if args.csv {
-            println!(
-                "{},{},{},{},{:.3},{},{},{},{}",
-                row.model,
-                row.size[0],
-                row.size[1],
-                row.params,
-                row.latency_ms,
-                args.batch,
-                throughput,
-                peak,
-                train
-            );
+            println!("{}", row.to_csv(args.batch));
         } else {
+            let throughput = row.throughput.map_or(String::new(), |t| format!("{t:.2}"));
+            let peak = row.peak_mib.map_or(String::new(), |m| format!("{m:.1}"));
+            let train = row.train_ms.map_or(String::new(), |t| format!("{t:.1}"));
             println!(
                 "{:<32} {:>9} {:>11.2} {:>11.2} {:>10} {:>9} {:>14}",
                 row.model,
