@@ -364,64 +364,7 @@ pub(crate) mod direct {
         }
     }
 
-    /// The vector operations of the kernel, for AVX2 (`__m256`, 8 lanes) and AVX-512
-    /// (`__m512`, 16 lanes). Only called inside `pulp`'s `vectorize` of the matching level.
-    trait Lanes: Copy {
-        const LANES: usize;
-        unsafe fn zero() -> Self;
-        unsafe fn splat(v: f32) -> Self;
-        unsafe fn load(p: *const f32) -> Self;
-        unsafe fn store(self, p: *mut f32);
-        /// `a·b + c`.
-        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
-    }
-
-    /// `Lanes` for a vector type through its intrinsics (the two impls differ only in names).
-    macro_rules! lanes {
-        ($vector:ty, $lanes:literal, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident) => {
-            impl Lanes for $vector {
-                const LANES: usize = $lanes;
-                #[inline(always)]
-                unsafe fn zero() -> Self {
-                    unsafe { $zero() }
-                }
-                #[inline(always)]
-                unsafe fn splat(v: f32) -> Self {
-                    unsafe { $splat(v) }
-                }
-                #[inline(always)]
-                unsafe fn load(p: *const f32) -> Self {
-                    unsafe { $load(p) }
-                }
-                #[inline(always)]
-                unsafe fn store(self, p: *mut f32) {
-                    unsafe { $store(p, self) }
-                }
-                #[inline(always)]
-                unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
-                    unsafe { $fma(a, b, c) }
-                }
-            }
-        };
-    }
-    lanes!(
-        __m256,
-        8,
-        _mm256_setzero_ps,
-        _mm256_set1_ps,
-        _mm256_loadu_ps,
-        _mm256_storeu_ps,
-        _mm256_fmadd_ps
-    );
-    lanes!(
-        __m512,
-        16,
-        _mm512_setzero_ps,
-        _mm512_set1_ps,
-        _mm512_loadu_ps,
-        _mm512_storeu_ps,
-        _mm512_fmadd_ps
-    );
+    use crate::cpu_kernels::lanes::Lanes;
 
     // The output pointer shared by the row-range tasks, each of which writes its own rows
     // (disjoint (batch, row range) parts of one live allocation).

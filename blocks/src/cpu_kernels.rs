@@ -599,6 +599,11 @@ pub(crate) struct Strided {
     pub cs: isize,
 }
 
+// SAFETY: a read-only view; its users' contracts keep the buffer alive and unwritten while
+// tasks read it.
+unsafe impl Send for Strided {}
+unsafe impl Sync for Strided {}
+
 /// `dst ← lhs · rhs` (`m × k` by `k × n`), or `dst ← dst + lhs · rhs` with `accumulate`: one
 /// `gemm` call writing `dst` row-major with row stride `dst_rs`, split over the thread pool
 /// when `threaded`. Every CPU kernel of gaze multiplies matrices through it.
@@ -953,6 +958,269 @@ impl PoolWindow {
             });
         Tensor::from_data(TensorData::new(out, [b, c, out_h, out_w]), &device)
     }
+}
+
+/// The vector operations of gaze's hand-vectorised kernels (direct convolution, neighborhood
+/// attention), for AVX2 (`__m256`, 8 lanes) and AVX-512 (`__m512`, 16 lanes): one kernel body,
+/// generic over `V: Lanes`, compiled for both. Only called inside `pulp`'s `vectorize` of the
+/// matching level (the intrinsics inline into the function compiled for it).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod lanes {
+    use core::arch::x86_64::*;
+
+    pub(crate) trait Lanes: Copy {
+        const LANES: usize;
+        /// Lane offsets for [`gather`](Self::gather).
+        type Index: Copy;
+        unsafe fn zero() -> Self;
+        unsafe fn splat(v: f32) -> Self;
+        unsafe fn load(p: *const f32) -> Self;
+        unsafe fn store(self, p: *mut f32);
+        /// `a·b + c`.
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+        /// `LANES` offsets from `p`.
+        unsafe fn load_index(p: *const i32) -> Self::Index;
+        /// Lane `l` is `base[index[l]]`.
+        unsafe fn gather(base: *const f32, index: Self::Index) -> Self;
+        /// The first `n ≤ LANES` values at `p`, zeros after (nothing past them is read).
+        unsafe fn load_first(p: *const f32, n: usize) -> Self;
+        /// Stores the first `n ≤ LANES` lanes at `p` (nothing past them is written).
+        unsafe fn store_first(self, p: *mut f32, n: usize);
+        /// Lane `l` is lane `index[l]` of `a` followed by `b` (`index[l] < 2·LANES`).
+        unsafe fn permute2(a: Self, b: Self, index: Self::Index) -> Self;
+        unsafe fn add(a: Self, b: Self) -> Self;
+        unsafe fn sub(a: Self, b: Self) -> Self;
+        unsafe fn mul(a: Self, b: Self) -> Self;
+        unsafe fn div(a: Self, b: Self) -> Self;
+        unsafe fn max(a: Self, b: Self) -> Self;
+        /// `2ⁿ` from `shifted = n + 1.5·2²³` (integer `n` in its low mantissa bits), as
+        /// [`super::exp_nonpositive`] builds it.
+        unsafe fn pow2_of_shifted(shifted: Self) -> Self;
+    }
+
+    /// [`super::exp_nonpositive`] lane by lane (same steps; the range reduction fused).
+    #[inline(always)]
+    pub(crate) unsafe fn exp_nonpositive<V: Lanes>(v: V) -> V {
+        const LOG2E: f32 = std::f32::consts::LOG2_E;
+        const LN2_HI: f32 = 0.693_359_4;
+        const LN2_LO: f32 = -2.121_944_4e-4;
+        const ROUND: f32 = 12_582_912.0;
+        // SAFETY: register arithmetic (the caller runs in `V`'s instruction set).
+        unsafe {
+            let v = V::max(v, V::splat(-87.0));
+            let shifted = V::mul_add(v, V::splat(LOG2E), V::splat(ROUND));
+            let n = V::sub(shifted, V::splat(ROUND));
+            let r = V::mul_add(n, V::splat(-LN2_HI), v);
+            let r = V::mul_add(n, V::splat(-LN2_LO), r);
+            let mut p = V::splat(1.0 / 5040.0);
+            for c in [
+                1.0 / 720.0,
+                1.0 / 120.0,
+                1.0 / 24.0,
+                1.0 / 6.0,
+                0.5,
+                1.0,
+                1.0,
+            ] {
+                p = V::mul_add(p, r, V::splat(c));
+            }
+            V::mul(p, V::pow2_of_shifted(shifted))
+        }
+    }
+
+    /// `Lanes` for a vector type through its intrinsics (the two impls differ only in names).
+    macro_rules! lanes {
+        (
+            $vector:ty, $index:ty, $lanes:literal, $zero:ident, $splat:ident, $load:ident,
+            $store:ident, $fma:ident, $load_index:ident, $gather:ident, $load_first:ident,
+            $store_first:ident, $permute2:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $max:ident,
+            $pow2:ident
+        ) => {
+            impl Lanes for $vector {
+                const LANES: usize = $lanes;
+                type Index = $index;
+                #[inline(always)]
+                unsafe fn zero() -> Self {
+                    unsafe { $zero() }
+                }
+                #[inline(always)]
+                unsafe fn splat(v: f32) -> Self {
+                    unsafe { $splat(v) }
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    unsafe { $load(p) }
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut f32) {
+                    unsafe { $store(p, self) }
+                }
+                #[inline(always)]
+                unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+                    unsafe { $fma(a, b, c) }
+                }
+                #[inline(always)]
+                unsafe fn load_index(p: *const i32) -> $index {
+                    unsafe { $load_index(p.cast()) }
+                }
+                #[inline(always)]
+                unsafe fn gather(base: *const f32, index: $index) -> Self {
+                    unsafe { $gather(base, index) }
+                }
+                #[inline(always)]
+                unsafe fn load_first(p: *const f32, n: usize) -> Self {
+                    unsafe { $load_first(p, n) }
+                }
+                #[inline(always)]
+                unsafe fn store_first(self, p: *mut f32, n: usize) {
+                    unsafe { $store_first(p, n, self) }
+                }
+                #[inline(always)]
+                unsafe fn permute2(a: Self, b: Self, index: $index) -> Self {
+                    unsafe { $permute2(a, b, index) }
+                }
+                #[inline(always)]
+                unsafe fn add(a: Self, b: Self) -> Self {
+                    unsafe { $add(a, b) }
+                }
+                #[inline(always)]
+                unsafe fn sub(a: Self, b: Self) -> Self {
+                    unsafe { $sub(a, b) }
+                }
+                #[inline(always)]
+                unsafe fn mul(a: Self, b: Self) -> Self {
+                    unsafe { $mul(a, b) }
+                }
+                #[inline(always)]
+                unsafe fn div(a: Self, b: Self) -> Self {
+                    unsafe { $div(a, b) }
+                }
+                #[inline(always)]
+                unsafe fn max(a: Self, b: Self) -> Self {
+                    unsafe { $max(a, b) }
+                }
+                #[inline(always)]
+                unsafe fn pow2_of_shifted(shifted: Self) -> Self {
+                    unsafe { $pow2(shifted) }
+                }
+            }
+        };
+    }
+
+    // The gathers with one argument order (the intrinsics differ).
+    #[inline(always)]
+    unsafe fn gather256(base: *const f32, index: __m256i) -> __m256 {
+        unsafe { _mm256_i32gather_ps::<4>(base, index) }
+    }
+    #[inline(always)]
+    unsafe fn gather512(base: *const f32, index: __m512i) -> __m512 {
+        unsafe { _mm512_i32gather_ps::<4>(index, base) }
+    }
+
+    // Masked loads (the masked-off lanes are not read, so no fault past a buffer's end).
+    #[inline(always)]
+    unsafe fn load_first256(p: *const f32, n: usize) -> __m256 {
+        unsafe {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            _mm256_maskload_ps(p, mask)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_first512(p: *const f32, n: usize) -> __m512 {
+        unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p) }
+    }
+    #[inline(always)]
+    unsafe fn store_first256(p: *mut f32, n: usize, v: __m256) {
+        unsafe {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            _mm256_maskstore_ps(p, mask, v)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_first512(p: *mut f32, n: usize, v: __m512) {
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
+    }
+
+    // Two-register permutes: AVX-512 has one instruction; AVX2 permutes both halves by the low
+    // three bits and blends on bit 3.
+    #[inline(always)]
+    unsafe fn permute2_256(a: __m256, b: __m256, index: __m256i) -> __m256 {
+        unsafe {
+            let from_a = _mm256_permutevar8x32_ps(a, index);
+            let from_b = _mm256_permutevar8x32_ps(b, index);
+            let take_b = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(index));
+            _mm256_blendv_ps(from_a, from_b, take_b)
+        }
+    }
+    #[inline(always)]
+    unsafe fn permute2_512(a: __m512, b: __m512, index: __m512i) -> __m512 {
+        unsafe { _mm512_permutex2var_ps(a, index, b) }
+    }
+
+    /// The bits of 1.5·2²³ less the exponent bias: `shifted`'s bits minus this, shifted into
+    /// the exponent field, are `2ⁿ`.
+    const POW2_OFFSET: i32 = 12_582_912f32.to_bits() as i32 - 127;
+    #[inline(always)]
+    unsafe fn pow2_256(shifted: __m256) -> __m256 {
+        unsafe {
+            let bits = _mm256_castps_si256(shifted);
+            let n = _mm256_sub_epi32(bits, _mm256_set1_epi32(POW2_OFFSET));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(n))
+        }
+    }
+    #[inline(always)]
+    unsafe fn pow2_512(shifted: __m512) -> __m512 {
+        unsafe {
+            let bits = _mm512_castps_si512(shifted);
+            let n = _mm512_sub_epi32(bits, _mm512_set1_epi32(POW2_OFFSET));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(n))
+        }
+    }
+
+    lanes!(
+        __m256,
+        __m256i,
+        8,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_loadu_si256,
+        gather256,
+        load_first256,
+        store_first256,
+        permute2_256,
+        _mm256_add_ps,
+        _mm256_sub_ps,
+        _mm256_mul_ps,
+        _mm256_div_ps,
+        _mm256_max_ps,
+        pow2_256
+    );
+    lanes!(
+        __m512,
+        __m512i,
+        16,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_loadu_si512,
+        gather512,
+        load_first512,
+        store_first512,
+        permute2_512,
+        _mm512_add_ps,
+        _mm512_sub_ps,
+        _mm512_mul_ps,
+        _mm512_div_ps,
+        _mm512_max_ps,
+        pow2_512
+    );
 }
 
 #[cfg(test)]

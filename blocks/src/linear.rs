@@ -15,7 +15,7 @@ use burn::nn::{Initializer, LinearLayout};
 use burn::prelude::*;
 
 use crate::cpu_kernels::{
-    as_unwritten, assume_init, matmul, on_plain_flex, unwritten, HostView, Strided,
+    as_unwritten, assume_init, matmul, on_plain_flex, unwritten, HostView, SendPtr, Strided,
 };
 use std::mem::MaybeUninit;
 
@@ -77,8 +77,75 @@ impl Linear {
     }
 }
 
-/// [`Linear::forward`] on flex's buffers: the input made contiguous (a free view when it is),
-/// the weight read with its own strides (a checkpoint's transposed view is not copied).
+impl Linear {
+    /// [`forward`](Self::forward)'s output on the flex CPU device transposed in groups of
+    /// `group` consecutive input rows: `[rows / group, d_output, group]` row-major, so that
+    /// every output feature of a group is one run of `group` values (for a map `[B, H, W, C]`
+    /// and `group = W`: each map row as channel rows, what a kernel vectorised across the
+    /// tokens of a row reads). One `gemm` per group, `Wᵀ · xᵀ`, no transposing copy. `None`
+    /// off plain flex.
+    ///
+    /// # Panics
+    /// If `group` does not divide the number of rows.
+    pub(crate) fn forward_planes<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        group: usize,
+    ) -> Option<Vec<f32>> {
+        if !on_plain_flex(&input) {
+            return None;
+        }
+        let dims = input.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let input = HostView::new(input).expect("flex f32 (checked above)");
+        let bias = self.bias.as_ref().map(|b| b.val());
+        Some(gemm_linear_values(
+            input.values(),
+            [rows, dims[D - 1]],
+            self.weight.val(),
+            bias,
+            Planes::Output(group),
+        ))
+    }
+
+    /// [`forward`](Self::forward) of an input given in the layout
+    /// [`forward_planes`](Self::forward_planes) writes (`[rows / group, d_input, group]`), as
+    /// rows `[rows, d_output]` on the flex device: a kernel's channel-row output goes through
+    /// the layer without a transposing copy.
+    ///
+    /// # Panics
+    /// If `planes` does not hold `rows · d_input` values or `group` does not divide `rows`.
+    pub(crate) fn forward_from_planes(
+        &self,
+        planes: &[f32],
+        rows: usize,
+        group: usize,
+        device: &Device,
+    ) -> Tensor<2> {
+        let [d_input, d_output] = self.weight.dims();
+        assert_eq!(planes.len(), rows * d_input, "Linear: planes size");
+        let bias = self.bias.as_ref().map(|b| b.val());
+        let out = gemm_linear_values(
+            planes,
+            [rows, d_input],
+            self.weight.val(),
+            bias,
+            Planes::Input(group),
+        );
+        Tensor::from_data(TensorData::new(out, [rows, d_output]), device)
+    }
+}
+
+/// Which side of a product is laid out as planes of `group` rows (see
+/// [`Linear::forward_planes`]).
+#[derive(Clone, Copy)]
+enum Planes {
+    None,
+    Input(usize),
+    Output(usize),
+}
+
+/// [`Linear::forward`] on flex's buffers: the input made contiguous (a free view when it is).
 fn gemm_linear<const D: usize>(
     input: Tensor<D>,
     weight: Tensor<2>,
@@ -86,15 +153,40 @@ fn gemm_linear<const D: usize>(
 ) -> Tensor<D> {
     let device = input.device();
     let mut shape = input.dims();
-    let [d_input, d_output] = weight.dims();
-    assert_eq!(
-        shape[D - 1],
-        d_input,
-        "Linear: input features {} for a {d_input} → {d_output} layer",
-        shape[D - 1]
-    );
     let rows = shape[..D - 1].iter().product::<usize>();
+    let d_input = shape[D - 1];
+    shape[D - 1] = weight.dims()[1];
     let input = HostView::new(input).expect("flex f32 (checked by the caller)");
+    let out = gemm_linear_values(input.values(), [rows, d_input], weight, bias, Planes::None);
+    Tensor::from_data(TensorData::new(out, shape), &device)
+}
+
+/// `x W + b` for `rows` rows of `d_input` values in `input` (row-major, or planes), as values
+/// (row-major, or planes): the weight read with its own strides (a checkpoint's transposed
+/// view is not copied).
+fn gemm_linear_values(
+    input: &[f32],
+    [rows, d_input]: [usize; 2],
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    planes: Planes,
+) -> Vec<f32> {
+    let [weight_input, d_output] = weight.dims();
+    assert_eq!(
+        d_input, weight_input,
+        "Linear: input features {d_input} for a {weight_input} → {d_output} layer"
+    );
+    assert_eq!(input.len(), rows * d_input, "Linear: input size");
+    let group = match planes {
+        Planes::None => None,
+        Planes::Input(group) | Planes::Output(group) => {
+            assert!(
+                group > 0 && rows % group == 0,
+                "Linear: {rows} rows in groups of {group}"
+            );
+            Some(group)
+        }
+    };
     let bias = bias.map(|b| HostView::new(b).expect("flex f32 like the input"));
     let weight = weight
         .try_into_primitive::<burn::backend::Flex>()
@@ -105,8 +197,14 @@ fn gemm_linear<const D: usize>(
     // first only for an empty product, which writes nothing).
     let mut out = unwritten(rows * d_output);
     if let Some(bias) = &bias {
-        for row in out.chunks_mut(d_output.max(1)) {
-            row.copy_from_slice(as_unwritten(bias.values()));
+        if let Planes::Output(group) = planes {
+            for (plane, &b) in out.chunks_mut(group).zip(bias.values().iter().cycle()) {
+                plane.fill(MaybeUninit::new(b));
+            }
+        } else {
+            for row in out.chunks_mut(d_output.max(1)) {
+                row.copy_from_slice(as_unwritten(bias.values()));
+            }
         }
     } else if d_input == 0 {
         out.fill(MaybeUninit::new(0.0));
@@ -122,32 +220,77 @@ fn gemm_linear<const D: usize>(
             rs >= 0 && cs >= 0 && (last as usize) < storage.len(),
             "Linear: weight layout {strides:?} outside its buffer"
         );
-        // SAFETY: out is rows × d_output row-major; the input rows × d_input row-major; the
-        // weight d_input × d_output with strides (rs, cs) inside its buffer (checked above).
-        unsafe {
-            matmul(
-                [rows, d_output, d_input],
-                out.as_mut_ptr().cast(),
-                d_output,
-                bias.is_some(),
-                Strided {
-                    ptr: input.values().as_ptr(),
-                    rs: d_input as isize,
-                    cs: 1,
-                },
-                Strided {
-                    ptr: storage.as_ptr().add(layout.start_offset()),
-                    rs,
-                    cs,
-                },
-                rows * d_input * d_output >= PARALLEL_MIN_WORK,
-            );
+        // SAFETY: within the weight's buffer (checked above).
+        let w = Strided {
+            ptr: unsafe { storage.as_ptr().add(layout.start_offset()) },
+            rs,
+            cs,
+        };
+        let threaded = rows * d_input * d_output >= PARALLEL_MIN_WORK;
+        let out_ptr = SendPtr(out.as_mut_ptr().cast());
+        // One group's product (planes: a group's block of the input or the output, read with
+        // swapped strides where transposed).
+        let product = |g: usize, group: usize, threaded: bool| {
+            let x = input[g * group * d_input..].as_ptr();
+            let t = |m: Strided| Strided {
+                ptr: m.ptr,
+                rs: m.cs,
+                cs: m.rs,
+            };
+            let rows_of = |rs: usize| Strided {
+                ptr: x,
+                rs: rs as isize,
+                cs: 1,
+            };
+            // SAFETY: group g's rows of the input and of out (written by this call only), the
+            // weight inside its buffer (checked above).
+            unsafe {
+                let dst = out_ptr.get().add(g * group * d_output);
+                match planes {
+                    Planes::None => matmul(
+                        [group, d_output, d_input],
+                        dst,
+                        d_output,
+                        bias.is_some(),
+                        rows_of(d_input),
+                        w,
+                        threaded,
+                    ),
+                    // `xᵀ` of the group: the plane block read column-wise.
+                    Planes::Input(_) => matmul(
+                        [group, d_output, d_input],
+                        dst,
+                        d_output,
+                        bias.is_some(),
+                        t(rows_of(group)),
+                        w,
+                        threaded,
+                    ),
+                    Planes::Output(_) => matmul(
+                        [d_output, group, d_input],
+                        dst,
+                        group,
+                        bias.is_some(),
+                        t(w),
+                        t(rows_of(d_input)),
+                        threaded,
+                    ),
+                }
+            }
+        };
+        match group {
+            None => product(0, rows, threaded),
+            Some(group) if threaded => {
+                use rayon::prelude::*;
+                (0..rows / group)
+                    .into_par_iter()
+                    .for_each(|g| product(g, group, false));
+            }
+            Some(group) => (0..rows / group).for_each(|g| product(g, group, false)),
         }
     }
-    shape[D - 1] = d_output;
     // SAFETY: every value was written above.
-    let out = unsafe { assume_init(out) };
-    Tensor::from_data(TensorData::new(out, shape), &device)
+    unsafe { assume_init(out) }
 }
 
 #[cfg(test)]
@@ -177,6 +320,71 @@ mod tests {
                 .max()
                 .into_scalar::<f32>();
             assert!(d < 1e-5, "rows {rows}: max diff {d}");
+        }
+    }
+
+    /// `forward_planes` is `forward` transposed per group of rows, and `forward_from_planes`
+    /// takes that layout back to `forward`'s rows (both weight layouts, with and without bias,
+    /// single-threaded and split over the pool).
+    #[test]
+    fn planes_in_and_out_equal_forward() {
+        let device = Device::flex();
+        for (layout, bias, groups, group) in [
+            (LinearLayout::Row, true, 3, 5),
+            (LinearLayout::Col, false, 2, 7),
+            (LinearLayout::Row, true, 40, 56),
+        ] {
+            let layer = LinearConfig::new(96, 48)
+                .with_bias(bias)
+                .with_layout(layout)
+                .init(&device);
+            let rows = groups * group;
+            let x = Tensor::<3>::random(
+                [groups, group, 96],
+                burn::tensor::Distribution::Default,
+                &device,
+            );
+            let want: Vec<f32> = layer
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let planes = layer.forward_planes(x.clone(), group).unwrap();
+            for g in 0..groups {
+                for o in 0..48 {
+                    for j in 0..group {
+                        let (got, want) = (
+                            planes[(g * 48 + o) * group + j],
+                            want[(g * group + j) * 48 + o],
+                        );
+                        assert!(
+                            (got - want).abs() < 1e-5,
+                            "planes out: group {g} feature {o} row {j}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+            // The input as planes `[groups, 96, group]`.
+            let xs: Vec<f32> = x.clone().into_data().try_to_vec::<f32>().unwrap();
+            let mut x_planes = vec![0f32; xs.len()];
+            for g in 0..groups {
+                for j in 0..group {
+                    for i in 0..96 {
+                        x_planes[(g * 96 + i) * group + j] = xs[(g * group + j) * 96 + i];
+                    }
+                }
+            }
+            let got: Vec<f32> = layer
+                .forward_from_planes(&x_planes, rows, group, &device)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let d = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-5, "planes in: max diff {d}");
         }
     }
 }

@@ -251,7 +251,7 @@ impl NeighborhoodPlan {
 }
 
 /// Per-axis index tables (key positions and rpb positions, `k` per query), flattened.
-struct AxisTables {
+pub(crate) struct AxisTables {
     keys: Vec<i64>,
     pb: Vec<i64>,
 }
@@ -457,6 +457,518 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
+/// The fused kernel vectorised across queries (x86-64 with AVX2 + FMA; AVX-512 where present).
+///
+/// The scalar kernel above runs one query at a time: each of its k² logits is a `hd`-long dot
+/// product ending in a horizontal sum, and ran at ~17 GFLOP/s. Here a vector holds `L`
+/// queries of one map row (8 in AVX2, 16 in AVX-512) and the loops run over channels, so every
+/// instruction is a full-width FMA: for a tile of consecutive interior queries `j … j+L−1`,
+/// the key at window offset `(a, b)` of each lies at column `start(j) + b·d + lane`, one
+/// unaligned load from a channel row of the keys. `qkv` therefore comes as row planes
+/// `[B, H, 3, m, hd, W]`: each map row's channels as rows (the projection computed transposed
+/// per map row, [`Linear::forward_planes`]), so that a tile's reads of one key row stay within
+/// a few pages (whole-map channel planes put every channel on its own page: measured 2× slower
+/// on TLB and cache misses).
+/// Queries whose windows do not shift with them (the clamped borders, maps narrower than a
+/// tile) are packed into gather tiles that read keys and values lane by lane.
+///
+/// Per tile and head: logits `[k², L]` (scale, relative position bias), their softmax lane by
+/// lane, then the weighted sum of the values, 8 channels at a time, stored as channel rows
+/// `[B, H, m·hd, W]` that `proj` reads as they are ([`Linear::forward_from_planes`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod simd {
+    use super::{window_start, AxisTables, NeighborhoodShape};
+    use crate::cpu_kernels::lanes::{self, Lanes};
+    use crate::cpu_kernels::SendPtr;
+    use core::arch::x86_64::{__m256, __m512};
+    use core::marker::PhantomData;
+    use rayon::prelude::*;
+
+    /// The widest vector's lanes (AVX-512).
+    const MAX_LANES: usize = 16;
+    /// Channels of the value sum per pass (8 accumulators).
+    const CHANNELS: usize = 8;
+
+    /// Whether the CPU runs the kernel (AVX2 + FMA).
+    pub(crate) fn available() -> bool {
+        pulp::x86::V3::try_new().is_some()
+    }
+
+    /// How a tile reads its keys and values.
+    const CONTIGUOUS: u8 = 0;
+    const WINDOW: u8 = 1;
+    const GATHER: u8 = 2;
+
+    /// Up to `L` consecutive queries of a map row processed together.
+    #[derive(Clone, Copy, Debug)]
+    struct Tile {
+        /// First query's column.
+        first: usize,
+        /// Queries in the tile (`L` unless the row's last).
+        len: usize,
+        /// Column of each query's first key (unused lanes repeat the last query's).
+        starts: [i32; MAX_LANES],
+        /// `rpb` column of each query's first key.
+        pb: [usize; MAX_LANES],
+        /// [`CONTIGUOUS`]: lane `l`'s keys at `starts[0] + l` (interior queries: one vector
+        /// load); [`WINDOW`]: every key inside the `2·L` columns from `base` (two loads and a
+        /// permute per key vector: the clamped borders); [`GATHER`] otherwise (large
+        /// dilations at the borders).
+        kind: u8,
+        /// First column of a window tile's keys.
+        base: usize,
+    }
+
+    /// How each tile of a row reads (tests).
+    #[cfg(test)]
+    pub(super) fn tile_kinds(
+        width: usize,
+        cols: &AxisTables,
+        k: usize,
+        d: usize,
+        lanes: usize,
+    ) -> Vec<u8> {
+        tiles(width, cols, k, d, lanes)
+            .iter()
+            .map(|t| t.kind)
+            .collect()
+    }
+
+    /// A row's tiles (the same for every row): `L` queries at a time from column 0.
+    fn tiles(width: usize, cols: &AxisTables, k: usize, d: usize, lanes: usize) -> Vec<Tile> {
+        (0..width)
+            .step_by(lanes)
+            .map(|first| {
+                let len = lanes.min(width - first);
+                let query = |l: usize| first + l.min(len - 1);
+                let starts: [i32; MAX_LANES] =
+                    core::array::from_fn(|l| window_start(query(l), width, k, d) as i32);
+                // (With dilation the starts are not monotonic.)
+                let lo = starts[..len].iter().min().copied().unwrap_or(0) as usize;
+                let hi = starts[..len].iter().max().copied().unwrap_or(0) as usize;
+                let span = hi + (k - 1) * d + 1 - lo;
+                let kind = if len == lanes && (0..len).all(|l| starts[l] as usize == lo + l) {
+                    CONTIGUOUS
+                } else if span <= 2 * lanes {
+                    WINDOW
+                } else {
+                    GATHER
+                };
+                Tile {
+                    first,
+                    len,
+                    starts,
+                    pb: core::array::from_fn(|l| cols.pb[query(l) * k] as usize),
+                    kind,
+                    base: lo,
+                }
+            })
+            .collect()
+    }
+
+    /// Neighborhood attention of every query from `planes` (`[B, H, 3, m, hd, W]`, q|k|v rows
+    /// of each head's channels) into channel rows `[B, H, m·hd, W]`. `avx512: false` keeps to
+    /// AVX2 (the tests run both).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attention(
+        planes: &[f32],
+        shape: NeighborhoodShape,
+        dilation: usize,
+        scale: f32,
+        rpb: Option<&[f32]>,
+        rows: &AxisTables,
+        cols: &AxisTables,
+        avx512: bool,
+    ) -> Vec<f32> {
+        let NeighborhoodShape {
+            batch,
+            height,
+            width,
+            heads,
+            head_dim,
+            kernel_size: k,
+        } = shape;
+        let c = heads * head_dim;
+        let tokens = batch * height * width;
+        assert_eq!(planes.len(), 3 * c * tokens, "qkv planes size");
+        assert!(
+            tokens < i32::MAX as usize,
+            "map too large for 32-bit gather offsets"
+        );
+        let v4 = pulp::x86::V4::try_new().filter(|_| avx512);
+        let lanes = if v4.is_some() { 16 } else { 8 };
+        let tiles = tiles(width, cols, k, dilation, lanes);
+        // Every value is written: each row task stores every tile's queries, every head.
+        let mut out = crate::cpu_kernels::unwritten(tokens * c);
+        let out_ptr = SendPtr(out.as_mut_ptr().cast());
+        (0..batch * height).into_par_iter().for_each(|row| {
+            let task = RowTask {
+                planes,
+                shape,
+                dilation,
+                scale,
+                rpb,
+                rows,
+                tiles: &tiles,
+                row,
+                out: out_ptr,
+            };
+            if let Some(v4) = v4 {
+                v4.vectorize(InLanes::<__m512>(task, PhantomData));
+            } else {
+                let v3 = pulp::x86::V3::try_new().expect("checked by available()");
+                v3.vectorize(InLanes::<__m256>(task, PhantomData));
+            }
+        });
+        // SAFETY: every row task wrote its row's queries (the tiles cover the row) for every
+        // head and channel.
+        unsafe { crate::cpu_kernels::assume_init(out) }
+    }
+
+    /// Map row `row` (= `b·H + i`), every head.
+    struct RowTask<'a> {
+        planes: &'a [f32],
+        shape: NeighborhoodShape,
+        dilation: usize,
+        scale: f32,
+        rpb: Option<&'a [f32]>,
+        rows: &'a AxisTables,
+        tiles: &'a [Tile],
+        row: usize,
+        /// `[B, H, W, m·hd]`; this task writes row `row` only.
+        out: SendPtr,
+    }
+
+    /// A [`RowTask`] in vectors `V`, as the `pulp` operation of `V`'s level.
+    struct InLanes<'a, V>(RowTask<'a>, PhantomData<V>);
+
+    impl<V: Lanes> pulp::NullaryFnOnce for InLanes<'_, V> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            match self.0.shape.kernel_size {
+                3 => self.0.run::<V, 3>(),
+                5 => self.0.run::<V, 5>(),
+                7 => self.0.run::<V, 7>(),
+                9 => self.0.run::<V, 9>(),
+                11 => self.0.run::<V, 11>(),
+                13 => self.0.run::<V, 13>(),
+                k => unreachable!("kernel size {k} has no vector kernel (see `supports`)"),
+            }
+        }
+    }
+
+    /// One channel of the keys or values on one map row, as a tile reads it: the row, and for a
+    /// window tile the two vectors holding every key of the tile.
+    #[derive(Clone, Copy)]
+    struct KeyRow<V> {
+        row: *const f32,
+        lo: V,
+        hi: V,
+    }
+
+    /// Reads of one tile and head from the planes (`KIND`: [`CONTIGUOUS`], [`WINDOW`],
+    /// [`GATHER`]).
+    struct TileView<'a, V: Lanes, const K: usize, const KIND: u8> {
+        planes: &'a [f32],
+        /// First map row of the tile's image (`b·H`).
+        image_row: usize,
+        /// Channel 0 of this head within a part.
+        head_channel: usize,
+        width: usize,
+        /// Channels per part (`m·hd`).
+        channels: usize,
+        first: usize,
+        len: usize,
+        /// First key column (contiguous), first column of the window (window).
+        start: usize,
+        dilation: usize,
+        /// Window tiles: lanes of the two window vectors inside the row.
+        lo_len: usize,
+        hi_len: usize,
+        /// Per lane, key column `b` of the window: from `start` (window), from the row's start
+        /// (gather).
+        keys: [V::Index; K],
+        /// Per lane, the query's column (gather).
+        queries: V::Index,
+    }
+
+    impl<'a, V: Lanes, const K: usize, const KIND: u8> TileView<'a, V, K, KIND> {
+        #[inline(always)]
+        fn new(task: &RowTask<'a>, tile: &Tile, head: usize) -> Self {
+            let NeighborhoodShape {
+                height,
+                width,
+                heads,
+                head_dim,
+                ..
+            } = task.shape;
+            let d = task.dilation;
+            let start = if KIND == WINDOW {
+                tile.base
+            } else {
+                tile.starts[0] as usize
+            };
+            // (Plain loops and direct intrinsic calls: a closure would not be compiled for the
+            // instruction set.)
+            let query_cols: [i32; MAX_LANES] =
+                core::array::from_fn(|l| (tile.first + l.min(tile.len - 1)) as i32);
+            // SAFETY: the arrays hold MAX_LANES ≥ LANES values.
+            let queries = unsafe { V::load_index(query_cols.as_ptr()) };
+            let mut keys = [queries; K];
+            let from = if KIND == WINDOW { start as i32 } else { 0 };
+            for (b, key) in keys.iter_mut().enumerate() {
+                let mut cols = tile.starts;
+                for col in cols.iter_mut() {
+                    *col += (b * d) as i32 - from;
+                }
+                // SAFETY: as above.
+                *key = unsafe { V::load_index(cols.as_ptr()) };
+            }
+            let lo_len = V::LANES.min(width - start);
+            Self {
+                planes: task.planes,
+                image_row: (task.row / height) * height,
+                head_channel: head * head_dim,
+                width,
+                channels: heads * head_dim,
+                first: tile.first,
+                len: tile.len,
+                start,
+                dilation: d,
+                lo_len,
+                hi_len: V::LANES.min(width - start - lo_len),
+                keys,
+                queries,
+            }
+        }
+
+        /// Map row `r` of channel `ch` of `part` (0 q, 1 k, 2 v).
+        #[inline(always)]
+        fn row(&self, part: usize, ch: usize, r: usize) -> *const f32 {
+            let block = (self.image_row + r) * 3 * self.channels;
+            let offset = (block + part * self.channels + self.head_channel + ch) * self.width;
+            debug_assert!(offset + self.width <= self.planes.len());
+            // SAFETY: `r` < H and `ch` < hd: a row inside the planes.
+            unsafe { self.planes.as_ptr().add(offset) }
+        }
+
+        /// The tile's queries from `row` (a channel row of q).
+        #[inline(always)]
+        fn query(&self, row: *const f32) -> V {
+            // SAFETY: the queries are columns `first .. first + len` of the row; a full vector
+            // only for a contiguous tile (`len = L`).
+            unsafe {
+                match KIND {
+                    CONTIGUOUS => V::load(row.add(self.first)),
+                    WINDOW => V::load_first(row.add(self.first), self.len),
+                    _ => V::gather(row, self.queries),
+                }
+            }
+        }
+
+        /// A channel row of the keys or values.
+        #[inline(always)]
+        fn key_row(&self, row: *const f32) -> KeyRow<V> {
+            // SAFETY: the window's columns `start .. start + lo_len + hi_len` lie in the row.
+            unsafe {
+                if KIND == WINDOW {
+                    let lo = row.add(self.start);
+                    KeyRow {
+                        row,
+                        lo: V::load_first(lo, self.lo_len),
+                        hi: V::load_first(lo.add(V::LANES), self.hi_len),
+                    }
+                } else {
+                    KeyRow {
+                        row,
+                        lo: V::zero(),
+                        hi: V::zero(),
+                    }
+                }
+            }
+        }
+
+        /// Column `b` of each lane's window from `keys`.
+        #[inline(always)]
+        fn key(&self, keys: &KeyRow<V>, b: usize) -> V {
+            // SAFETY: window columns of the row (contiguous tiles: `L` consecutive ones;
+            // window tiles: permute indices < 2·L inside the loaded window).
+            unsafe {
+                match KIND {
+                    CONTIGUOUS => V::load(keys.row.add(self.start + b * self.dilation)),
+                    WINDOW => V::permute2(keys.lo, keys.hi, self.keys[b]),
+                    _ => V::gather(keys.row, self.keys[b]),
+                }
+            }
+        }
+    }
+
+    /// Kernel sizes the vector kernel is compiled for.
+    pub(crate) fn supports(kernel_size: usize) -> bool {
+        matches!(kernel_size, 3 | 5 | 7 | 9 | 11 | 13)
+    }
+
+    impl RowTask<'_> {
+        #[inline(always)]
+        fn run<V: Lanes, const K: usize>(&self) {
+            let NeighborhoodShape { height, .. } = self.shape;
+            let i = self.row % height;
+            // Per tile: the logits, then the weights `[k², L]`; the output `[hd, L]`.
+            let mut weights = vec![0f32; K * K * V::LANES];
+            for head in 0..self.shape.heads {
+                for tile in self.tiles {
+                    match tile.kind {
+                        CONTIGUOUS => self.tile::<V, K, CONTIGUOUS>(tile, head, i, &mut weights),
+                        WINDOW => self.tile::<V, K, WINDOW>(tile, head, i, &mut weights),
+                        _ => self.tile::<V, K, GATHER>(tile, head, i, &mut weights),
+                    }
+                }
+            }
+        }
+
+        /// One tile of queries of row `i`, one head, read as `KIND` says.
+        #[inline(always)]
+        fn tile<V: Lanes, const K: usize, const KIND: u8>(
+            &self,
+            tile: &Tile,
+            head: usize,
+            i: usize,
+            weights: &mut [f32],
+        ) {
+            let NeighborhoodShape {
+                width,
+                heads,
+                head_dim: hd,
+                ..
+            } = self.shape;
+            let lanes = V::LANES;
+            let row_keys = &self.rows.keys[i * K..][..K];
+            let row_pb = &self.rows.pb[i * K..][..K];
+            let view = TileView::<V, K, KIND>::new(self, tile, head);
+            let side = 2 * K - 1;
+            // SAFETY (of the blocks below): register values, and loads and stores of whole
+            // vectors inside `weights` (K² rows of L) and `out` (hd rows of L).
+            let scale = unsafe { V::splat(self.scale) };
+            let mut max = unsafe { V::splat(f32::NEG_INFINITY) };
+            // Logits `scale·q·k + rpb` of every window offset: rows of the window outer,
+            // channels, then the row's k keys (k accumulators, one q vector).
+            for (a, (&r, &pr)) in row_keys.iter().zip(row_pb).enumerate() {
+                unsafe {
+                    let mut acc = [V::zero(); K];
+                    // Channel rows are `width` apart.
+                    let (mut q_row, mut k_row) = (view.row(0, 0, i), view.row(1, 0, r as usize));
+                    for _ in 0..hd {
+                        let q = view.query(q_row);
+                        let keys = view.key_row(k_row);
+                        for (b, acc) in acc.iter_mut().enumerate() {
+                            *acc = V::mul_add(q, view.key(&keys, b), *acc);
+                        }
+                        q_row = q_row.add(width);
+                        k_row = k_row.add(width);
+                    }
+                    for (b, acc) in acc.into_iter().enumerate() {
+                        let bias = match self.rpb {
+                            Some(rpb) => {
+                                let bias = &rpb[(head * side + pr as usize) * side + b..];
+                                if KIND == CONTIGUOUS {
+                                    V::splat(bias[tile.pb[0]])
+                                } else {
+                                    let lanes: [f32; MAX_LANES] =
+                                        core::array::from_fn(|l| bias[tile.pb[l]]);
+                                    V::load(lanes.as_ptr())
+                                }
+                            }
+                            None => V::zero(),
+                        };
+                        let logit = V::mul_add(acc, scale, bias);
+                        max = V::max(max, logit);
+                        logit.store(weights[(a * K + b) * lanes..].as_mut_ptr());
+                    }
+                }
+            }
+            // Softmax per lane: e^(logit − max) here, the division by the sum on the output.
+            let mut sum = unsafe { V::zero() };
+            for logit in weights[..K * K * lanes].chunks_exact_mut(lanes) {
+                unsafe {
+                    let e = lanes::exp_nonpositive(V::sub(V::load(logit.as_ptr()), max));
+                    sum = V::add(sum, e);
+                    e.store(logit.as_mut_ptr());
+                }
+            }
+            let inv = unsafe { V::div(V::splat(1.0), sum) };
+            // Σ p · v, CHANNELS channels at a time (the last pass repeats the last channel).
+            let mut ch0 = 0;
+            while ch0 < hd {
+                let n = CHANNELS.min(hd - ch0);
+                let chs: [usize; CHANNELS] = core::array::from_fn(|t| ch0 + t.min(n - 1));
+                // SAFETY: register values; loads from `weights` rows (K² of L); stores into
+                // `out` rows `ch0..ch0 + n` of hd.
+                unsafe {
+                    let mut acc = [V::zero(); CHANNELS];
+                    for (a, &r) in row_keys.iter().enumerate() {
+                        // (A loop, not `map`: a closure is not compiled for the instruction set.)
+                        let v_row = view.row(2, 0, r as usize);
+                        let mut values = [view.key_row(v_row.add(chs[0] * width)); CHANNELS];
+                        for t in 1..CHANNELS {
+                            values[t] = view.key_row(v_row.add(chs[t] * width));
+                        }
+                        for b in 0..K {
+                            let p = V::load(weights[(a * K + b) * lanes..].as_ptr());
+                            for (acc, values) in acc.iter_mut().zip(&values) {
+                                *acc = V::mul_add(p, view.key(values, b), *acc);
+                            }
+                        }
+                    }
+                    // Channel rows of the output `[B, H, m·hd, W]`: the tile's columns.
+                    for (t, acc) in acc.into_iter().enumerate().take(n) {
+                        let dst = self
+                            .out
+                            .get()
+                            .add(((self.row * heads + head) * hd + ch0 + t) * width + tile.first);
+                        let y = V::mul(acc, inv);
+                        if KIND == CONTIGUOUS {
+                            y.store(dst);
+                        } else {
+                            y.store_first(dst, tile.len);
+                        }
+                    }
+                }
+                ch0 += CHANNELS;
+            }
+        }
+    }
+}
+
+/// Other architectures run the scalar kernel.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) mod simd {
+    use super::{AxisTables, NeighborhoodShape};
+
+    pub(crate) fn available() -> bool {
+        false
+    }
+
+    pub(crate) fn supports(_: usize) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attention(
+        _: &[f32],
+        _: NeighborhoodShape,
+        _: usize,
+        _: f32,
+        _: Option<&[f32]>,
+        _: &AxisTables,
+        _: &AxisTables,
+        _: bool,
+    ) -> Vec<f32> {
+        unreachable!("available() is false")
+    }
+}
+
 fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
@@ -600,41 +1112,48 @@ impl NeighborhoodAttention {
         let cols = axis_tables(w, k, d);
         if fused {
             let [b, _, _, c] = plan.input;
-            let qkv = self
-                .qkv
-                .forward(x)
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("float tensors on flex are f32");
             let rpb = self.rpb.as_ref().map(|p| {
                 p.val()
                     .into_data()
                     .try_into_vec::<f32>()
                     .expect("float tensors on flex are f32")
             });
-            let out = fused_neighborhood_attention(
-                &qkv,
-                NeighborhoodShape {
-                    batch: b,
-                    height: h,
-                    width: w,
-                    heads: self.num_heads,
-                    head_dim: self.head_dim,
-                    kernel_size: k,
-                },
-                self.scale as f32,
-                rpb.as_deref(),
-                &rows,
-                &cols,
-            );
-            let out = Tensor::<4>::from_data(TensorData::new(out, [b, h, w, c]), &device);
-            let [_, h0, w0, _] = plan.input;
-            let out = if (h, w) != (h0, w0) {
-                out.slice([0..b, 0..h0, 0..w0, 0..c])
-            } else {
-                out
+            let shape = NeighborhoodShape {
+                batch: b,
+                height: h,
+                width: w,
+                heads: self.num_heads,
+                head_dim: self.head_dim,
+                kernel_size: k,
             };
-            return self.proj.forward(out);
+            let scale = self.scale as f32;
+            let [_, h0, w0, _] = plan.input;
+            let crop = |out: Tensor<4>| {
+                if (h, w) != (h0, w0) {
+                    out.slice([0..b, 0..h0, 0..w0, 0..c])
+                } else {
+                    out
+                }
+            };
+            if simd::available() && simd::supports(k) {
+                // Channel rows in and out of the kernel; both projections read and write them
+                // without transposing copies.
+                let planes = self.qkv.forward_planes(x, w).expect("on plain flex");
+                let out =
+                    simd::attention(&planes, shape, d, scale, rpb.as_deref(), &rows, &cols, true);
+                let out = self.proj.forward_from_planes(&out, b * h * w, w, &device);
+                return crop(out.reshape([b, h, w, c]));
+            }
+            let qkv = self
+                .qkv
+                .forward(x)
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("float tensors on flex are f32");
+            let out =
+                fused_neighborhood_attention(&qkv, shape, scale, rpb.as_deref(), &rows, &cols);
+            let out = Tensor::<4>::from_data(TensorData::new(out, [b, h, w, c]), &device);
+            return self.proj.forward(crop(out));
         }
         let row_keys = int_tensor(rows.keys, &device);
         let col_keys = int_tensor(cols.keys, &device);
@@ -720,5 +1239,114 @@ impl NeighborhoodAttention {
         let attn = softmax(logits.mask_fill(blocked, f32::NEG_INFINITY), 3);
         let out = attn.matmul(flat(value)).reshape(plan.heads);
         self.merge_heads(out, &plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The vector kernel (AVX2 and AVX-512) equals the scalar one on maps with interior and
+    /// border tiles, narrow maps (gather tiles only), dilation, head sizes not a multiple of 8,
+    /// batches and no bias.
+    #[test]
+    fn vector_kernel_equals_scalar_kernel() {
+        if !simd::available() {
+            eprintln!("skipped: no AVX2 on this CPU (the scalar kernel runs)");
+            return;
+        }
+        // (batch, height, width, heads, head_dim, k, dilation, bias)
+        let cases = [
+            (1, 9, 56, 3, 32, 7, 1, true),
+            (2, 8, 23, 2, 12, 3, 2, true),
+            (1, 7, 7, 4, 16, 7, 1, true),
+            (1, 16, 40, 2, 8, 5, 3, false),
+            (1, 13, 19, 1, 20, 13, 1, true),
+            (2, 10, 37, 3, 4, 9, 1, true),
+            (1, 35, 70, 2, 8, 7, 5, true),
+        ];
+        // Every way a tile reads (CONTIGUOUS, WINDOW, GATHER) at both vector widths.
+        for lanes in [8, 16] {
+            let mut kinds: Vec<u8> = cases
+                .iter()
+                .flat_map(|&(_, _, width, _, _, k, d, _)| {
+                    simd::tile_kinds(width, &axis_tables(width, k, d), k, d, lanes)
+                })
+                .collect();
+            kinds.sort();
+            kinds.dedup();
+            assert_eq!(kinds, [0, 1, 2], "tile kinds at {lanes} lanes");
+        }
+        for (seed, &(batch, height, width, heads, head_dim, k, d, bias)) in cases.iter().enumerate()
+        {
+            let shape = NeighborhoodShape {
+                batch,
+                height,
+                width,
+                heads,
+                head_dim,
+                kernel_size: k,
+            };
+            let c = heads * head_dim;
+            let tokens = batch * height * width;
+            let qkv = random(tokens * 3 * c, seed as u64 + 1);
+            // Token-major `[B·H, W, 3·m·hd]` → row planes `[B·H, 3·m·hd, W]`.
+            let mut planes = vec![0f32; qkv.len()];
+            for t in 0..tokens {
+                let (row, j) = (t / width, t % width);
+                for ch in 0..3 * c {
+                    planes[(row * 3 * c + ch) * width + j] = qkv[t * 3 * c + ch];
+                }
+            }
+            let side = 2 * k - 1;
+            let rpb = bias.then(|| random(heads * side * side, 99 + seed as u64));
+            let rows = axis_tables(height, k, d);
+            let cols = axis_tables(width, k, d);
+            let scale = (head_dim as f32).powf(-0.5);
+            let tokens_out =
+                fused_neighborhood_attention(&qkv, shape, scale, rpb.as_deref(), &rows, &cols);
+            // Token-major `[B·H, W, C]` → channel rows `[B·H, C, W]`, as the vector kernel.
+            let mut want = vec![0f32; tokens_out.len()];
+            for t in 0..tokens {
+                let (row, j) = (t / width, t % width);
+                for ch in 0..c {
+                    want[(row * c + ch) * width + j] = tokens_out[t * c + ch];
+                }
+            }
+            for avx512 in [false, true] {
+                let got = simd::attention(
+                    &planes,
+                    shape,
+                    d,
+                    scale,
+                    rpb.as_deref(),
+                    &rows,
+                    &cols,
+                    avx512,
+                );
+                assert_eq!(got.len(), want.len());
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff <= 1e-5,
+                    "case {seed} (avx512 {avx512}): max abs diff {diff}"
+                );
+            }
+        }
     }
 }
