@@ -486,8 +486,6 @@ pub(crate) mod simd {
 
     /// The widest vector's lanes (AVX-512).
     const MAX_LANES: usize = 16;
-    /// Channels of the value sum per pass (8 accumulators).
-    const CHANNELS: usize = 8;
 
     /// Whether the CPU runs the kernel (AVX2 + FMA).
     pub(crate) fn available() -> bool {
@@ -601,27 +599,41 @@ pub(crate) mod simd {
         // Every value is written: each row task stores every tile's queries, every head.
         let mut out = crate::cpu_kernels::unwritten(tokens * c);
         let out_ptr = SendPtr(out.as_mut_ptr().cast());
-        (0..batch * height).into_par_iter().for_each(|row| {
-            let task = RowTask {
-                planes,
-                shape,
-                dilation,
-                scale,
-                rpb,
-                rows,
-                tiles: &tiles,
-                row,
-                out: out_ptr,
-            };
-            if let Some(v4) = v4 {
-                v4.vectorize(InLanes::<__m512>(task, PhantomData));
-            } else {
-                let v3 = pulp::x86::V3::try_new().expect("checked by available()");
-                v3.vectorize(InLanes::<__m256>(task, PhantomData));
+        // Query rows in pairs `(i, i + d)` of one dilation group: their windows overlap.
+        let mut tasks = Vec::new();
+        for image in 0..batch {
+            for group in 0..dilation.min(height) {
+                let members: Vec<usize> = (group..height).step_by(dilation).collect();
+                for pair in members.chunks(2) {
+                    tasks.push((image, [pair[0], pair[pair.len() - 1]], pair.len()));
+                }
             }
-        });
-        // SAFETY: every row task wrote its row's queries (the tiles cover the row) for every
-        // head and channel.
+        }
+        tasks
+            .into_par_iter()
+            .for_each(|(image, query_rows, count)| {
+                let task = RowTask {
+                    planes,
+                    shape,
+                    dilation,
+                    scale,
+                    rpb,
+                    rows,
+                    tiles: &tiles,
+                    image,
+                    query_rows,
+                    count,
+                    out: out_ptr,
+                };
+                if let Some(v4) = v4 {
+                    v4.vectorize(InLanes::<__m512>(task, PhantomData));
+                } else {
+                    let v3 = pulp::x86::V3::try_new().expect("checked by available()");
+                    v3.vectorize(InLanes::<__m256>(task, PhantomData));
+                }
+            });
+        // SAFETY: the tasks cover every image's rows; each wrote its rows' queries (the tiles
+        // cover a row) for every head and channel.
         unsafe { crate::cpu_kernels::assume_init(out) }
     }
 
@@ -634,8 +646,11 @@ pub(crate) mod simd {
         rpb: Option<&'a [f32]>,
         rows: &'a AxisTables,
         tiles: &'a [Tile],
-        row: usize,
-        /// `[B, H, W, m·hd]`; this task writes row `row` only.
+        /// The image `b` and its query rows (`count` of them: 1 or 2).
+        image: usize,
+        query_rows: [usize; 2],
+        count: usize,
+        /// `[B, H, m·hd, W]`; this task writes its query rows only.
         out: SendPtr,
     }
 
@@ -729,7 +744,7 @@ pub(crate) mod simd {
             let lo_len = V::LANES.min(width - start);
             Self {
                 planes: task.planes,
-                image_row: (task.row / height) * height,
+                image_row: task.image * height,
                 head_channel: head * head_dim,
                 width,
                 channels: heads * head_dim,
@@ -813,28 +828,50 @@ pub(crate) mod simd {
     impl RowTask<'_> {
         #[inline(always)]
         fn run<V: Lanes, const K: usize>(&self) {
-            let NeighborhoodShape { height, .. } = self.shape;
-            let i = self.row % height;
-            // Per tile: the logits, then the weights `[k², L]`; the output `[hd, L]`.
-            let mut weights = vec![0f32; K * K * V::LANES];
+            // Two query rows per pass where the 32 AVX-512 registers hold both rows'
+            // accumulators (their windows share k − 1 key rows: each key and value vector
+            // loaded serves both); AVX2 runs them one at a time.
+            if V::LANES == 16 && self.count == 2 && K <= 7 {
+                self.rows_pass::<V, K, 2>(self.query_rows);
+            } else {
+                for &i in &self.query_rows[..self.count] {
+                    self.rows_pass::<V, K, 1>([i]);
+                }
+            }
+        }
+
+        /// Every tile and head of query rows `rows` (same image).
+        #[inline(always)]
+        fn rows_pass<V: Lanes, const K: usize, const R: usize>(&self, rows: [usize; R]) {
+            // Per query row, the logits then weights `[k + 1, k, L]` of one tile: row `a` of
+            // the window, column `b`, lane; row `k` stays zero (the weights of a key row
+            // outside that query row's window).
+            let mut weights = vec![0f32; R * (K + 1) * K * V::LANES];
             for head in 0..self.shape.heads {
                 for tile in self.tiles {
                     match tile.kind {
-                        CONTIGUOUS => self.tile::<V, K, CONTIGUOUS>(tile, head, i, &mut weights),
-                        WINDOW => self.tile::<V, K, WINDOW>(tile, head, i, &mut weights),
-                        _ => self.tile::<V, K, GATHER>(tile, head, i, &mut weights),
+                        CONTIGUOUS => {
+                            self.tile::<V, K, CONTIGUOUS, R, 8>(tile, head, rows, &mut weights)
+                        }
+                        WINDOW if R == 1 => {
+                            self.tile::<V, K, WINDOW, R, 8>(tile, head, rows, &mut weights)
+                        }
+                        // (Fewer channels per pass: each holds two window vectors.)
+                        WINDOW => self.tile::<V, K, WINDOW, R, 4>(tile, head, rows, &mut weights),
+                        _ => self.tile::<V, K, GATHER, R, 4>(tile, head, rows, &mut weights),
                     }
                 }
             }
         }
 
-        /// One tile of queries of row `i`, one head, read as `KIND` says.
+        /// One tile of query rows `rows`, one head, read as `KIND` says; `C` channels per pass
+        /// of the value sum.
         #[inline(always)]
-        fn tile<V: Lanes, const K: usize, const KIND: u8>(
+        fn tile<V: Lanes, const K: usize, const KIND: u8, const R: usize, const C: usize>(
             &self,
             tile: &Tile,
             head: usize,
-            i: usize,
+            rows: [usize; R],
             weights: &mut [f32],
         ) {
             let NeighborhoodShape {
@@ -844,98 +881,149 @@ pub(crate) mod simd {
                 ..
             } = self.shape;
             let lanes = V::LANES;
-            let row_keys = &self.rows.keys[i * K..][..K];
-            let row_pb = &self.rows.pb[i * K..][..K];
             let view = TileView::<V, K, KIND>::new(self, tile, head);
             let side = 2 * K - 1;
+            // The key rows of the R windows (sorted, as the windows are), and where each lies
+            // in each query row's window (`K`: outside it).
+            let windows: [&[i64]; R] =
+                core::array::from_fn(|rr| &self.rows.keys[rows[rr] * K..][..K]);
+            let mut key_rows = [0usize; 2 * 13];
+            let mut n_keys = 0;
+            for window in windows {
+                for &r in window {
+                    if !key_rows[..n_keys].contains(&(r as usize)) {
+                        key_rows[n_keys] = r as usize;
+                        n_keys += 1;
+                    }
+                }
+            }
+            let key_rows = &key_rows[..n_keys];
+            let position = |rr: usize, r: usize| {
+                windows[rr]
+                    .iter()
+                    .position(|&w| w as usize == r)
+                    .unwrap_or(K)
+            };
+            // Row `a`, column `b` of query row `rr`'s weights.
+            let at = |rr: usize, a: usize, b: usize| ((rr * (K + 1) + a) * K + b) * lanes;
             // SAFETY (of the blocks below): register values, and loads and stores of whole
-            // vectors inside `weights` (K² rows of L) and `out` (hd rows of L).
+            // vectors inside `weights` (`at` < R·(K+1)·K·L) and the output rows of this task.
             let scale = unsafe { V::splat(self.scale) };
-            let mut max = unsafe { V::splat(f32::NEG_INFINITY) };
-            // Logits `scale·q·k + rpb` of every window offset: rows of the window outer,
-            // channels, then the row's k keys (k accumulators, one q vector).
-            for (a, (&r, &pr)) in row_keys.iter().zip(row_pb).enumerate() {
+            let mut max = unsafe { [V::splat(f32::NEG_INFINITY); R] };
+            // Logits `scale·q·k + rpb`: key rows outer, channels, then the row's k keys (R·k
+            // accumulators; one key vector serves R query vectors).
+            for &r in key_rows {
                 unsafe {
-                    let mut acc = [V::zero(); K];
+                    let mut acc = [[V::zero(); K]; R];
                     // Channel rows are `width` apart.
-                    let (mut q_row, mut k_row) = (view.row(0, 0, i), view.row(1, 0, r as usize));
+                    let mut q_rows: [*const f32; R] = [view.row(0, 0, rows[0]); R];
+                    for rr in 1..R {
+                        q_rows[rr] = view.row(0, 0, rows[rr]);
+                    }
+                    let mut k_row = view.row(1, 0, r);
                     for _ in 0..hd {
-                        let q = view.query(q_row);
                         let keys = view.key_row(k_row);
-                        for (b, acc) in acc.iter_mut().enumerate() {
-                            *acc = V::mul_add(q, view.key(&keys, b), *acc);
+                        let mut q = [V::zero(); R];
+                        for rr in 0..R {
+                            q[rr] = view.query(q_rows[rr]);
+                            q_rows[rr] = q_rows[rr].add(width);
                         }
-                        q_row = q_row.add(width);
+                        for b in 0..K {
+                            let key = view.key(&keys, b);
+                            for rr in 0..R {
+                                acc[rr][b] = V::mul_add(q[rr], key, acc[rr][b]);
+                            }
+                        }
                         k_row = k_row.add(width);
                     }
-                    for (b, acc) in acc.into_iter().enumerate() {
-                        let bias = match self.rpb {
-                            Some(rpb) => {
-                                let bias = &rpb[(head * side + pr as usize) * side + b..];
-                                if KIND == CONTIGUOUS {
-                                    V::splat(bias[tile.pb[0]])
-                                } else {
-                                    let lanes: [f32; MAX_LANES] =
-                                        core::array::from_fn(|l| bias[tile.pb[l]]);
-                                    V::load(lanes.as_ptr())
+                    for rr in 0..R {
+                        let a = position(rr, r);
+                        if a == K {
+                            continue;
+                        }
+                        let pr = self.rows.pb[rows[rr] * K + a] as usize;
+                        for b in 0..K {
+                            let bias = match self.rpb {
+                                Some(rpb) => {
+                                    let bias = &rpb[(head * side + pr) * side + b..];
+                                    if KIND == CONTIGUOUS {
+                                        V::splat(bias[tile.pb[0]])
+                                    } else {
+                                        let lanes: [f32; MAX_LANES] =
+                                            core::array::from_fn(|l| bias[tile.pb[l]]);
+                                        V::load(lanes.as_ptr())
+                                    }
                                 }
-                            }
-                            None => V::zero(),
-                        };
-                        let logit = V::mul_add(acc, scale, bias);
-                        max = V::max(max, logit);
-                        logit.store(weights[(a * K + b) * lanes..].as_mut_ptr());
+                                None => V::zero(),
+                            };
+                            let logit = V::mul_add(acc[rr][b], scale, bias);
+                            max[rr] = V::max(max[rr], logit);
+                            logit.store(weights[at(rr, a, b)..].as_mut_ptr());
+                        }
                     }
                 }
             }
             // Softmax per lane: e^(logit − max) here, the division by the sum on the output.
-            let mut sum = unsafe { V::zero() };
-            for logit in weights[..K * K * lanes].chunks_exact_mut(lanes) {
-                unsafe {
-                    let e = lanes::exp_nonpositive(V::sub(V::load(logit.as_ptr()), max));
-                    sum = V::add(sum, e);
-                    e.store(logit.as_mut_ptr());
+            let mut inv = unsafe { [V::zero(); R] };
+            for rr in 0..R {
+                let mut sum = unsafe { V::zero() };
+                for logit in weights[at(rr, 0, 0)..at(rr, K, 0)].chunks_exact_mut(lanes) {
+                    unsafe {
+                        let e = lanes::exp_nonpositive(V::sub(V::load(logit.as_ptr()), max[rr]));
+                        sum = V::add(sum, e);
+                        e.store(logit.as_mut_ptr());
+                    }
                 }
+                inv[rr] = unsafe { V::div(V::splat(1.0), sum) };
             }
-            let inv = unsafe { V::div(V::splat(1.0), sum) };
-            // Σ p · v, CHANNELS channels at a time (the last pass repeats the last channel).
+            // Σ p · v, C channels at a time (the last pass repeats the last channel).
             let mut ch0 = 0;
             while ch0 < hd {
-                let n = CHANNELS.min(hd - ch0);
-                let chs: [usize; CHANNELS] = core::array::from_fn(|t| ch0 + t.min(n - 1));
-                // SAFETY: register values; loads from `weights` rows (K² of L); stores into
-                // `out` rows `ch0..ch0 + n` of hd.
+                let n = C.min(hd - ch0);
+                let chs: [usize; C] = core::array::from_fn(|t| ch0 + t.min(n - 1));
                 unsafe {
-                    let mut acc = [V::zero(); CHANNELS];
-                    for (a, &r) in row_keys.iter().enumerate() {
-                        // (A loop, not `map`: a closure is not compiled for the instruction set.)
-                        let v_row = view.row(2, 0, r as usize);
-                        let mut values = [view.key_row(v_row.add(chs[0] * width)); CHANNELS];
-                        for t in 1..CHANNELS {
+                    let mut acc = [[V::zero(); C]; R];
+                    for &r in key_rows {
+                        let mut a = [K; R];
+                        for rr in 0..R {
+                            a[rr] = position(rr, r);
+                        }
+                        // (Loops, not `map`: a closure is not compiled for the instruction set.)
+                        let v_row = view.row(2, 0, r);
+                        let mut values = [view.key_row(v_row.add(chs[0] * width)); C];
+                        for t in 1..C {
                             values[t] = view.key_row(v_row.add(chs[t] * width));
                         }
                         for b in 0..K {
-                            let p = V::load(weights[(a * K + b) * lanes..].as_ptr());
-                            for (acc, values) in acc.iter_mut().zip(&values) {
-                                *acc = V::mul_add(p, view.key(values, b), *acc);
+                            let mut p = [V::zero(); R];
+                            for rr in 0..R {
+                                p[rr] = V::load(weights[at(rr, a[rr], b)..].as_ptr());
+                            }
+                            for t in 0..C {
+                                let value = view.key(&values[t], b);
+                                for rr in 0..R {
+                                    acc[rr][t] = V::mul_add(p[rr], value, acc[rr][t]);
+                                }
                             }
                         }
                     }
                     // Channel rows of the output `[B, H, m·hd, W]`: the tile's columns.
-                    for (t, acc) in acc.into_iter().enumerate().take(n) {
-                        let dst = self
-                            .out
-                            .get()
-                            .add(((self.row * heads + head) * hd + ch0 + t) * width + tile.first);
-                        let y = V::mul(acc, inv);
-                        if KIND == CONTIGUOUS {
-                            y.store(dst);
-                        } else {
-                            y.store_first(dst, tile.len);
+                    for rr in 0..R {
+                        let map_row = self.image * self.shape.height + rows[rr];
+                        for t in 0..n {
+                            let dst = self.out.get().add(
+                                ((map_row * heads + head) * hd + ch0 + t) * width + tile.first,
+                            );
+                            let y = V::mul(acc[rr][t], inv[rr]);
+                            if KIND == CONTIGUOUS {
+                                y.store(dst);
+                            } else {
+                                y.store_first(dst, tile.len);
+                            }
                         }
                     }
                 }
-                ch0 += CHANNELS;
+                ch0 += C;
             }
         }
     }
