@@ -196,20 +196,31 @@ fn gemm_linear_values(
     // Every value is written: the bias (then accumulated into), or the product alone (zeros
     // first only for an empty product, which writes nothing).
     let mut out = unwritten(rows * d_output);
-    if let Some(bias) = &bias {
-        if let Planes::Output(group) = planes {
-            for (plane, &b) in out.chunks_mut(group).zip(bias.values().iter().cycle()) {
-                plane.fill(MaybeUninit::new(b));
+    let multiplies = rows > 0 && d_output > 0 && d_input > 0;
+    // The bias of a group's block of out (grouped products fill theirs in their task, in
+    // parallel and right before `gemm` reads them).
+    let fill_bias = |block: &mut [MaybeUninit<f32>]| {
+        let Some(bias) = &bias else { return };
+        match planes {
+            Planes::Output(group) => {
+                for (plane, &b) in block.chunks_mut(group).zip(bias.values().iter().cycle()) {
+                    plane.fill(MaybeUninit::new(b));
+                }
             }
-        } else {
-            for row in out.chunks_mut(d_output.max(1)) {
-                row.copy_from_slice(as_unwritten(bias.values()));
+            _ => {
+                for row in block.chunks_mut(d_output.max(1)) {
+                    row.copy_from_slice(as_unwritten(bias.values()));
+                }
             }
         }
-    } else if d_input == 0 {
+    };
+    if group.is_none() || !multiplies {
+        fill_bias(&mut out);
+    }
+    if bias.is_none() && d_input == 0 {
         out.fill(MaybeUninit::new(0.0));
     }
-    if rows > 0 && d_output > 0 && d_input > 0 {
+    if multiplies {
         let storage = weight.storage::<f32>();
         let (rs, cs) = (strides[0], strides[1]);
         // The last element the strided weight reads lies inside the buffer.
@@ -230,6 +241,7 @@ fn gemm_linear_values(
         let out_ptr = SendPtr(out.as_mut_ptr().cast());
         // One group's product (planes: a group's block of the input or the output, read with
         // swapped strides where transposed).
+        let planes_grouped = group.is_some();
         let product = |g: usize, group: usize, threaded: bool| {
             let x = input[g * group * d_input..].as_ptr();
             let t = |m: Strided| Strided {
@@ -246,6 +258,12 @@ fn gemm_linear_values(
             // weight inside its buffer (checked above).
             unsafe {
                 let dst = out_ptr.get().add(g * group * d_output);
+                if planes_grouped {
+                    fill_bias(std::slice::from_raw_parts_mut(
+                        dst.cast::<MaybeUninit<f32>>(),
+                        group * d_output,
+                    ));
+                }
                 match planes {
                     Planes::None => matmul(
                         [group, d_output, d_input],

@@ -515,9 +515,11 @@ pub(crate) mod simd {
         kind: u8,
         /// First column of a window tile's keys.
         base: usize,
+        /// At most 8 queries, run in 8-lane vectors inside the AVX-512 kernel.
+        half: bool,
     }
 
-    /// How each tile of a row reads (tests).
+    /// How each tile of a row reads, and whether in half-width vectors (tests).
     #[cfg(test)]
     pub(super) fn tile_kinds(
         width: usize,
@@ -525,10 +527,10 @@ pub(crate) mod simd {
         k: usize,
         d: usize,
         lanes: usize,
-    ) -> Vec<u8> {
+    ) -> Vec<(u8, bool)> {
         tiles(width, cols, k, d, lanes)
             .iter()
-            .map(|t| t.kind)
+            .map(|t| (t.kind, t.half))
             .collect()
     }
 
@@ -545,9 +547,13 @@ pub(crate) mod simd {
                 let lo = starts[..len].iter().min().copied().unwrap_or(0) as usize;
                 let hi = starts[..len].iter().max().copied().unwrap_or(0) as usize;
                 let span = hi + (k - 1) * d + 1 - lo;
-                let kind = if len == lanes && (0..len).all(|l| starts[l] as usize == lo + l) {
+                // A row's last few queries in AVX-512 take half-width vectors (W = 56 ends in
+                // 8: half the work of a full tile).
+                let half = lanes == 16 && len <= 8;
+                let vector = if half { 8 } else { lanes };
+                let kind = if len == vector && (0..len).all(|l| starts[l] as usize == lo + l) {
                     CONTIGUOUS
-                } else if span <= 2 * lanes {
+                } else if span <= 2 * vector {
                     WINDOW
                 } else {
                     GATHER
@@ -559,6 +565,7 @@ pub(crate) mod simd {
                     pb: core::array::from_fn(|l| cols.pb[query(l) * k] as usize),
                     kind,
                     base: lo,
+                    half,
                 }
             })
             .collect()
@@ -844,23 +851,35 @@ pub(crate) mod simd {
         #[inline(always)]
         fn rows_pass<V: Lanes, const K: usize, const R: usize>(&self, rows: [usize; R]) {
             // Per query row, the logits then weights `[k + 1, k, L]` of one tile: row `a` of
-            // the window, column `b`, lane; row `k` stays zero (the weights of a key row
-            // outside that query row's window).
+            // the window, column `b`, lane; row `k` zero (the weights of a key row outside
+            // that query row's window).
             let mut weights = vec![0f32; R * (K + 1) * K * V::LANES];
             for head in 0..self.shape.heads {
                 for tile in self.tiles {
-                    match tile.kind {
-                        CONTIGUOUS => {
-                            self.tile::<V, K, CONTIGUOUS, R, 8>(tile, head, rows, &mut weights)
-                        }
-                        WINDOW if R == 1 => {
-                            self.tile::<V, K, WINDOW, R, 8>(tile, head, rows, &mut weights)
-                        }
-                        // (Fewer channels per pass: each holds two window vectors.)
-                        WINDOW => self.tile::<V, K, WINDOW, R, 4>(tile, head, rows, &mut weights),
-                        _ => self.tile::<V, K, GATHER, R, 4>(tile, head, rows, &mut weights),
+                    if V::LANES == 16 && tile.half {
+                        self.tile_in::<__m256, K, R>(tile, head, rows, &mut weights);
+                    } else {
+                        self.tile_in::<V, K, R>(tile, head, rows, &mut weights);
                     }
                 }
+            }
+        }
+
+        /// One tile in vectors `V`, read as its kind says.
+        #[inline(always)]
+        fn tile_in<V: Lanes, const K: usize, const R: usize>(
+            &self,
+            tile: &Tile,
+            head: usize,
+            rows: [usize; R],
+            weights: &mut [f32],
+        ) {
+            match tile.kind {
+                CONTIGUOUS => self.tile::<V, K, CONTIGUOUS, R, 8>(tile, head, rows, weights),
+                WINDOW if R == 1 => self.tile::<V, K, WINDOW, R, 8>(tile, head, rows, weights),
+                // (Fewer channels per pass: each holds two window vectors.)
+                WINDOW => self.tile::<V, K, WINDOW, R, 4>(tile, head, rows, weights),
+                _ => self.tile::<V, K, GATHER, R, 4>(tile, head, rows, weights),
             }
         }
 
@@ -906,6 +925,10 @@ pub(crate) mod simd {
             };
             // Row `a`, column `b` of query row `rr`'s weights.
             let at = |rr: usize, a: usize, b: usize| ((rr * (K + 1) + a) * K + b) * lanes;
+            // The zero rows (a tile of the other vector width may have left values there).
+            for rr in 0..R {
+                weights[at(rr, K, 0)..at(rr, K + 1, 0)].fill(0.0);
+            }
             // SAFETY (of the blocks below): register values, and loads and stores of whole
             // vectors inside `weights` (`at` < R·(K+1)·K·L) and the output rows of this task.
             let scale = unsafe { V::splat(self.scale) };
@@ -1367,15 +1390,23 @@ mod tests {
         ];
         // Every way a tile reads (CONTIGUOUS, WINDOW, GATHER) at both vector widths.
         for lanes in [8, 16] {
-            let mut kinds: Vec<u8> = cases
+            let tiles: Vec<(u8, bool)> = cases
                 .iter()
                 .flat_map(|&(_, _, width, _, _, k, d, _)| {
                     simd::tile_kinds(width, &axis_tables(width, k, d), k, d, lanes)
                 })
                 .collect();
+            let mut kinds: Vec<u8> = tiles.iter().map(|t| t.0).collect();
             kinds.sort();
             kinds.dedup();
             assert_eq!(kinds, [0, 1, 2], "tile kinds at {lanes} lanes");
+            // Half-width tails (AVX-512 only; a row's tail holds its clamped border, so never
+            // contiguous).
+            let mut halves: Vec<u8> = tiles.iter().filter(|t| t.1).map(|t| t.0).collect();
+            halves.sort();
+            halves.dedup();
+            let want: &[u8] = if lanes == 16 { &[1, 2] } else { &[] };
+            assert_eq!(halves, want, "half-width tiles at {lanes} lanes");
         }
         for (seed, &(batch, height, width, heads, head_dim, k, d, bias)) in cases.iter().enumerate()
         {
