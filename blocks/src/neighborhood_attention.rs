@@ -515,11 +515,9 @@ pub(crate) mod simd {
         kind: u8,
         /// First column of a window tile's keys.
         base: usize,
-        /// At most 8 queries, run in 8-lane vectors inside the AVX-512 kernel.
-        half: bool,
     }
 
-    /// How each tile of a row reads, and whether in half-width vectors (tests).
+    /// How each tile of a row reads (tests).
     #[cfg(test)]
     pub(super) fn tile_kinds(
         width: usize,
@@ -527,10 +525,10 @@ pub(crate) mod simd {
         k: usize,
         d: usize,
         lanes: usize,
-    ) -> Vec<(u8, bool)> {
+    ) -> Vec<u8> {
         tiles(width, cols, k, d, lanes)
             .iter()
-            .map(|t| (t.kind, t.half))
+            .map(|t| t.kind)
             .collect()
     }
 
@@ -547,13 +545,9 @@ pub(crate) mod simd {
                 let lo = starts[..len].iter().min().copied().unwrap_or(0) as usize;
                 let hi = starts[..len].iter().max().copied().unwrap_or(0) as usize;
                 let span = hi + (k - 1) * d + 1 - lo;
-                // A row's last few queries in AVX-512 take half-width vectors (W = 56 ends in
-                // 8: half the work of a full tile).
-                let half = lanes == 16 && len <= 8;
-                let vector = if half { 8 } else { lanes };
-                let kind = if len == vector && (0..len).all(|l| starts[l] as usize == lo + l) {
+                let kind = if len == lanes && (0..len).all(|l| starts[l] as usize == lo + l) {
                     CONTIGUOUS
-                } else if span <= 2 * vector {
+                } else if span <= 2 * lanes {
                     WINDOW
                 } else {
                     GATHER
@@ -565,7 +559,6 @@ pub(crate) mod simd {
                     pb: core::array::from_fn(|l| cols.pb[query(l) * k] as usize),
                     kind,
                     base: lo,
-                    half,
                 }
             })
             .collect()
@@ -856,11 +849,7 @@ pub(crate) mod simd {
             let mut weights = vec![0f32; R * (K + 1) * K * V::LANES];
             for head in 0..self.shape.heads {
                 for tile in self.tiles {
-                    if V::LANES == 16 && tile.half {
-                        self.tile_in::<__m256, K, R>(tile, head, rows, &mut weights);
-                    } else {
-                        self.tile_in::<V, K, R>(tile, head, rows, &mut weights);
-                    }
+                    self.tile_in::<V, K, R>(tile, head, rows, &mut weights);
                 }
             }
         }
@@ -925,10 +914,6 @@ pub(crate) mod simd {
             };
             // Row `a`, column `b` of query row `rr`'s weights.
             let at = |rr: usize, a: usize, b: usize| ((rr * (K + 1) + a) * K + b) * lanes;
-            // The zero rows (a tile of the other vector width may have left values there).
-            for rr in 0..R {
-                weights[at(rr, K, 0)..at(rr, K + 1, 0)].fill(0.0);
-            }
             // SAFETY (of the blocks below): register values, and loads and stores of whole
             // vectors inside `weights` (`at` < R·(K+1)·K·L) and the output rows of this task.
             let scale = unsafe { V::splat(self.scale) };
@@ -1390,23 +1375,15 @@ mod tests {
         ];
         // Every way a tile reads (CONTIGUOUS, WINDOW, GATHER) at both vector widths.
         for lanes in [8, 16] {
-            let tiles: Vec<(u8, bool)> = cases
+            let mut kinds: Vec<u8> = cases
                 .iter()
                 .flat_map(|&(_, _, width, _, _, k, d, _)| {
                     simd::tile_kinds(width, &axis_tables(width, k, d), k, d, lanes)
                 })
                 .collect();
-            let mut kinds: Vec<u8> = tiles.iter().map(|t| t.0).collect();
             kinds.sort();
             kinds.dedup();
             assert_eq!(kinds, [0, 1, 2], "tile kinds at {lanes} lanes");
-            // Half-width tails (AVX-512 only; a row's tail holds its clamped border, so never
-            // contiguous).
-            let mut halves: Vec<u8> = tiles.iter().filter(|t| t.1).map(|t| t.0).collect();
-            halves.sort();
-            halves.dedup();
-            let want: &[u8] = if lanes == 16 { &[1, 2] } else { &[] };
-            assert_eq!(halves, want, "half-width tiles at {lanes} lanes");
         }
         for (seed, &(batch, height, width, heads, head_dim, k, d, bias)) in cases.iter().enumerate()
         {
