@@ -1237,6 +1237,8 @@ impl NeighborhoodAttention {
                 let planes = self.qkv.forward_planes(x, w).expect("on plain flex");
                 let out =
                     simd::attention(&planes, shape, d, scale, rpb.as_deref(), &rows, &cols, true);
+                // (The projection's buffer goes before the output projection allocates its own.)
+                drop(planes);
                 let out = self.proj.forward_from_planes(&out, b * h * w, w, &device);
                 return crop(out.reshape([b, h, w, c]));
             }
