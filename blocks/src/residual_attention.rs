@@ -230,12 +230,12 @@ impl ResidualAttention {
     }
 }
 
-/// The port's names of an ImageNet-style [`AttentionModule`] of `depth` (see the module docs).
+/// The port's names of an ImageNet-style `AttentionModule` of `depth` (see the module docs).
 pub fn key_map(depth: usize) -> gaze_weights::KeyMap {
     gaze_weights::KeyMap::new(imagenet_rules("", depth).as_slice())
 }
 
-/// The port's names of a CIFAR-style [`AttentionModule`] of `depth`.
+/// The port's names of a CIFAR-style `AttentionModule` of `depth`.
 pub fn cifar_key_map(depth: usize) -> gaze_weights::KeyMap {
     gaze_weights::KeyMap::new(cifar_rules("", depth).as_slice())
 }
