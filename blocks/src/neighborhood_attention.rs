@@ -564,9 +564,12 @@ pub(crate) mod simd {
             .collect()
     }
 
-    /// Neighborhood attention of every query from `planes` (`[B, H, 3, m, hd, W]`, q|k|v rows
-    /// of each head's channels) into channel rows `[B, H, m·hd, W]`. `avx512: false` keeps to
-    /// AVX2 (the tests run both).
+    /// Neighborhood attention of every query from `planes` into channel rows. The map's rows
+    /// come in blocks of `block_rows = G` (dividing H): `planes` is `[B·H / G, 3, m, hd, G·W]`
+    /// (q|k|v, each head's channels; a channel of a block holds its G map rows one after the
+    /// other), the output `[B·H / G, m·hd, G·W]`, as [`Linear::forward_planes`] writes and
+    /// [`Linear::forward_from_planes`] reads with `group = G·W`. `avx512: false` keeps to AVX2
+    /// (the tests run both).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attention(
         planes: &[f32],
@@ -576,6 +579,7 @@ pub(crate) mod simd {
         rpb: Option<&[f32]>,
         rows: &AxisTables,
         cols: &AxisTables,
+        block_rows: usize,
         avx512: bool,
     ) -> Vec<f32> {
         let NeighborhoodShape {
@@ -589,6 +593,10 @@ pub(crate) mod simd {
         let c = heads * head_dim;
         let tokens = batch * height * width;
         assert_eq!(planes.len(), 3 * c * tokens, "qkv planes size");
+        assert!(
+            block_rows > 0 && height % block_rows == 0,
+            "{block_rows} rows per block of a map of {height}"
+        );
         assert!(
             tokens < i32::MAX as usize,
             "map too large for 32-bit gather offsets"
@@ -623,6 +631,7 @@ pub(crate) mod simd {
                     image,
                     query_rows,
                     count,
+                    block_rows,
                     out: out_ptr,
                 };
                 if let Some(v4) = v4 {
@@ -650,6 +659,8 @@ pub(crate) mod simd {
         image: usize,
         query_rows: [usize; 2],
         count: usize,
+        /// Map rows per block of the planes (see [`attention`]).
+        block_rows: usize,
         /// `[B, H, m·hd, W]`; this task writes its query rows only.
         out: SendPtr,
     }
@@ -692,6 +703,9 @@ pub(crate) mod simd {
         /// Channel 0 of this head within a part.
         head_channel: usize,
         width: usize,
+        /// Map rows per block; a block's channel rows are `stride = block_rows · W` apart.
+        block_rows: usize,
+        stride: usize,
         /// Channels per part (`m·hd`).
         channels: usize,
         first: usize,
@@ -747,6 +761,8 @@ pub(crate) mod simd {
                 image_row: task.image * height,
                 head_channel: head * head_dim,
                 width,
+                block_rows: task.block_rows,
+                stride: task.block_rows * width,
                 channels: heads * head_dim,
                 first: tile.first,
                 len: tile.len,
@@ -762,8 +778,10 @@ pub(crate) mod simd {
         /// Map row `r` of channel `ch` of `part` (0 q, 1 k, 2 v).
         #[inline(always)]
         fn row(&self, part: usize, ch: usize, r: usize) -> *const f32 {
-            let block = (self.image_row + r) * 3 * self.channels;
-            let offset = (block + part * self.channels + self.head_channel + ch) * self.width;
+            let map_row = self.image_row + r;
+            let (block, within) = (map_row / self.block_rows, map_row % self.block_rows);
+            let channel = block * 3 * self.channels + part * self.channels + self.head_channel + ch;
+            let offset = channel * self.stride + within * self.width;
             debug_assert!(offset + self.width <= self.planes.len());
             // SAFETY: `r` < H and `ch` < hd: a row inside the planes.
             unsafe { self.planes.as_ptr().add(offset) }
@@ -818,6 +836,19 @@ pub(crate) mod simd {
                 }
             }
         }
+    }
+
+    /// Map rows per block of the planes for a `[B, H, W]` map: blocks of at most 256 tokens
+    /// (the projections run one `gemm` per block: per-row blocks of 56 tokens made the `qkv`
+    /// product 10% slower than one whole-map `gemm`, blocks of 224 as fast), at least four
+    /// blocks per batch for the thread pool.
+    pub(crate) fn block_rows(batch: usize, height: usize, width: usize) -> usize {
+        (1..=height)
+            .filter(|&g| {
+                height % g == 0 && (g == 1 || (g * width <= 256 && batch * height / g >= 4))
+            })
+            .max()
+            .unwrap_or(1)
     }
 
     /// Kernel sizes the vector kernel is compiled for.
@@ -934,7 +965,7 @@ pub(crate) mod simd {
                         let mut q = [V::zero(); R];
                         for rr in 0..R {
                             q[rr] = view.query(q_rows[rr]);
-                            q_rows[rr] = q_rows[rr].add(width);
+                            q_rows[rr] = q_rows[rr].add(view.stride);
                         }
                         for b in 0..K {
                             let key = view.key(&keys, b);
@@ -942,7 +973,7 @@ pub(crate) mod simd {
                                 acc[rr][b] = V::mul_add(q[rr], key, acc[rr][b]);
                             }
                         }
-                        k_row = k_row.add(width);
+                        k_row = k_row.add(view.stride);
                     }
                     for rr in 0..R {
                         let a = position(rr, r);
@@ -998,9 +1029,9 @@ pub(crate) mod simd {
                         }
                         // (Loops, not `map`: a closure is not compiled for the instruction set.)
                         let v_row = view.row(2, 0, r);
-                        let mut values = [view.key_row(v_row.add(chs[0] * width)); C];
+                        let mut values = [view.key_row(v_row.add(chs[0] * view.stride)); C];
                         for t in 1..C {
-                            values[t] = view.key_row(v_row.add(chs[t] * width));
+                            values[t] = view.key_row(v_row.add(chs[t] * view.stride));
                         }
                         for b in 0..K {
                             let mut p = [V::zero(); R];
@@ -1015,13 +1046,17 @@ pub(crate) mod simd {
                             }
                         }
                     }
-                    // Channel rows of the output `[B, H, m·hd, W]`: the tile's columns.
+                    // Channel rows of the output `[B·H / G, m·hd, G·W]`: the tile's columns.
                     for rr in 0..R {
                         let map_row = self.image * self.shape.height + rows[rr];
+                        let (block, within) =
+                            (map_row / view.block_rows, map_row % view.block_rows);
                         for t in 0..n {
-                            let dst = self.out.get().add(
-                                ((map_row * heads + head) * hd + ch0 + t) * width + tile.first,
-                            );
+                            let channel = (block * heads + head) * hd + ch0 + t;
+                            let dst = self
+                                .out
+                                .get()
+                                .add(channel * view.stride + within * width + tile.first);
                             let y = V::mul(acc[rr][t], inv[rr]);
                             if KIND == CONTIGUOUS {
                                 y.store(dst);
@@ -1059,9 +1094,14 @@ pub(crate) mod simd {
         _: Option<&[f32]>,
         _: &AxisTables,
         _: &AxisTables,
+        _: usize,
         _: bool,
     ) -> Vec<f32> {
         unreachable!("available() is false")
+    }
+
+    pub(crate) fn block_rows(_: usize, _: usize, _: usize) -> usize {
+        1
     }
 }
 
@@ -1235,12 +1275,25 @@ impl NeighborhoodAttention {
             if simd::available() && simd::supports(k) {
                 // Channel rows in and out of the kernel; both projections read and write them
                 // without transposing copies.
-                let planes = self.qkv.forward_planes(x, w).expect("on plain flex");
-                let out =
-                    simd::attention(&planes, shape, d, scale, rpb.as_deref(), &rows, &cols, true);
+                let block_rows = simd::block_rows(b, h, w);
+                let group = block_rows * w;
+                let planes = self.qkv.forward_planes(x, group).expect("on plain flex");
+                let out = simd::attention(
+                    &planes,
+                    shape,
+                    d,
+                    scale,
+                    rpb.as_deref(),
+                    &rows,
+                    &cols,
+                    block_rows,
+                    true,
+                );
                 // (The projection's buffer goes before the output projection allocates its own.)
                 drop(planes);
-                let out = self.proj.forward_from_planes(&out, b * h * w, w, &device);
+                let out = self
+                    .proj
+                    .forward_from_planes(&out, b * h * w, group, &device);
                 return crop(out.reshape([b, h, w, c]));
             }
             let qkv = self
@@ -1401,14 +1454,20 @@ mod tests {
             let c = heads * head_dim;
             let tokens = batch * height * width;
             let qkv = random(tokens * 3 * c, seed as u64 + 1);
-            // Token-major `[B·H, W, 3·m·hd]` → row planes `[B·H, 3·m·hd, W]`.
-            let mut planes = vec![0f32; qkv.len()];
-            for t in 0..tokens {
-                let (row, j) = (t / width, t % width);
-                for ch in 0..3 * c {
-                    planes[(row * 3 * c + ch) * width + j] = qkv[t * 3 * c + ch];
+            // Token-major `[B·H / G, G·W, 3·m·hd]` → planes `[B·H / G, 3·m·hd, G·W]`: blocks of
+            // one map row, and of the most rows that divide H (up to 4).
+            let g = (1..=4).rev().find(|g| height % g == 0).unwrap();
+            let to_planes = |values: &[f32], channels: usize, g: usize| {
+                let block = g * width;
+                let mut planes = vec![0f32; values.len()];
+                for t in 0..tokens {
+                    let (b, j) = (t / block, t % block);
+                    for ch in 0..channels {
+                        planes[(b * channels + ch) * block + j] = values[t * channels + ch];
+                    }
                 }
-            }
+                planes
+            };
             let side = 2 * k - 1;
             let rpb = bias.then(|| random(heads * side * side, 99 + seed as u64));
             let rows = axis_tables(height, k, d);
@@ -1416,15 +1475,9 @@ mod tests {
             let scale = (head_dim as f32).powf(-0.5);
             let tokens_out =
                 fused_neighborhood_attention(&qkv, shape, scale, rpb.as_deref(), &rows, &cols);
-            // Token-major `[B·H, W, C]` → channel rows `[B·H, C, W]`, as the vector kernel.
-            let mut want = vec![0f32; tokens_out.len()];
-            for t in 0..tokens {
-                let (row, j) = (t / width, t % width);
-                for ch in 0..c {
-                    want[(row * c + ch) * width + j] = tokens_out[t * c + ch];
-                }
-            }
-            for avx512 in [false, true] {
+            for (block_rows, avx512) in [(1, false), (1, true), (g, false), (g, true)] {
+                let planes = to_planes(&qkv, 3 * c, block_rows);
+                let want = to_planes(&tokens_out, c, block_rows);
                 let got = simd::attention(
                     &planes,
                     shape,
@@ -1433,6 +1486,7 @@ mod tests {
                     rpb.as_deref(),
                     &rows,
                     &cols,
+                    block_rows,
                     avx512,
                 );
                 assert_eq!(got.len(), want.len());
@@ -1443,7 +1497,7 @@ mod tests {
                     .fold(0f32, f32::max);
                 assert!(
                     diff <= 1e-5,
-                    "case {seed} (avx512 {avx512}): max abs diff {diff}"
+                    "case {seed} (avx512 {avx512}, {block_rows} rows per block): max abs diff {diff}"
                 );
             }
         }
