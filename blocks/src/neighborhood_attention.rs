@@ -1307,6 +1307,21 @@ impl NeighborhoodAttention {
             let out = Tensor::<4>::from_data(TensorData::new(out, [b, h, w, c]), &device);
             return self.proj.forward(crop(out));
         }
+        if cube::applies(&x) {
+            // WGPU without autodiff: one kernel over the `qkv` projection.
+            let [b, _, _, c] = plan.input;
+            let qkv = self.qkv.forward(x);
+            if let Some(out) = cube::attention(self, &qkv, &plan) {
+                let [_, h0, w0, _] = plan.input;
+                let out = if (h, w) != (h0, w0) {
+                    out.slice([0..b, 0..h0, 0..w0, 0..c])
+                } else {
+                    out
+                };
+                return self.proj.forward(out);
+            }
+            unreachable!("cube::applies checked the device");
+        }
         let row_keys = int_tensor(rows.keys, &device);
         let col_keys = int_tensor(cols.keys, &device);
 
@@ -1501,5 +1516,209 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+/// Neighborhood attention as one CubeCL kernel on Burn's WGPU backend (inference: a tensor
+/// without autodiff). The tensor-op path gathers k² copies of the keys and values and runs
+/// about ten kernels; here one thread per query and head reads its k × k keys and values in
+/// place from the `qkv` projection: logits `scale·q·k + rpb`, softmax, weighted values, as
+/// the CPU kernels.
+pub(crate) mod cube {
+    use super::{NeighborhoodAttention, NeighborhoodPlan};
+    use burn::backend::wgpu::CubeTensor;
+    use burn::backend::Wgpu;
+    use cubecl::prelude::*;
+    use cubecl::{calculate_cube_count_elemwise, CubeDim};
+
+    type BurnTensor<const D: usize> = burn::tensor::Tensor<D>;
+
+    /// First key of query `index`'s window along an axis of `length` (NATTEN
+    /// `get_window_start`; as [`super::window_start`], in unsigned arithmetic).
+    #[cube]
+    fn window_start(index: usize, length: usize, kernel_size: usize, dilation: usize) -> usize {
+        let ns = kernel_size / 2;
+        let group = index % dilation;
+        let index_g = index / dilation;
+        let mut length_g = (length + dilation - 1) / dilation;
+        if group + (length_g * dilation - length) >= dilation {
+            length_g -= 1;
+        }
+        let mut start = index_g - index_g;
+        if index_g >= ns {
+            start = index_g - ns;
+        }
+        if index_g + ns >= length_g {
+            // start + length_g − index_g − ns − 1 ≥ 0 (length_g ≥ k).
+            start = start + length_g - (index_g + ns + 1);
+        }
+        start * dilation + group
+    }
+
+    /// `rpb` row (column) of query `index`'s first key (NATTEN `get_pb_start`, as
+    /// [`super::pb_start`]).
+    #[cube]
+    fn pb_start(index: usize, length: usize, kernel_size: usize, dilation: usize) -> usize {
+        let ns = kernel_size / 2;
+        let mut pb = ns;
+        if index < ns * dilation {
+            pb = kernel_size - 1 - index / dilation;
+        } else if index + ns * dilation >= length {
+            pb = (length - index - 1) / dilation;
+        }
+        pb
+    }
+
+    /// One thread per (token, head): `qkv` `[B, H, W, 3·m·hd]` (any strides), `rpb`
+    /// `[m, 2k−1, 2k−1]`, `out` `[B, H, W, m·hd]` contiguous. `k` and `d` come twice: as
+    /// compile-time sizes of the loops and arrays, and as run-time values for the index
+    /// arithmetic.
+    #[cube(launch, address_type = "dynamic")]
+    #[allow(clippy::too_many_arguments)]
+    fn neighborhood_kernel<E: Float>(
+        qkv: &Tensor<E>,
+        rpb: &Tensor<E>,
+        out: &mut Tensor<E>,
+        scale: f32,
+        k: usize,
+        d: usize,
+        #[comptime] heads: usize,
+        #[comptime] head_dim: usize,
+        #[comptime] kernel_size: usize,
+        #[comptime] dilation: usize,
+        #[comptime] has_bias: bool,
+        #[define(E)] _dtype: ElemType,
+    ) {
+        let height = qkv.shape(1);
+        let width = qkv.shape(2);
+        let batch = qkv.shape(0);
+        if ABSOLUTE_POS >= batch * height * width * heads {
+            terminate!();
+        }
+        let head = ABSOLUTE_POS % heads;
+        let token = ABSOLUTE_POS / heads;
+        let j = token % width;
+        let i = (token / width) % height;
+        let b = token / (width * height);
+        let channels = heads * head_dim;
+        let scale_e = E::cast_from(scale);
+        let (s0, s1, s2, step) = (qkv.stride(0), qkv.stride(1), qkv.stride(2), qkv.stride(3));
+        let image = b * s0;
+        let head_offset = head * head_dim * step;
+
+        let row0 = window_start(i, height, k, d);
+        let col0 = window_start(j, width, k, d);
+        let pb_row = pb_start(i, height, k, d);
+        let pb_col = pb_start(j, width, k, d);
+        let query = image + i * s1 + j * s2 + head_offset;
+        let key_part = channels * step;
+
+        let mut logits = Array::new(kernel_size * kernel_size);
+        let mut max = E::new(-3.4e38_f32);
+        for a in 0..kernel_size {
+            for c in 0..kernel_size {
+                let token = image + (row0 + a * dilation) * s1 + (col0 + c * dilation) * s2;
+                let key = token + key_part + head_offset;
+                let mut dot = E::new(0.0_f32);
+                for t in 0..head_dim {
+                    dot += qkv[query + t * step] * qkv[key + t * step];
+                }
+                let mut logit = dot * scale_e;
+                if has_bias {
+                    logit += rpb[head * rpb.stride(0)
+                        + (pb_row + a) * rpb.stride(1)
+                        + (pb_col + c) * rpb.stride(2)];
+                }
+                logits[a * kernel_size + c] = logit;
+                max = max.max(logit);
+            }
+        }
+        let mut sum = E::new(0.0_f32);
+        for n in 0..kernel_size * kernel_size {
+            let e = (logits[n] - max).exp();
+            logits[n] = e;
+            sum += e;
+        }
+        let mut acc = Array::new(head_dim);
+        for t in 0..head_dim {
+            acc[t] = E::new(0.0_f32);
+        }
+        for a in 0..kernel_size {
+            for c in 0..kernel_size {
+                let token = image + (row0 + a * dilation) * s1 + (col0 + c * dilation) * s2;
+                let value = token + 2 * key_part + head_offset;
+                let p = logits[a * kernel_size + c];
+                for t in 0..head_dim {
+                    acc[t] += p * qkv[value + t * step];
+                }
+            }
+        }
+        let base = token * channels + head * head_dim;
+        for t in 0..head_dim {
+            out[base + t] = acc[t] / sum;
+        }
+    }
+
+    /// Whether `x` is a WGPU tensor without autodiff (the kernel's case).
+    pub(crate) fn applies<const D: usize>(x: &BurnTensor<D>) -> bool {
+        x.clone().try_into_primitive::<Wgpu>().is_ok()
+    }
+
+    /// The attention of the heads `[B, H, W, m·hd]` from the `qkv` projection `[B, H, W, 3·C]`
+    /// on the WGPU device, or `None` where the kernel does not apply (another device, an
+    /// autodiff tensor: the caller's tensor ops).
+    pub(crate) fn attention(
+        block: &NeighborhoodAttention,
+        qkv: &BurnTensor<4>,
+        plan: &NeighborhoodPlan,
+    ) -> Option<BurnTensor<4>> {
+        let qkv = qkv.clone().try_into_primitive::<Wgpu>().ok()?;
+        let rpb = match &block.rpb {
+            Some(rpb) => Some(rpb.val().try_into_primitive::<Wgpu>().ok()?),
+            None => None,
+        };
+        let [b, h, w, _, m, hd] = plan.qkv;
+        let shape = [b, h, w, m * hd];
+        let elements = shape.iter().product::<usize>();
+        let client = qkv.client.clone();
+        let handle = client.empty(elements * core::mem::size_of::<f32>());
+        let out = CubeTensor::new_contiguous(
+            client.clone(),
+            qkv.device.clone(),
+            burn::tensor::Shape::new(shape),
+            handle,
+            burn::tensor::DType::F32,
+        );
+        let threads = b * h * w * m;
+        let cube_dim = CubeDim::new(&client, threads);
+        let cube_count = calculate_cube_count_elemwise(&client, threads, cube_dim);
+        let dtype = f32::elem_type_native();
+        let has_bias = rpb.is_some();
+        // Without a bias the kernel never reads `rpb`; any tensor fills the slot.
+        let rpb = rpb.unwrap_or_else(|| qkv.clone());
+        let (qkv, rpb, out_arg) = (qkv.binding(), rpb.binding(), out.clone().binding());
+        let address_type = qkv
+            .required_address_type(dtype.size())
+            .max(rpb.required_address_type(dtype.size()))
+            .max(out_arg.required_address_type(dtype.size()));
+        neighborhood_kernel::launch(
+            &client,
+            cube_count,
+            cube_dim,
+            address_type,
+            qkv.into_tensor_arg(),
+            rpb.into_tensor_arg(),
+            out_arg.into_tensor_arg(),
+            block.scale as f32,
+            block.kernel_size,
+            block.dilation,
+            m,
+            hd,
+            block.kernel_size,
+            block.dilation,
+            has_bias,
+            dtype,
+        );
+        Some(BurnTensor::from_primitive::<Wgpu>(out))
     }
 }

@@ -371,6 +371,57 @@ fn bra_rejects_indivisible_map_without_auto_pad() {
     block.forward(Tensor::zeros([1, 10, 9, 8], &dev));
 }
 
+/// The WGPU kernel (`forward` on a WGPU tensor without autodiff: one CubeCL kernel) equals
+/// the N × N oracle computed on the CPU from the same weights: borders, dilation groups,
+/// batches, `legacy_pad`, no bias.
+#[test]
+#[cfg_attr(gaze_no_wgpu, ignore = "no WGPU adapter (install mesa-vulkan-drivers)")]
+fn na_wgpu_kernel_equals_naive() {
+    let gpu = crate::common::wgpu_device();
+    let cpu = device();
+    cpu.seed(11);
+    // (k, d, B, H, W)
+    let cases = [
+        (3, 1, 2, 3, 5),
+        (7, 1, 1, 13, 8),
+        (3, 3, 2, 10, 14),
+        (5, 2, 1, 13, 10),
+        (7, 1, 1, 9, 40),
+    ];
+    for (k, d, b, h, w) in cases {
+        let block = random_na(12, 3, k, d, &cpu);
+        let x = Tensor::<4>::random([b, h, w, 12], Distribution::Normal(0.0, 1.0), &cpu);
+        let want = block.forward_naive(x.clone());
+        let got = block
+            .to_device(&gpu)
+            .forward(x.to_device(&gpu))
+            .to_device(&cpu);
+        assert_close(
+            &format!("NA k={k} d={d} {b}x{h}x{w}: wgpu kernel vs naive"),
+            got,
+            want,
+            1e-5,
+        );
+    }
+    let block = NeighborhoodAttentionConfig::new(8, 2)
+        .with_kernel_size(5)
+        .with_rel_pos_bias(false)
+        .with_legacy_pad(true)
+        .init(&cpu);
+    let x = Tensor::<4>::random([1, 3, 7, 8], Distribution::Normal(0.0, 1.0), &cpu);
+    let want = block.forward_naive(x.clone());
+    let got = block
+        .to_device(&gpu)
+        .forward(x.to_device(&gpu))
+        .to_device(&cpu);
+    assert_close(
+        "NA legacy pad, no rpb: wgpu kernel vs naive",
+        got,
+        want,
+        1e-5,
+    );
+}
+
 /// Both blocks on the WGPU device (Mesa lavapipe in CI) give the PyTorch outputs.
 #[test]
 #[cfg_attr(gaze_no_wgpu, ignore = "no WGPU adapter (install mesa-vulkan-drivers)")]

@@ -22,8 +22,9 @@ pub struct TokenRow {
     pub name: &'static str,
     /// Elements of the attention-weights tensor(s) one forward builds.
     pub attn_elems: usize,
-    /// Median latency in milliseconds.
-    pub median_ms: f64,
+    /// Median latency in milliseconds; the device's error where the mixer failed (a GPU that
+    /// cannot hold global attention's N × N scores at 112², say).
+    pub median_ms: Result<f64, String>,
     /// Host peak-RSS growth during one forward pass, MiB (Linux, CPU device).
     pub peak_mib: Option<f64>,
 }
@@ -62,7 +63,15 @@ pub fn peak_growth_mib(f: impl FnOnce()) -> Option<f64> {
     Some(peak.saturating_sub(before) as f64 / 1024.0)
 }
 
-type Mixer = Box<dyn Fn() -> f32>;
+type Mixer = Box<dyn Fn() -> Result<f32, String>>;
+
+/// The sum of a mixer's output, forcing the computation; the device's error as its first line.
+fn total<const D: usize>(t: Tensor<D>) -> Result<f32, String> {
+    t.sum().try_into_scalar::<f32>().map_err(|e| {
+        let message = format!("{e:?}");
+        message.lines().next().unwrap_or("device error").to_string()
+    })
+}
 
 /// Builds the mixers on a `[1, H, W, dim]` input; each closure runs one forward pass and
 /// reduces it to a number (forcing the computation).
@@ -82,26 +91,25 @@ fn mixers(args: &Args, device: &Device) -> Result<Vec<(&'static str, usize, Mixe
         device,
     );
     let n = h * w;
-    let reduce = |t: Tensor<3>| t.sum().into_scalar::<f32>();
 
     let mhsa = VitAttentionConfig::new(dim)
         .with_num_heads(heads)
         .with_qkv_bias(true)
         .init(device);
     let tokens = x.clone().reshape([1, n, dim]);
-    let global: Mixer = Box::new(move || reduce(mhsa.forward(tokens.clone())));
+    let global: Mixer = Box::new(move || total(mhsa.forward(tokens.clone())));
 
     let win = WindowAttentionConfig::new(dim, heads)
         .with_window_size([k, k])
         .init(device);
     let windows = window_partition(x.clone(), [k, k]).reshape([n / (k * k), k * k, dim]);
-    let window: Mixer = Box::new(move || reduce(win.forward(windows.clone(), None)));
+    let window: Mixer = Box::new(move || total(win.forward(windows.clone(), None)));
 
     let na = NeighborhoodAttentionConfig::new(dim, heads)
         .with_kernel_size(k)
         .init(device);
     let xn = x.clone();
-    let neighborhood: Mixer = Box::new(move || na.forward(xn.clone()).sum().into_scalar::<f32>());
+    let neighborhood: Mixer = Box::new(move || total(na.forward(xn.clone())));
 
     let halo_cfg = HaloAttnConfig::new(dim)
         .with_num_heads(heads)
@@ -110,7 +118,7 @@ fn mixers(args: &Args, device: &Device) -> Result<Vec<(&'static str, usize, Mixe
     let halo = halo_cfg.init(device);
     let halo_elems = halo.attention_matrix_elems(h, w);
     let xc = x.clone().permute([0, 3, 1, 2]);
-    let halo_run: Mixer = Box::new(move || halo.forward(xc.clone()).sum().into_scalar::<f32>());
+    let halo_run: Mixer = Box::new(move || total(halo.forward(xc.clone())));
 
     let topk = 4;
     let bra = BiLevelRoutingAttentionConfig::new(dim)
@@ -119,7 +127,7 @@ fn mixers(args: &Args, device: &Device) -> Result<Vec<(&'static str, usize, Mixe
         .with_topk(topk)
         .init(device);
     let xb = x.clone();
-    let routing: Mixer = Box::new(move || bra.forward(xb.clone()).sum().into_scalar::<f32>());
+    let routing: Mixer = Box::new(move || total(bra.forward(xb.clone())));
     let region = (h / k) * (w / k);
 
     Ok(vec![
@@ -140,35 +148,46 @@ pub fn run(args: &Args) -> CliResult {
     let measure_memory = matches!(args.device, gaze::DeviceChoice::Cpu);
     let mut rows = Vec::new();
     for (name, attn_elems, run) in mixers(args, &device)? {
+        let mut first = Ok(0.0);
         let peak_mib = if measure_memory {
-            peak_growth_mib(|| {
-                run();
-            })
+            peak_growth_mib(|| first = run())
         } else {
+            first = run();
             None
         };
-        for _ in 0..args.warmup {
-            run();
-        }
-        let times = (0..args.runs.max(1))
-            .map(|_| {
+        // A mixer the device cannot run is reported as such; the others still are measured.
+        let median_ms = first.and_then(|_| {
+            for _ in 0..args.warmup {
+                run()?;
+            }
+            let mut times = Vec::new();
+            for _ in 0..args.runs.max(1) {
                 let t = Instant::now();
-                run();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
+                run()?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(median(times))
+        });
         rows.push(TokenRow {
             name,
             attn_elems,
-            median_ms: median(times),
+            median_ms,
             peak_mib,
         });
     }
+    let ms = |r: &TokenRow, width: usize| match &r.median_ms {
+        Ok(ms) => format!("{ms:>width$.3}"),
+        Err(e) => format!("failed: {e}"),
+    };
     let mib = |r: &TokenRow| r.peak_mib.map_or("n/a".to_string(), |m| format!("{m:.1}"));
     if args.csv {
         println!("mixer,attn_elems,median_ms,peak_mib");
         for r in &rows {
-            println!("{},{},{:.4},{}", r.name, r.attn_elems, r.median_ms, mib(r));
+            let ms = match &r.median_ms {
+                Ok(ms) => format!("{ms:.4}"),
+                Err(_) => "failed".to_string(),
+            };
+            println!("{},{},{ms},{}", r.name, r.attn_elems, mib(r));
         }
     } else {
         println!(
@@ -181,10 +200,10 @@ pub fn run(args: &Args) -> CliResult {
         );
         for r in &rows {
             println!(
-                "{:<20} {:>14} {:>11.3} {:>14}",
+                "{:<20} {:>14} {} {:>14}",
                 r.name,
                 r.attn_elems,
-                r.median_ms,
+                ms(r, 11),
                 mib(r)
             );
         }
