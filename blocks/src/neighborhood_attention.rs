@@ -1540,11 +1540,11 @@ pub(crate) mod cube {
         let ns = kernel_size / 2;
         let group = index % dilation;
         let index_g = index / dilation;
-        let mut length_g = (length + dilation - 1) / dilation;
+        let mut length_g = length.div_ceil(dilation);
         if group + (length_g * dilation - length) >= dilation {
             length_g -= 1;
         }
-        let mut start = index_g - index_g;
+        let mut start = 0usize;
         if index_g >= ns {
             start = index_g - ns;
         }
