@@ -23,7 +23,8 @@
 //!   columns gather the `k × k` keys and values of every query (two `select`s, no N × N
 //!   tensor); [`NeighborhoodAttention::plan`] lists the shapes it builds. On the flex CPU device
 //!   without autodiff one fused kernel reads the keys and values in place instead (no gathered
-//!   copies; vectorised across queries, as fast as window attention);
+//!   copies; vectorised across queries, as fast as window attention), and on WGPU without
+//!   autodiff one CubeCL kernel does (a thread per query and head);
 //! * [`NeighborhoodAttention::forward_naive`], O(N²): full `N × N` logits, the rpb looked up
 //!   by relative offset and the non-neighbours set to −∞. Kept as the test oracle; its
 //!   neighbourhood is defined independently (clamped window inside the dilation group).
@@ -1233,8 +1234,9 @@ impl NeighborhoodAttention {
     /// On the flex CPU device without autodiff the attention runs as one fused kernel over the
     /// `qkv` output, nothing gathered: vectorised across the queries of a map row where the CPU
     /// has AVX2 (`simd`, the projections reading and writing channel rows), else one query
-    /// at a time (`fused_neighborhood_attention`); elsewhere (training, GPUs) as tensor ops
-    /// that gather every query's window.
+    /// at a time (`fused_neighborhood_attention`); on WGPU without autodiff as one CubeCL
+    /// kernel (`cube`); elsewhere (training, other devices) as tensor ops that gather every
+    /// query's window.
     ///
     /// # Panics
     /// If `C` is not the configured `dim`, or `H` or `W` is below `k · d` without `legacy_pad`.
