@@ -332,7 +332,6 @@ pub(crate) struct DirectShape {
 pub(crate) mod direct {
     use rayon::prelude::*;
 
-    use core::arch::x86_64::*;
     use core::marker::PhantomData;
 
     /// Output channels per tile.
@@ -364,7 +363,7 @@ pub(crate) mod direct {
         }
     }
 
-    use crate::cpu_kernels::lanes::Lanes;
+    use crate::cpu_kernels::lanes::{run_vectorised, InVectors, Lanes};
 
     // The output pointer shared by the row-range tasks, each of which writes its own rows
     // (disjoint (batch, row range) parts of one live allocation).
@@ -427,12 +426,7 @@ pub(crate) mod direct {
                     out_base,
                 };
                 // AVX-512 where the CPU has it (twice the pixels per instruction), else AVX2.
-                if let Some(v4) = pulp::x86::V4::try_new().filter(|_| avx512) {
-                    v4.vectorize(InLanes::<__m512>(task, PhantomData));
-                } else {
-                    let v3 = pulp::x86::V3::try_new().expect("checked by available()");
-                    v3.vectorize(InLanes::<__m256>(task, PhantomData));
-                }
+                run_vectorised(task, avx512);
             });
         // SAFETY: the tasks cover every image's rows; each row's tiles cover its width.
         unsafe { crate::cpu_kernels::assume_init(out) }
@@ -449,19 +443,7 @@ pub(crate) mod direct {
         out_base: usize,
     }
 
-    /// A [`RowRange`] run in vectors `V`, as the `pulp` operation of `V`'s level.
-    struct InLanes<'a, V>(RowRange<'a>, PhantomData<V>);
-
-    impl<V: Lanes> pulp::NullaryFnOnce for InLanes<'_, V> {
-        type Output = ();
-
-        #[inline(always)]
-        fn call(self) {
-            self.0.run::<V>()
-        }
-    }
-
-    impl RowRange<'_> {
+    impl InVectors for RowRange<'_> {
         #[inline(always)]
         fn run<V: Lanes>(self) {
             let Shape {
@@ -503,7 +485,9 @@ pub(crate) mod direct {
                 }
             }
         }
+    }
 
+    impl RowRange<'_> {
         /// Output row `y`, `C` channels at a time.
         #[inline(always)]
         fn channel_tiles<V: Lanes, const C: usize>(

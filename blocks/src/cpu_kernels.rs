@@ -998,6 +998,52 @@ pub(crate) mod lanes {
         unsafe fn pow2_of_shifted(shifted: Self) -> Self;
     }
 
+    /// A kernel body written once for any vector type, run by [`run_vectorised`].
+    pub(crate) trait InVectors {
+        /// The body in vectors `V` (implementations are `#[inline(always)]`, so that it is
+        /// compiled inside `pulp`'s function for `V`'s instruction set).
+        fn run<V: Lanes>(self);
+    }
+
+    /// `T` run in vectors `V`, as the `pulp` operation of `V`'s level.
+    struct AtLevel<T, V>(T, core::marker::PhantomData<V>);
+
+    impl<T: InVectors, V: Lanes> pulp::NullaryFnOnce for AtLevel<T, V> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            self.0.run::<V>()
+        }
+    }
+
+    fn avx512_level(allowed: bool) -> Option<pulp::x86::V4> {
+        pulp::x86::V4::try_new().filter(|_| allowed)
+    }
+
+    /// The lanes of the vectors [`run_vectorised`] will use.
+    pub(crate) fn lanes_of_run(avx512: bool) -> usize {
+        if avx512_level(avx512).is_some() {
+            16
+        } else {
+            8
+        }
+    }
+
+    /// Runs `task` in AVX-512 vectors where the CPU has them and `avx512` allows (the tests
+    /// run both paths), else in AVX2.
+    ///
+    /// # Panics
+    /// Without AVX2 + FMA (the kernels' `available()` checks first).
+    pub(crate) fn run_vectorised<T: InVectors>(task: T, avx512: bool) {
+        if let Some(v4) = avx512_level(avx512) {
+            v4.vectorize(AtLevel::<T, __m512>(task, core::marker::PhantomData));
+        } else {
+            let v3 = pulp::x86::V3::try_new().expect("AVX2 + FMA (checked by available())");
+            v3.vectorize(AtLevel::<T, __m256>(task, core::marker::PhantomData));
+        }
+    }
+
     /// [`super::exp_nonpositive`] lane by lane (same steps; the range reduction fused).
     #[inline(always)]
     pub(crate) unsafe fn exp_nonpositive<V: Lanes>(v: V) -> V {

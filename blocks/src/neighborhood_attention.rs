@@ -479,10 +479,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd {
     use super::{window_start, AxisTables, NeighborhoodShape};
-    use crate::cpu_kernels::lanes::{self, Lanes};
+    use crate::cpu_kernels::lanes::{self, InVectors, Lanes};
     use crate::cpu_kernels::SendPtr;
-    use core::arch::x86_64::{__m256, __m512};
-    use core::marker::PhantomData;
     use rayon::prelude::*;
 
     /// The widest vector's lanes (AVX-512).
@@ -602,8 +600,7 @@ pub(crate) mod simd {
             tokens < i32::MAX as usize,
             "map too large for 32-bit gather offsets"
         );
-        let v4 = pulp::x86::V4::try_new().filter(|_| avx512);
-        let lanes = if v4.is_some() { 16 } else { 8 };
+        let lanes = lanes::lanes_of_run(avx512);
         let tiles = tiles(width, cols, k, dilation, lanes);
         // Every value is written: each row task stores every tile's queries, every head.
         let mut out = crate::cpu_kernels::unwritten(tokens * c);
@@ -635,12 +632,7 @@ pub(crate) mod simd {
                     block_rows,
                     out: out_ptr,
                 };
-                if let Some(v4) = v4 {
-                    v4.vectorize(InLanes::<__m512>(task, PhantomData));
-                } else {
-                    let v3 = pulp::x86::V3::try_new().expect("checked by available()");
-                    v3.vectorize(InLanes::<__m256>(task, PhantomData));
-                }
+                lanes::run_vectorised(task, avx512);
             });
         // SAFETY: the tasks cover every image's rows; each wrote its rows' queries (the tiles
         // cover a row) for every head and channel.
@@ -666,21 +658,16 @@ pub(crate) mod simd {
         out: SendPtr,
     }
 
-    /// A [`RowTask`] in vectors `V`, as the `pulp` operation of `V`'s level.
-    struct InLanes<'a, V>(RowTask<'a>, PhantomData<V>);
-
-    impl<V: Lanes> pulp::NullaryFnOnce for InLanes<'_, V> {
-        type Output = ();
-
+    impl InVectors for RowTask<'_> {
         #[inline(always)]
-        fn call(self) {
-            match self.0.shape.kernel_size {
-                3 => self.0.run::<V, 3>(),
-                5 => self.0.run::<V, 5>(),
-                7 => self.0.run::<V, 7>(),
-                9 => self.0.run::<V, 9>(),
-                11 => self.0.run::<V, 11>(),
-                13 => self.0.run::<V, 13>(),
+        fn run<V: Lanes>(self) {
+            match self.shape.kernel_size {
+                3 => self.rows::<V, 3>(),
+                5 => self.rows::<V, 5>(),
+                7 => self.rows::<V, 7>(),
+                9 => self.rows::<V, 9>(),
+                11 => self.rows::<V, 11>(),
+                13 => self.rows::<V, 13>(),
                 k => unreachable!("kernel size {k} has no vector kernel (see `supports`)"),
             }
         }
@@ -858,8 +845,9 @@ pub(crate) mod simd {
     }
 
     impl RowTask<'_> {
+        /// The task's query rows, kernel size `K`.
         #[inline(always)]
-        fn run<V: Lanes, const K: usize>(&self) {
+        fn rows<V: Lanes, const K: usize>(&self) {
             // Two query rows per pass where the 32 AVX-512 registers hold both rows'
             // accumulators (their windows share k − 1 key rows: each key and value vector
             // loaded serves both); AVX2 runs them one at a time.
