@@ -1062,11 +1062,7 @@ mod tests {
             };
             for avx512 in [false, true] {
                 let got = direct::conv_same_with(&xs, &ws, bs.as_deref(), shape, avx512);
-                let diff = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let diff = crate::cpu_kernels::max_abs_diff(&got, &want);
                 assert!(
                     diff < 1e-5,
                     "case {i}, avx512 {avx512}: max abs diff {diff}"

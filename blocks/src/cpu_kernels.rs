@@ -960,6 +960,16 @@ impl PoolWindow {
     }
 }
 
+/// Largest `|a − b|` over two equally long slices (the kernels' unit tests).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
 /// The vector operations of gaze's hand-vectorised kernels (direct convolution, neighborhood
 /// attention), for AVX2 (`__m256`, 8 lanes) and AVX-512 (`__m512`, 16 lanes): one kernel body,
 /// generic over `V: Lanes`, compiled for both. Only called inside `pulp`'s `vectorize` of the

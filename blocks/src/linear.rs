@@ -404,11 +404,7 @@ mod tests {
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap();
-            let d = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let d = crate::cpu_kernels::max_abs_diff(&got, &want);
             assert!(d < 1e-5, "planes in: max diff {d}");
         }
     }

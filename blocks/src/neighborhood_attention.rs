@@ -1494,12 +1494,7 @@ mod tests {
                     block_rows,
                     avx512,
                 );
-                assert_eq!(got.len(), want.len());
-                let diff = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let diff = crate::cpu_kernels::max_abs_diff(&got, &want);
                 assert!(
                     diff <= 1e-5,
                     "case {seed} (avx512 {avx512}, {block_rows} rows per block): max abs diff {diff}"
