@@ -599,6 +599,17 @@ pub(crate) struct Strided {
     pub cs: isize,
 }
 
+impl Strided {
+    /// The transposed matrix: the same buffer read with swapped strides.
+    pub(crate) fn transposed(self) -> Self {
+        Strided {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
 // SAFETY: a read-only view; its users' contracts keep the buffer alive and unwritten while
 // tasks read it.
 unsafe impl Send for Strided {}
@@ -958,6 +969,21 @@ impl PoolWindow {
             });
         Tensor::from_data(TensorData::new(out, [b, c, out_h, out_w]), &device)
     }
+}
+
+/// Rows of `channels` values (row-major `[rows, channels]`) as the planes of
+/// `Linear::forward_planes`: per block of `group` rows, each channel's `group` values in a
+/// row (`[rows / group, channels, group]`; the kernels' unit tests).
+#[cfg(test)]
+pub(crate) fn to_planes(values: &[f32], channels: usize, group: usize) -> Vec<f32> {
+    let mut planes = vec![0f32; values.len()];
+    for (t, row) in values.chunks_exact(channels).enumerate() {
+        let (block, j) = (t / group, t % group);
+        for (ch, &v) in row.iter().enumerate() {
+            planes[(block * channels + ch) * group + j] = v;
+        }
+    }
+    planes
 }
 
 /// Largest `|a − b|` over two equally long slices (the kernels' unit tests).

@@ -248,14 +248,8 @@ fn gemm_linear_values(
         let out_ptr = SendPtr(out.as_mut_ptr().cast());
         // One group's product (planes: a group's block of the input or the output, read with
         // swapped strides where transposed).
-        let planes_grouped = group.is_some();
         let product = |g: usize, group: usize, threaded: bool| {
             let x = input[g * group * d_input..].as_ptr();
-            let t = |m: Strided| Strided {
-                ptr: m.ptr,
-                rs: m.cs,
-                cs: m.rs,
-            };
             let rows_of = |rs: usize| Strided {
                 ptr: x,
                 rs: rs as isize,
@@ -265,7 +259,7 @@ fn gemm_linear_values(
             // weight inside its buffer (checked above).
             unsafe {
                 let dst = out_ptr.get().add(g * group * d_output);
-                if planes_grouped {
+                if !matches!(planes, Planes::None) {
                     fill_bias(std::slice::from_raw_parts_mut(
                         dst.cast::<MaybeUninit<f32>>(),
                         group * d_output,
@@ -287,7 +281,7 @@ fn gemm_linear_values(
                         dst,
                         d_output,
                         bias.is_some(),
-                        t(rows_of(group)),
+                        rows_of(group).transposed(),
                         w,
                         threaded,
                     ),
@@ -296,8 +290,8 @@ fn gemm_linear_values(
                         dst,
                         group,
                         bias.is_some(),
-                        t(w),
-                        t(rows_of(d_input)),
+                        w.transposed(),
+                        rows_of(d_input).transposed(),
                         threaded,
                     ),
                 }
@@ -321,6 +315,7 @@ fn gemm_linear_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_kernels::{max_abs_diff, to_planes};
 
     #[test]
     fn equals_burns_linear_with_both_weight_layouts() {
@@ -375,36 +370,17 @@ mod tests {
                 .try_to_vec::<f32>()
                 .unwrap();
             let planes = layer.forward_planes(x.clone(), group).unwrap();
-            for g in 0..groups {
-                for o in 0..48 {
-                    for j in 0..group {
-                        let (got, want) = (
-                            planes[(g * 48 + o) * group + j],
-                            want[(g * group + j) * 48 + o],
-                        );
-                        assert!(
-                            (got - want).abs() < 1e-5,
-                            "planes out: group {g} feature {o} row {j}: {got} vs {want}"
-                        );
-                    }
-                }
-            }
+            let d = max_abs_diff(&planes, &to_planes(&want, 48, group));
+            assert!(d < 1e-5, "planes out: max diff {d}");
             // The input as planes `[groups, 96, group]`.
             let xs: Vec<f32> = x.clone().into_data().try_to_vec::<f32>().unwrap();
-            let mut x_planes = vec![0f32; xs.len()];
-            for g in 0..groups {
-                for j in 0..group {
-                    for i in 0..96 {
-                        x_planes[(g * 96 + i) * group + j] = xs[(g * group + j) * 96 + i];
-                    }
-                }
-            }
+            let x_planes = to_planes(&xs, 96, group);
             let got: Vec<f32> = layer
                 .forward_from_planes(&x_planes, rows, group, &device)
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap();
-            let d = crate::cpu_kernels::max_abs_diff(&got, &want);
+            let d = max_abs_diff(&got, &want);
             assert!(d < 1e-5, "planes in: max diff {d}");
         }
     }

@@ -465,17 +465,16 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// queries of one map row (8 in AVX2, 16 in AVX-512) and the loops run over channels, so every
 /// instruction is a full-width FMA: for a tile of consecutive interior queries `j … j+L−1`,
 /// the key at window offset `(a, b)` of each lies at column `start(j) + b·d + lane`, one
-/// unaligned load from a channel row of the keys. `qkv` therefore comes as row planes
-/// `[B, H, 3, m, hd, W]`: each map row's channels as rows (the projection computed transposed
-/// per map row, [`Linear::forward_planes`]), so that a tile's reads of one key row stay within
-/// a few pages (whole-map channel planes put every channel on its own page: measured 2× slower
-/// on TLB and cache misses).
-/// Queries whose windows do not shift with them (the clamped borders, maps narrower than a
-/// tile) are packed into gather tiles that read keys and values lane by lane.
+/// unaligned load from a channel row of the keys. `qkv` therefore comes as channel rows, in
+/// blocks of map rows (`[B·H / G, 3, m, hd, G·W]`, the projection computed transposed per
+/// block, [`Linear::forward_planes`]). Tiles whose windows do not shift with their queries
+/// (the clamped borders, maps narrower than a tile) read every key from two vectors through a
+/// permute; only dilated borders too wide for two vectors gather lane by lane.
 ///
 /// Per tile and head: logits `[k², L]` (scale, relative position bias), their softmax lane by
-/// lane, then the weighted sum of the values, 8 channels at a time, stored as channel rows
-/// `[B, H, m·hd, W]` that `proj` reads as they are ([`Linear::forward_from_planes`]).
+/// lane, then the weighted sum of the values, 8 channels at a time, stored as channel rows in
+/// the same blocks, which `proj` reads as they are ([`Linear::forward_from_planes`]). In
+/// AVX-512 two query rows of a dilation group share each pass (their windows share k − 1 rows).
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd {
     use super::{window_start, AxisTables, NeighborhoodShape};
@@ -639,7 +638,7 @@ pub(crate) mod simd {
         unsafe { crate::cpu_kernels::assume_init(out) }
     }
 
-    /// Map row `row` (= `b·H + i`), every head.
+    /// One or two query rows of one image, every head.
     struct RowTask<'a> {
         planes: &'a [f32],
         shape: NeighborhoodShape,
@@ -654,7 +653,7 @@ pub(crate) mod simd {
         count: usize,
         /// Map rows per block of the planes (see [`attention`]).
         block_rows: usize,
-        /// `[B, H, m·hd, W]`; this task writes its query rows only.
+        /// `[B·H / G, m·hd, G·W]`; this task writes its query rows only.
         out: SendPtr,
     }
 
@@ -867,28 +866,21 @@ pub(crate) mod simd {
             // the window, column `b`, lane; row `k` zero (the weights of a key row outside
             // that query row's window).
             let mut weights = vec![0f32; R * (K + 1) * K * V::LANES];
+            let weights = &mut weights;
             for head in 0..self.shape.heads {
                 for tile in self.tiles {
-                    self.tile_in::<V, K, R>(tile, head, rows, &mut weights);
+                    match tile.kind {
+                        CONTIGUOUS => {
+                            self.tile::<V, K, CONTIGUOUS, R, 8>(tile, head, rows, weights)
+                        }
+                        WINDOW if R == 1 => {
+                            self.tile::<V, K, WINDOW, R, 8>(tile, head, rows, weights)
+                        }
+                        // (Fewer channels per pass: each holds two window vectors.)
+                        WINDOW => self.tile::<V, K, WINDOW, R, 4>(tile, head, rows, weights),
+                        _ => self.tile::<V, K, GATHER, R, 4>(tile, head, rows, weights),
+                    }
                 }
-            }
-        }
-
-        /// One tile in vectors `V`, read as its kind says.
-        #[inline(always)]
-        fn tile_in<V: Lanes, const K: usize, const R: usize>(
-            &self,
-            tile: &Tile,
-            head: usize,
-            rows: [usize; R],
-            weights: &mut [f32],
-        ) {
-            match tile.kind {
-                CONTIGUOUS => self.tile::<V, K, CONTIGUOUS, R, 8>(tile, head, rows, weights),
-                WINDOW if R == 1 => self.tile::<V, K, WINDOW, R, 8>(tile, head, rows, weights),
-                // (Fewer channels per pass: each holds two window vectors.)
-                WINDOW => self.tile::<V, K, WINDOW, R, 4>(tile, head, rows, weights),
-                _ => self.tile::<V, K, GATHER, R, 4>(tile, head, rows, weights),
             }
         }
 
@@ -1297,20 +1289,16 @@ impl NeighborhoodAttention {
             let out = Tensor::<4>::from_data(TensorData::new(out, [b, h, w, c]), &device);
             return self.proj.forward(crop(out));
         }
-        if cube::applies(&x) {
+        if cube::applies(self, &x) {
             // WGPU without autodiff: one kernel over the `qkv` projection.
-            let [b, _, _, c] = plan.input;
-            let qkv = self.qkv.forward(x);
-            if let Some(out) = cube::attention(self, &qkv, &plan) {
-                let [_, h0, w0, _] = plan.input;
-                let out = if (h, w) != (h0, w0) {
-                    out.slice([0..b, 0..h0, 0..w0, 0..c])
-                } else {
-                    out
-                };
-                return self.proj.forward(out);
-            }
-            unreachable!("cube::applies checked the device");
+            let [b, h0, w0, c] = plan.input;
+            let out = cube::attention(self, self.qkv.forward(x), &plan);
+            let out = if (h, w) != (h0, w0) {
+                out.slice([0..b, 0..h0, 0..w0, 0..c])
+            } else {
+                out
+            };
+            return self.proj.forward(out);
         }
         let row_keys = int_tensor(rows.keys, &device);
         let col_keys = int_tensor(cols.keys, &device);
@@ -1402,6 +1390,7 @@ impl NeighborhoodAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_kernels::{max_abs_diff, to_planes};
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut state = seed;
@@ -1459,20 +1448,9 @@ mod tests {
             let c = heads * head_dim;
             let tokens = batch * height * width;
             let qkv = random(tokens * 3 * c, seed as u64 + 1);
-            // Token-major `[B·H / G, G·W, 3·m·hd]` → planes `[B·H / G, 3·m·hd, G·W]`: blocks of
-            // one map row, and of the most rows that divide H (up to 4).
+            // The kernel's planes (`[B·H / G, 3·m·hd, G·W]`) from token-major values, in
+            // blocks of one map row and of the most rows that divide H (up to 4).
             let g = (1..=4).rev().find(|g| height % g == 0).unwrap();
-            let to_planes = |values: &[f32], channels: usize, g: usize| {
-                let block = g * width;
-                let mut planes = vec![0f32; values.len()];
-                for t in 0..tokens {
-                    let (b, j) = (t / block, t % block);
-                    for ch in 0..channels {
-                        planes[(b * channels + ch) * block + j] = values[t * channels + ch];
-                    }
-                }
-                planes
-            };
             let side = 2 * k - 1;
             let rpb = bias.then(|| random(heads * side * side, 99 + seed as u64));
             let rows = axis_tables(height, k, d);
@@ -1481,8 +1459,8 @@ mod tests {
             let tokens_out =
                 fused_neighborhood_attention(&qkv, shape, scale, rpb.as_deref(), &rows, &cols);
             for (block_rows, avx512) in [(1, false), (1, true), (g, false), (g, true)] {
-                let planes = to_planes(&qkv, 3 * c, block_rows);
-                let want = to_planes(&tokens_out, c, block_rows);
+                let planes = to_planes(&qkv, 3 * c, block_rows * width);
+                let want = to_planes(&tokens_out, c, block_rows * width);
                 let got = simd::attention(
                     &planes,
                     shape,
@@ -1494,7 +1472,7 @@ mod tests {
                     block_rows,
                     avx512,
                 );
-                let diff = crate::cpu_kernels::max_abs_diff(&got, &want);
+                let diff = max_abs_diff(&got, &want);
                 assert!(
                     diff <= 1e-5,
                     "case {seed} (avx512 {avx512}, {block_rows} rows per block): max abs diff {diff}"
@@ -1644,24 +1622,30 @@ pub(crate) mod cube {
         }
     }
 
-    /// Whether `x` is a WGPU tensor without autodiff (the kernel's case).
-    pub(crate) fn applies<const D: usize>(x: &BurnTensor<D>) -> bool {
-        x.clone().try_into_primitive::<Wgpu>().is_ok()
+    /// Whether the kernel runs `block` on `x`: an f32 WGPU tensor without autodiff, and the
+    /// relative position bias likewise (elsewhere the caller's tensor ops).
+    pub(crate) fn applies(block: &NeighborhoodAttention, x: &BurnTensor<4>) -> bool {
+        f32_on_wgpu(x.clone()) && block.rpb.as_ref().is_none_or(|rpb| f32_on_wgpu(rpb.val()))
+    }
+
+    fn f32_on_wgpu<const D: usize>(t: BurnTensor<D>) -> bool {
+        t.try_into_primitive::<Wgpu>()
+            .is_ok_and(|t| t.dtype == burn::tensor::DType::F32)
     }
 
     /// The attention of the heads `[B, H, W, m·hd]` from the `qkv` projection `[B, H, W, 3·C]`
-    /// on the WGPU device, or `None` where the kernel does not apply (another device, an
-    /// autodiff tensor: the caller's tensor ops).
+    /// on the WGPU device ([`applies`] holds).
     pub(crate) fn attention(
         block: &NeighborhoodAttention,
-        qkv: &BurnTensor<4>,
+        qkv: BurnTensor<4>,
         plan: &NeighborhoodPlan,
-    ) -> Option<BurnTensor<4>> {
-        let qkv = qkv.clone().try_into_primitive::<Wgpu>().ok()?;
-        let rpb = match &block.rpb {
-            Some(rpb) => Some(rpb.val().try_into_primitive::<Wgpu>().ok()?),
-            None => None,
-        };
+    ) -> BurnTensor<4> {
+        let on_wgpu = "checked by `applies`";
+        let qkv = qkv.try_into_primitive::<Wgpu>().expect(on_wgpu);
+        let rpb = block
+            .rpb
+            .as_ref()
+            .map(|rpb| rpb.val().try_into_primitive::<Wgpu>().expect(on_wgpu));
         let [b, h, w, _, m, hd] = plan.qkv;
         let shape = [b, h, w, m * hd];
         let elements = shape.iter().product::<usize>();
@@ -1704,6 +1688,6 @@ pub(crate) mod cube {
             has_bias,
             dtype,
         );
-        Some(BurnTensor::from_primitive::<Wgpu>(out))
+        BurnTensor::from_primitive::<Wgpu>(out)
     }
 }

@@ -116,6 +116,17 @@ fn random_na(dim: usize, heads: usize, k: usize, d: usize, dev: &Device) -> Neig
     block
 }
 
+/// `block.forward(x)` run on `device` equals `forward_naive` on `x`'s device (≤ 1e-5).
+fn assert_equals_naive(what: &str, block: NeighborhoodAttention, x: Tensor<4>, device: &Device) {
+    let home = x.device();
+    let want = block.forward_naive(x.clone());
+    let got = block
+        .to_device(device)
+        .forward(x.to_device(device))
+        .to_device(&home);
+    assert_close(what, got, want, 1e-5);
+}
+
 #[test]
 fn na_efficient_equals_naive() {
     let dev = device();
@@ -140,12 +151,8 @@ fn na_efficient_equals_naive() {
     for (k, d, b, h, w) in cases {
         let block = random_na(12, 3, k, d, &dev);
         let x = Tensor::<4>::random([b, h, w, 12], Distribution::Normal(0.0, 1.0), &dev);
-        assert_close(
-            &format!("NA k={k} d={d} {b}x{h}x{w}: efficient vs naive"),
-            block.forward(x.clone()),
-            block.forward_naive(x),
-            1e-5,
-        );
+        let what = format!("NA k={k} d={d} {b}x{h}x{w}: efficient vs naive");
+        assert_equals_naive(&what, block, x, &dev);
     }
     // Also without the relative position bias.
     let block = NeighborhoodAttentionConfig::new(8, 2)
@@ -155,22 +162,17 @@ fn na_efficient_equals_naive() {
         .init(&dev);
     assert_eq!(block.num_params(), 8 * 24 + 24 + 8 * 8 + 8);
     let x = Tensor::<4>::random([1, 7, 9, 8], Distribution::Normal(0.0, 1.0), &dev);
-    assert_close(
-        "NA without rpb: efficient vs naive",
-        block.forward(x.clone()),
-        block.forward_naive(x),
-        1e-5,
-    );
+    assert_equals_naive("NA without rpb: efficient vs naive", block, x, &dev);
     let block = NeighborhoodAttentionConfig::new(8, 2)
         .with_kernel_size(5)
         .with_rel_pos_bias(false)
         .init(&dev);
     let x = Tensor::<4>::random([1, 6, 35, 8], Distribution::Normal(0.0, 1.0), &dev);
-    assert_close(
+    assert_equals_naive(
         "NA without rpb, wide rows: efficient vs naive",
-        block.forward(x.clone()),
-        block.forward_naive(x),
-        1e-5,
+        block,
+        x,
+        &dev,
     );
 }
 
@@ -391,17 +393,8 @@ fn na_wgpu_kernel_equals_naive() {
     for (k, d, b, h, w) in cases {
         let block = random_na(12, 3, k, d, &cpu);
         let x = Tensor::<4>::random([b, h, w, 12], Distribution::Normal(0.0, 1.0), &cpu);
-        let want = block.forward_naive(x.clone());
-        let got = block
-            .to_device(&gpu)
-            .forward(x.to_device(&gpu))
-            .to_device(&cpu);
-        assert_close(
-            &format!("NA k={k} d={d} {b}x{h}x{w}: wgpu kernel vs naive"),
-            got,
-            want,
-            1e-5,
-        );
+        let what = format!("NA k={k} d={d} {b}x{h}x{w}: wgpu kernel vs naive");
+        assert_equals_naive(&what, block, x, &gpu);
     }
     let block = NeighborhoodAttentionConfig::new(8, 2)
         .with_kernel_size(5)
@@ -409,16 +402,11 @@ fn na_wgpu_kernel_equals_naive() {
         .with_legacy_pad(true)
         .init(&cpu);
     let x = Tensor::<4>::random([1, 3, 7, 8], Distribution::Normal(0.0, 1.0), &cpu);
-    let want = block.forward_naive(x.clone());
-    let got = block
-        .to_device(&gpu)
-        .forward(x.to_device(&gpu))
-        .to_device(&cpu);
-    assert_close(
+    assert_equals_naive(
         "NA legacy pad, no rpb: wgpu kernel vs naive",
-        got,
-        want,
-        1e-5,
+        block,
+        x,
+        &gpu,
     );
 }
 
