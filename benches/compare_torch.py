@@ -7,12 +7,15 @@ For each model, `gaze bench --csv` (random weights, fp32) runs first, then the P
 of the same architecture (timm for classifiers; the official PAN / SR code through the repo's
 reference builders) on an input of the same size, measured the same way: median batch-1
 latency over 7 runs after 2 warm-up runs, throughput at `--batch` (median of 3), and the
-resident-set growth of the first forward pass (glibc `malloc_trim(0)`, then Linux
-`/proc/self/clear_refs` + `VmHWM`, as gaze measures it). FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on the
+resident-set growth of the first forward pass and of a pass after the warm-ups (glibc
+`malloc_trim(0)`, then Linux `/proc/self/clear_refs` + `VmHWM`, as gaze measures it). Each
+PyTorch model runs in a Python process of its own, as each gaze model does: a first pass pays
+one-time costs (code paged in, MKL/oneDNN scratch, thread arenas) only in a fresh process. FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on the
 PyTorch model at that size (multiply-adds × 2). Ratios are PyTorch time / gaze time (above 1:
 gaze faster); the last rows are their geometric means. Optional, not run by CI (needs torch).
 """
 import argparse
+import json
 import math
 import os
 import platform
@@ -84,6 +87,7 @@ def bench_torch(name, h, w, batch, runs=7, batch_runs=3, warmup=2):
         peak = peak_growth_mib(lambda: model(x1))
         for _ in range(warmup):
             model(x1)
+        steady = peak_growth_mib(lambda: model(x1))
         latency = median_ms(lambda: model(x1), runs)
         model(xb)
         throughput = batch * 1e3 / median_ms(lambda: model(xb), batch_runs)
@@ -92,8 +96,8 @@ def bench_torch(name, h, w, batch, runs=7, batch_runs=3, warmup=2):
         with counter:
             model(x1)
     params = sum(p.numel() for p in model.parameters())
-    return dict(latency=latency, throughput=throughput, peak=peak, flops=counter.get_total_flops(),
-                params=params)
+    return dict(latency=latency, throughput=throughput, peak=peak, steady=steady,
+                flops=counter.get_total_flops(), params=params)
 
 
 def train_step_torch(name, h, w, batch, runs=3, warmup=2):
@@ -118,9 +122,20 @@ def bench_gaze(gaze, name, threads, batch, train):
         raise SystemExit(f"gaze bench {name}: {out.stderr.strip()}")
     header, row = out.stdout.strip().splitlines()[-2:]
     r = dict(zip(header.split(","), row.split(",")))
+    mib = lambda key: float(r[key]) if r.get(key) else float("nan")  # noqa: E731
     return dict(h=int(r["height"]), w=int(r["width"]), latency=float(r["latency_ms"]),
-                throughput=float(r["images_per_s"]), peak=float(r["peak_mib"]) if r["peak_mib"] else float("nan"),
+                throughput=float(r["images_per_s"]), peak=mib("peak_mib"), steady=mib("steady_mib"),
                 params=int(r["params"]), train=float(r["train_ms"]) if r.get("train_ms") else None)
+
+
+def bench_torch_in_child(name, h, w, batch, threads, train):
+    """`bench_torch` (and `train_step_torch`) in a fresh Python process, as gaze runs each model."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", name, str(h), str(w),
+                          "--batch", str(batch), "--threads", str(threads), "--train", name if train else ""],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"PyTorch {name}: {out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def cpu_name():
@@ -143,9 +158,17 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--train", default="resnet50,vit_tiny_patch16_224",
                     help="models whose training step (forward + backward at --batch) is timed too ('' for none)")
+    ap.add_argument("--one", nargs=3, metavar=("MODEL", "H", "W"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     train = [m for m in args.train.split(",") if m]
     torch.set_num_threads(args.threads)
+    if args.one:
+        name, h, w = args.one[0], int(args.one[1]), int(args.one[2])
+        t = bench_torch(name, h, w, args.batch)
+        if name in train:
+            t["train"] = train_step_torch(name, h, w, args.batch)
+        print(json.dumps(t))
+        return
     rows = []
     for name in args.models.split(","):
         if torch_model(name) is None:
@@ -154,9 +177,7 @@ def main():
                   "network), skipped", file=sys.stderr, flush=True)
             continue
         g = bench_gaze(args.gaze, name, args.threads, args.batch, name in train)
-        t = bench_torch(name, g["h"], g["w"], args.batch)
-        if name in train:
-            t["train"] = train_step_torch(name, g["h"], g["w"], args.batch)
+        t = bench_torch_in_child(name, g["h"], g["w"], args.batch, args.threads, name in train)
         assert g["params"] == t["params"], f"{name}: gaze has {g['params']} parameters, PyTorch {t['params']}"
         rows.append((name, g, t))
         print(f"{name}: gaze {g['latency']:.1f} ms, PyTorch {t['latency']:.1f} ms", file=sys.stderr, flush=True)
@@ -165,7 +186,7 @@ def main():
         f"torch {torch.__version__}; latency batch 1 (median of 7), throughput batch {args.batch} (median of 3)",
         "",
         "| model | input | GFLOPs | gaze ms | PyTorch ms | speed vs PyTorch | gaze img/s | PyTorch img/s "
-        "| throughput vs PyTorch | gaze MiB | PyTorch MiB |",
+        "| throughput vs PyTorch | gaze MiB first / later pass | PyTorch MiB first / later pass |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lat, thr = [], []
@@ -174,7 +195,7 @@ def main():
         thr.append(g["throughput"] / t["throughput"])
         lines.append(f"| {name} | {g['h']}×{g['w']} | {t['flops'] / 1e9:.2f} | {g['latency']:.1f} | "
                      f"{t['latency']:.1f} | {lat[-1]:.2f}× | {g['throughput']:.2f} | {t['throughput']:.2f} | "
-                     f"{thr[-1]:.2f}× | {g['peak']:.0f} | {t['peak']:.0f} |")
+                     f"{thr[-1]:.2f}× | {g['peak']:.0f} / {g['steady']:.0f} | {t['peak']:.0f} / {t['steady']:.0f} |")
     geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
     lines.append(f"| **geometric mean** | | | | | **{geo(lat):.2f}×** | | | **{geo(thr):.2f}×** | | |")
     trained = [(name, g, t) for name, g, t in rows if g.get("train") is not None and "train" in t]

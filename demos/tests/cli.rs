@@ -714,7 +714,7 @@ fn bench_measures_registered_models() {
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib,train_ms"
+        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib,steady_mib,train_ms"
     );
     assert_eq!(lines.len(), 3, "{csv}");
     for (line, (name, params)) in lines[1..]
@@ -729,11 +729,13 @@ fn bench_measures_registered_models() {
         );
         let latency: f64 = f[4].parse().unwrap();
         let throughput: f64 = f[6].parse().unwrap();
-        let train_step: f64 = f[8].parse().unwrap();
-        // Each model's first pass measured in a process of its own (Linux: /proc).
+        let train_step: f64 = f[9].parse().unwrap();
+        // Each model's first pass measured in a process of its own, then a later pass (Linux:
+        // /proc).
         let peak: f64 = f[7].parse().unwrap();
+        let steady: f64 = f[8].parse().unwrap();
         assert!(
-            latency > 0.0 && throughput > 0.0 && train_step > 0.0 && peak >= 0.0,
+            latency > 0.0 && throughput > 0.0 && train_step > 0.0 && peak >= 0.0 && steady >= 0.0,
             "{line}"
         );
     }

@@ -1,5 +1,6 @@
 //! `gaze bench`: registered models with random weights, one row each: batch-1 latency (median),
-//! throughput at `--batch`, host peak memory of one forward pass, parameters, and with `--train`
+//! throughput at `--batch`, host peak memory of the first and of a later forward pass,
+//! parameters, and with `--train`
 //! the time of a training step (forward and backward) at `--batch`. A benchmark, not
 //! a test; `benches/compare_torch.py` runs PyTorch on the same models in the same run.
 
@@ -80,8 +81,12 @@ pub struct BenchRow {
     pub latency_ms: f64,
     /// Images per second at `--batch` (median run), if measured.
     pub throughput: Option<f64>,
-    /// Host peak-RSS growth during the first batch-1 forward pass, MiB (CPU, Linux).
+    /// Host peak-RSS growth during the first batch-1 forward pass, MiB (CPU, Linux): what the
+    /// pass needs plus one-time costs (code paged in, per-thread scratch, allocator arenas).
     pub peak_mib: Option<f64>,
+    /// Host peak-RSS growth during a batch-1 pass after the warm-up runs, MiB (CPU, Linux):
+    /// what every pass needs beyond the memory already held.
+    pub steady_mib: Option<f64>,
     /// Median forward + backward time at `--batch`, ms (with `--train`).
     pub train_ms: Option<f64>,
 }
@@ -89,14 +94,14 @@ pub struct BenchRow {
 impl BenchRow {
     /// The columns of `gaze bench --csv` (`benches/compare_torch.py` reads them by name).
     pub const CSV_HEADER: &str =
-        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib,train_ms";
+        "model,height,width,params,latency_ms,batch,images_per_s,peak_mib,steady_mib,train_ms";
 
     /// The row as a line of [`BenchRow::CSV_HEADER`]'s columns (`batch`: `--batch`).
     pub fn to_csv(&self, batch: usize) -> String {
         let optional =
             |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
         format!(
-            "{},{},{},{},{:.3},{batch},{},{},{}",
+            "{},{},{},{},{:.3},{batch},{},{},{},{}",
             self.model,
             self.size[0],
             self.size[1],
@@ -104,6 +109,7 @@ impl BenchRow {
             self.latency_ms,
             optional(self.throughput, 2),
             optional(self.peak_mib, 1),
+            optional(self.steady_mib, 1),
             optional(self.train_ms, 1)
         )
     }
@@ -111,7 +117,8 @@ impl BenchRow {
     /// A line written by [`BenchRow::to_csv`] (the batch column is not kept).
     pub fn from_csv(line: &str) -> Option<Self> {
         let fields: Vec<&str> = line.split(',').collect();
-        let [model, height, width, params, latency, _batch, throughput, peak, train] = fields[..]
+        let [model, height, width, params, latency, _batch, throughput, peak, steady, train] =
+            fields[..]
         else {
             return None;
         };
@@ -129,6 +136,7 @@ impl BenchRow {
             latency_ms: latency.parse().ok()?,
             throughput: optional(throughput)?,
             peak_mib: optional(peak)?,
+            steady_mib: optional(steady)?,
             train_ms: optional(train)?,
         })
     }
@@ -196,9 +204,11 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
         reduce(y, Reduction::Sum).into_scalar::<f32>();
     };
     let one = input(1);
-    // The first pass: what it allocates is what inference needs (later passes reuse the
-    // allocator's freed memory, so their resident-set growth says little).
-    let peak_mib = if args.device == DeviceChoice::Cpu {
+    // The first pass pays what a process pays once (code paged in, the pool threads' scratch
+    // and arenas) on top of what the pass itself needs; a pass after the warm-ups needs only
+    // the latter. Both are measured after free heap memory went back to the system.
+    let on_cpu = args.device == DeviceChoice::Cpu;
+    let peak_mib = if on_cpu {
         peak_growth_mib(|| run(&one))
     } else {
         run(&one);
@@ -207,6 +217,7 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
     for _ in 0..args.warmup {
         run(&one);
     }
+    let steady_mib = on_cpu.then(|| peak_growth_mib(|| run(&one))).flatten();
     let latency_ms = median(
         (0..args.runs.max(1))
             .map(|_| time_ms(&|| run(&one)))
@@ -235,6 +246,7 @@ pub fn bench_model(name: &str, args: &Args, device: &Device) -> CliResult<BenchR
         latency_ms,
         throughput,
         peak_mib,
+        steady_mib,
         train_ms,
     })
 }
@@ -372,8 +384,15 @@ pub fn run(args: &Args) -> CliResult {
             args.batch_runs
         );
         println!(
-            "{:<32} {:>9} {:>11} {:>11} {:>10} {:>9} {:>14}",
-            "model", "input", "params (M)", "latency ms", "images/s", "peak MiB", "train step ms"
+            "{:<32} {:>9} {:>11} {:>11} {:>10} {:>14} {:>15} {:>14}",
+            "model",
+            "input",
+            "params (M)",
+            "latency ms",
+            "images/s",
+            "first pass MiB",
+            "later pass MiB",
+            "train step ms"
         );
     }
     // Several models on the CPU: each in a process of its own, so that its first pass is
@@ -390,16 +409,17 @@ pub fn run(args: &Args) -> CliResult {
             println!("{}", row.to_csv(args.batch));
         } else {
             let throughput = row.throughput.map_or(String::new(), |t| format!("{t:.2}"));
-            let peak = row.peak_mib.map_or(String::new(), |m| format!("{m:.1}"));
+            let mib = |m: Option<f64>| m.map_or(String::new(), |m| format!("{m:.1}"));
             let train = row.train_ms.map_or(String::new(), |t| format!("{t:.1}"));
             println!(
-                "{:<32} {:>9} {:>11.2} {:>11.2} {:>10} {:>9} {:>14}",
+                "{:<32} {:>9} {:>11.2} {:>11.2} {:>10} {:>14} {:>15} {:>14}",
                 row.model,
                 format!("{}×{}", row.size[0], row.size[1]),
                 row.params as f64 / 1e6,
                 row.latency_ms,
                 throughput,
-                peak,
+                mib(row.peak_mib),
+                mib(row.steady_mib),
                 train
             );
         }
