@@ -117,6 +117,7 @@ impl Conv2d {
     /// `[B, C_in, H, W] → [B, C_out, H', W']`, as Burn's `Conv2d::forward`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         self.forward_fused(input, None)
+            .or_else(|input| crate::conv_grad::forward(self, input))
             .unwrap_or_else(|input| self.as_burn().forward(input))
     }
 
@@ -152,18 +153,28 @@ impl Conv2d {
         input: Tensor<4>,
         epilogue: Option<&Epilogue>,
     ) -> Result<Tensor<4>, Tensor<4>> {
-        let bias = || self.bias.as_ref().map(|b| b.val());
+        if !crate::cpu_kernels::on_plain_flex(&input) {
+            return Err(input);
+        }
+        let bias = self.bias.as_ref().map(|b| b.val());
+        self.forward_with(input, self.weight.val(), bias, epilogue)
+    }
+
+    /// The convolution of plain flex tensors with this layer's geometry and the given
+    /// parameters, through the direct kernel or im2col + GEMM, or the input back when neither
+    /// takes it (the training path runs its forward here on the parameters' values).
+    pub(crate) fn forward_with(
+        &self,
+        input: Tensor<4>,
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        epilogue: Option<&Epilogue>,
+    ) -> Result<Tensor<4>, Tensor<4>> {
         if self.takes_direct_kernel(&input) {
-            return Ok(direct_conv(input, self.weight.val(), bias(), epilogue));
+            return Ok(direct_conv(input, weight, bias, epilogue));
         }
         match self.im2col_geometry(&input) {
-            Some(geometry) => Ok(gemm_conv(
-                input,
-                self.weight.val(),
-                bias(),
-                geometry,
-                epilogue,
-            )),
+            Some(geometry) => Ok(gemm_conv(input, weight, bias, geometry, epilogue)),
             None => Err(input),
         }
     }
@@ -171,8 +182,8 @@ impl Conv2d {
     /// The geometry of the im2col + GEMM path for `input` (1×1 stride-1 unpadded
     /// convolutions included: their GEMM reads the map itself, no column buffer), or `None`
     /// where flex's own path is better (depthwise and thin-group convolutions: flex's direct
-    /// loops) or where the path does not run (autodiff, GPU, `Same` padding).
-    fn im2col_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
+    /// loops) or where the path does not run (`Same` padding). The callers check the device.
+    pub(crate) fn im2col_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
         let [batch, cin, height, width] = input.dims();
         let [cout, cin_per_group, kh, kw] = self.weight.dims();
         let [top, left, bottom, right] = match self.padding {
@@ -180,9 +191,7 @@ impl Conv2d {
             PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
             PaddingConfig2d::Same => return None,
         };
-        if cin_per_group < IM2COL_MIN_GROUP_CHANNELS && self.groups > 1
-            || !crate::cpu_kernels::on_plain_flex(input)
-        {
+        if cin_per_group < IM2COL_MIN_GROUP_CHANNELS && self.groups > 1 {
             return None;
         }
         let out_size = |size: usize, pad: usize, k: usize, stride: usize, dilation: usize| {
@@ -231,7 +240,7 @@ impl Conv2d {
     }
 
     /// The same convolution as Burn's module (shares the parameters).
-    fn as_burn(&self) -> burn::nn::conv::Conv2d {
+    pub(crate) fn as_burn(&self) -> burn::nn::conv::Conv2d {
         burn::nn::conv::Conv2d {
             weight: self.weight.clone(),
             bias: self.bias.clone(),
@@ -665,9 +674,9 @@ pub(crate) mod im2col {
 
     /// Most values in one column buffer (4 MiB): large maps go through in bands of output
     /// rows, so the buffer stays small (PyTorch's oneDNN needs none).
-    const COLUMN_BUDGET: usize = 1 << 20;
+    pub(crate) const COLUMN_BUDGET: usize = 1 << 20;
     /// Smallest GEMM (`m·n·k`) that is split over the thread pool.
-    const PARALLEL_MIN_WORK: usize = 64 * 64 * 64;
+    pub(crate) const PARALLEL_MIN_WORK: usize = 64 * 64 * 64;
 
     /// Sizes of one convolution.
     #[derive(Clone, Copy, Debug)]
@@ -828,7 +837,7 @@ pub(crate) mod im2col {
 
     /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
     /// map) for the output rows `rows`, rows of `col` in parallel.
-    fn fill_columns(
+    pub(crate) fn fill_columns(
         col: &mut [MaybeUninit<f32>],
         input: &[f32],
         g: &Geometry,
@@ -920,10 +929,11 @@ pub(crate) mod direct {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+    /// Values in `[-0.5, 0.5)` from a fixed linear congruential sequence.
+    pub(crate) fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
         let n: usize = shape.iter().product();
         let mut state = seed;
         let values: Vec<f32> = (0..n)

@@ -113,7 +113,11 @@ pub(crate) struct HostView(burn::backend::flex::FlexTensor);
 impl HostView {
     /// `None` when `x` is not an f32 tensor of the flex backend (autodiff, GPU, other dtypes).
     pub(crate) fn new<const D: usize>(x: Tensor<D>) -> Option<Self> {
-        let tensor = x.try_into_primitive::<burn::backend::Flex>().ok()?;
+        Self::of_flex(x.try_into_primitive::<burn::backend::Flex>().ok()?)
+    }
+
+    /// `None` when `tensor` is not f32.
+    pub(crate) fn of_flex(tensor: burn::backend::flex::FlexTensor) -> Option<Self> {
         if tensor.dtype() != burn::tensor::DType::F32 {
             return None;
         }

@@ -52,6 +52,7 @@ pub mod bsconv;
 pub mod cbam;
 pub mod cca;
 pub mod conv;
+mod conv_grad;
 pub mod cpu_kernels;
 pub mod cross_attention;
 pub mod eca;
