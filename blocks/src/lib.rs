@@ -47,6 +47,7 @@
 pub mod aab;
 pub mod attention;
 pub mod attention_gate;
+mod batch_norm_grad;
 pub mod bi_routing_attention;
 pub mod bsconv;
 pub mod cbam;
