@@ -117,7 +117,7 @@ impl Conv2d {
     /// `[B, C_in, H, W] → [B, C_out, H', W']`, as Burn's `Conv2d::forward`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         self.forward_fused(input, None)
-            .or_else(|input| crate::conv_grad::forward(self, input))
+            .or_else(|input| crate::train::conv::forward(self, input))
             .unwrap_or_else(|input| self.as_burn().forward(input))
     }
 

@@ -800,7 +800,7 @@ pub(crate) fn batch_norm_affine(bn: &burn::nn::BatchNorm) -> (Vec<f32>, Vec<f32>
 /// full passes over the map (subtract, divide, multiply, add): 5% of ResNet-50's time.
 pub fn batch_norm<const D: usize>(bn: &burn::nn::BatchNorm, x: Tensor<D>) -> Tensor<D> {
     if !on_plain_flex(&x) {
-        return crate::batch_norm_grad::forward(bn, x).unwrap_or_else(|x| bn.forward(x));
+        return crate::train::batch_norm::forward(bn, x).unwrap_or_else(|x| bn.forward(x));
     }
     let dims = x.dims();
     let channels = dims[1];

@@ -1,6 +1,6 @@
 //! The training path of BatchNorm on the flex CPU device: batch statistics, normalisation and
 //! their gradients computed per channel straight on the NCHW map, recorded on Burn's autodiff
-//! graph as one operation (as [`crate::conv_grad`] does for the convolution).
+//! graph as one operation.
 //!
 //! Why: Burn's generic `batch_norm_train` (which flex keeps) swaps the batch and channel axes
 //! and copies the map for each of its two means, then normalises in four element-wise passes,
@@ -17,20 +17,15 @@
 //! variance). Sums run in a fixed order per channel, so training stays repeatable.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::nn::BatchNorm;
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
 
-use crate::cpu_kernels::HostView;
-
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+use super::{autodiff_primitive, flex_tensor, host, record};
 
 /// `bn(x)` in training mode (batch statistics, running statistics updated) recorded with
 /// [`BatchNormBackward`] when `x` and the affine parameters are f32 tensors of the autodiff
@@ -40,39 +35,28 @@ pub(crate) fn forward<const D: usize>(
     x: Tensor<D>,
 ) -> Result<Tensor<D>, Tensor<D>> {
     let dims = x.dims();
-    if !(x.device().is_autodiff() && bn.training.is_enabled())
-        || x.dtype() != DType::F32
-        || D < 2
-        || bn.gamma.dims() != [dims[1]]
-    {
+    if !bn.training.is_enabled() || D < 2 || bn.gamma.dims() != [dims[1]] {
         return Err(x);
     }
     let device = x.device();
-    let Ok(input) = x.clone().try_into_primitive::<AutodiffFlex>() else {
+    let Some(input) = autodiff_primitive(x.clone()) else {
         return Err(x);
     };
-    let (Ok(gamma), Ok(beta)) = (
-        bn.gamma.val().try_into_primitive::<AutodiffFlex>(),
-        bn.beta.val().try_into_primitive::<AutodiffFlex>(),
+    let (Some(gamma), Some(beta)) = (
+        autodiff_primitive(bn.gamma.val()),
+        autodiff_primitive(bn.beta.val()),
     ) else {
         return Err(x);
     };
-    let all_f32 = [&input, &gamma, &beta]
-        .iter()
-        .all(|t| t.primitive().dtype() == DType::F32);
-    if !all_f32 {
-        return Err(x);
-    }
     let shape = Shape {
         channels: dims[1],
         inner: dims[2..].iter().product(),
         batch: dims[0],
     };
-    let view = |t: &FlexTensor| HostView::of_flex(t.clone()).expect("f32 (checked above)");
     let (values, gamma_values, beta_values) = (
-        view(input.primitive()),
-        view(gamma.primitive()),
-        view(beta.primitive()),
+        host(input.primitive()),
+        host(gamma.primitive()),
+        host(beta.primitive()),
     );
     let stats = statistics(values.values(), shape, bn.epsilon);
     let output = normalise(
@@ -82,7 +66,7 @@ pub(crate) fn forward<const D: usize>(
         beta_values.values(),
         shape,
     );
-    let output = FlexTensor::from_data(TensorData::new(output, dims.to_vec()));
+    let output = flex_tensor(output, dims.to_vec());
     let state = BatchNormState {
         x: input.primitive().clone(),
         dims: dims.to_vec(),
@@ -91,14 +75,12 @@ pub(crate) fn forward<const D: usize>(
         inv_std: stats.inv_std,
         shape,
     };
-    let output = match BatchNormBackward
-        .prepare::<NoCheckpointing>([input.node(), gamma.node(), beta.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
+    let output = record(
+        BatchNormBackward,
+        [input.node(), gamma.node(), beta.node()],
+        state,
+        output,
+    );
     // Burn's `BatchNorm::forward_train`: an exponential average of the batch statistics.
     let update = |running: Tensor<1>, batch: Vec<f32>| {
         let batch = Tensor::<1>::from_data(TensorData::new(batch, [shape.channels]), &device);
@@ -112,7 +94,7 @@ pub(crate) fn forward<const D: usize>(
         .update(update(bn.running_mean.value_sync(), stats.mean));
     bn.running_var
         .update(update(bn.running_var.value_sync(), stats.variance));
-    Ok(Tensor::from_primitive::<AutodiffFlex>(output))
+    Ok(output)
 }
 
 /// A map's sizes: `[batch, channels, inner…]`.
@@ -215,8 +197,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
             inv_std,
             shape,
         } = ops.state;
-        let view = |t: FlexTensor| HostView::of_flex(t).expect("f32 (checked in the forward)");
-        let (dy, x) = (view(grad), view(x));
+        let (dy, x) = (host(&grad), host(&x));
         let (dy, x) = (dy.values(), x.values());
         // Per channel: Σ dy and Σ dy · x̂.
         let sums: Vec<(f64, f64)> = (0..shape.channels)
@@ -255,11 +236,10 @@ impl Backward<Flex, 3> for BatchNormBackward {
                         *d = scale * (g - mean_dy - normalised * mean_dot);
                     }
                 });
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, dims)));
+            grads.register::<Flex>(node.id, flex_tensor(dx, dims));
         }
         let column = |f: &dyn Fn(&(f64, f64)) -> f64| -> FlexTensor {
-            let values: Vec<f32> = sums.iter().map(|s| f(s) as f32).collect();
-            FlexTensor::from_data(TensorData::new(values, channels.clone()))
+            flex_tensor(sums.iter().map(|s| f(s) as f32).collect(), channels.clone())
         };
         if let Some(node) = node_gamma {
             grads.register::<Flex>(node.id, column(&|&(_, dot)| dot));

@@ -21,75 +21,50 @@
 //! not take (depthwise and thin groups, `Same` padding) keep Burn's `conv2d`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::FloatTensor;
 use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
 
 use crate::conv::im2col::{fill_columns, Geometry, COLUMN_BUDGET, PARALLEL_MIN_WORK};
 use crate::conv::Conv2d;
-use crate::cpu_kernels::{matmul, unwritten, HostView, Strided};
+use crate::cpu_kernels::{matmul, unwritten, Strided};
 
-/// Burn's autodiff over flex without gradient checkpointing (the graph gaze's training builds).
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record};
 
 /// `conv(input)` recorded with [`ConvBackward`] when `input` and the parameters are f32
 /// tensors of the autodiff flex device and the im2col path takes the geometry; otherwise the
 /// input back.
 pub(crate) fn forward(conv: &Conv2d, input: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
-    let device = input.device();
-    if !device.is_autodiff() || input.dtype() != DType::F32 {
-        return Err(input);
-    }
     let Some(geometry) = conv.im2col_geometry(&input) else {
         return Err(input);
     };
-    let primitive = |t: Tensor<4>| t.try_into_primitive::<AutodiffFlex>().ok();
-    let Some(x) = primitive(input.clone()) else {
+    let Some(x) = autodiff_primitive(input.clone()) else {
         return Err(input);
     };
-    let Some(weight) = primitive(conv.weight.val()) else {
+    let Some(weight) = autodiff_primitive(conv.weight.val()) else {
         return Err(input);
     };
     let bias = match &conv.bias {
-        Some(bias) => match bias.val().try_into_primitive::<AutodiffFlex>() {
-            Ok(bias) => Some(bias),
-            Err(_) => return Err(input),
+        Some(bias) => match autodiff_primitive(bias.val()) {
+            Some(bias) => Some(bias),
+            None => return Err(input),
         },
         None => None,
     };
-    let f32_values = [Some(&x), Some(&weight), bias.as_ref()]
-        .into_iter()
-        .flatten()
-        .all(|t| t.primitive().dtype() == DType::F32);
-    if !f32_values {
-        return Err(input);
-    }
     // The forward on the values, as in inference.
-    let plain = |t: &FlexTensor| t.clone();
     let output = conv
-        .forward_with(
-            Tensor::from_primitive::<Flex>(plain(x.primitive())),
-            Tensor::from_primitive::<Flex>(plain(weight.primitive())),
-            bias.as_ref()
-                .map(|b| Tensor::from_primitive::<Flex>(plain(b.primitive()))),
-            None,
-        )
-        .unwrap_or_else(|_| unreachable!("im2col_geometry accepted the convolution"))
-        .try_into_primitive::<Flex>()
-        .expect("the kernels return flex tensors");
+        .forward_with(plain(&x), plain(&weight), bias.as_ref().map(plain), None)
+        .unwrap_or_else(|_| unreachable!("im2col_geometry accepted the convolution"));
     let state = ConvState {
-        x: plain(x.primitive()),
-        weight: plain(weight.primitive()),
+        x: x.primitive().clone(),
+        weight: weight.primitive().clone(),
         geometry,
     };
-    let output = match bias {
+    let output = into_flex(output);
+    Ok(match bias {
         Some(bias) => record(
             ConvBackward,
             [x.node(), weight.node(), bias.node()],
@@ -97,29 +72,7 @@ pub(crate) fn forward(conv: &Conv2d, input: Tensor<4>) -> Result<Tensor<4>, Tens
             output,
         ),
         None => record(ConvBackward, [x.node(), weight.node()], state, output),
-    };
-    Ok(Tensor::from_primitive::<AutodiffFlex>(output))
-}
-
-/// Registers `output` on the graph with its backward step (only when a parent needs a
-/// gradient: an inference pass on the autodiff device keeps no state).
-fn record<const N: usize>(
-    step: ConvBackward,
-    parents: [NodeGuard; N],
-    state: ConvState,
-    output: FlexTensor,
-) -> FloatTensor<AutodiffFlex>
-where
-    ConvBackward: Backward<Flex, N, State = ConvState>,
-{
-    match step
-        .prepare::<NoCheckpointing>(parents)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    }
+    })
 }
 
 /// What the backward needs: the forward's input and weight values and its geometry.
@@ -144,12 +97,9 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
             weight,
             geometry: g,
         } = ops.state;
-        let view = |t: FlexTensor| HostView::of_flex(t).expect("f32 (checked in the forward)");
-        let (grad, x, weight) = (view(grad), view(x), view(weight));
+        let (grad, x, weight) = (host(&grad), host(&x), host(&weight));
         let [kh, kw] = g.kernel;
-        let tensor = |values: Vec<f32>, shape: Vec<usize>| {
-            FlexTensor::from_data(TensorData::new(values, shape))
-        };
+        let tensor = flex_tensor;
         if let Some(node) = &ops.parents[0] {
             let dx = input_grad(grad.values(), weight.values(), &g);
             grads.register::<Flex>(node.id, tensor(dx, vec![g.batch, g.cin, g.height, g.width]));
