@@ -255,10 +255,26 @@ pub fn gelu_slice(values: &mut [f32]) {
     })
 }
 
-/// Exact (erf) GELU, PyTorch's `nn.GELU()`: a vectorised kernel on the flex CPU device, Burn's
-/// `gelu` elsewhere (autodiff, GPU).
+/// GELU's gradient in place: `dx = dy · (Φ(x) + x · φ(x))` with `Φ(x) = ½ (1 + erf(x / √2))`
+/// and `φ(x) = e^(−x²/2) / √(2π)`; `grad` holds `dy` on entry.
+pub(crate) fn gelu_grad_slice(grad: &mut [f32], x: &[f32]) {
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    pulp::Arch::new().dispatch(|| {
+        for (g, &x) in grad.iter_mut().zip(x) {
+            let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            let pdf = FRAC_1_SQRT_2PI * exp_nonpositive(-0.5 * x * x);
+            *g *= x.mul_add(pdf, cdf);
+        }
+    })
+}
+
+/// Exact (erf) GELU, PyTorch's `nn.GELU()`: a vectorised kernel on the flex CPU device (with
+/// its gradient on the autodiff flex device, `train::activation`), Burn's `gelu` elsewhere
+/// (GPU).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    elementwise(x, gelu_slice, activation::gelu)
+    elementwise(x, gelu_slice, |x| {
+        crate::train::activation::gelu(x).unwrap_or_else(activation::gelu)
+    })
 }
 
 /// `kernel` over the values in place on the flex CPU device (chunks in parallel), Burn's
@@ -321,7 +337,7 @@ pub fn hard_swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// maximum; exponentials and their sum; normalisation). Eight-lane partial maxima and sums so
 /// that the compiler vectorises the reductions.
 #[inline(always)]
-fn softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
+pub(crate) fn softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
     const LANES: usize = 8;
     match bias {
         Some(bias) => {
@@ -460,7 +476,8 @@ impl pulp::NullaryFnOnce for SoftmaxRows<'_> {
 /// the scores, the vectorised softmax and `gemm` for the output, reading `q`, `k` and `v`
 /// through their strides (the head split of a fused qkv projection is a strided view: no
 /// copy). flex's own op runs one task per head (ViT-Tiny's 3 heads on 2 threads) and calls
-/// libm's `expf` per score. Elsewhere Burn's `attention`.
+/// libm's `expf` per score. On the autodiff flex device the same math with its gradients
+/// (`train::attention`); elsewhere Burn's `attention`.
 pub fn attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -481,6 +498,9 @@ pub fn attention(
         );
     }
     if !(on_plain_flex(&q) && on_plain_flex(&k) && on_plain_flex(&v)) || n_k == 0 {
+        if let Some(out) = crate::train::attention::forward(&q, &k, &v, bias.as_ref(), scale) {
+            return out;
+        }
         let options = burn::tensor::ops::AttentionModuleOptions {
             scale: Some(scale),
             softcap: None,

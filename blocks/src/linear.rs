@@ -6,8 +6,9 @@
 //! Why: flex splits a matrix product over threads only from 192³ multiply-adds, so the token
 //! MLPs and projections of small transformers (LeViT-128S: 196 tokens × 128 → 256, 6.4·10⁶)
 //! ran on one of the two cores; `gemm` measured here on two threads against one: 196×128·128→256
-//! 0.22 against 0.36 ms, 49×256·256→384 0.18 against 0.28 ms. Autodiff and GPU tensors keep
-//! Burn's `linear`.
+//! 0.22 against 0.36 ms, 49×256·256→384 0.18 against 0.28 ms. On the autodiff flex device the
+//! same product runs with a backward of its own (`train::linear`); GPU tensors keep Burn's
+//! `linear`.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -63,7 +64,7 @@ pub struct Linear {
 }
 
 /// Smallest product (`m·n·k`) split over the thread pool.
-const PARALLEL_MIN_WORK: usize = 1 << 20;
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 impl Linear {
     /// `[…, d_input] → […, d_output]`, as Burn's `Linear::forward`.
@@ -73,7 +74,8 @@ impl Linear {
         if on_plain_flex(&input) {
             return gemm_linear(input, weight, bias);
         }
-        burn::tensor::module::linear(input, weight, bias)
+        crate::train::linear::forward(self, input)
+            .unwrap_or_else(|input| burn::tensor::module::linear(input, weight, bias))
     }
 }
 
@@ -146,7 +148,7 @@ enum Planes {
 }
 
 /// [`Linear::forward`] on flex's buffers: the input made contiguous (a free view when it is).
-fn gemm_linear<const D: usize>(
+pub(crate) fn gemm_linear<const D: usize>(
     input: Tensor<D>,
     weight: Tensor<2>,
     bias: Option<Tensor<1>>,

@@ -11,8 +11,11 @@
 //! checkpointing (what gaze's training builds); anything else keeps Burn's op. Sums run in a
 //! fixed order, so a training run stays bit-for-bit repeatable (the exact-resume tests).
 
+pub(crate) mod activation;
+pub(crate) mod attention;
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
+pub(crate) mod linear;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, OpsKind};
