@@ -8,7 +8,9 @@ use gaze::weights::Checkpoint;
 
 /// The workspace root (tests run from the root package or from gaze-demos).
 pub fn workspace_root() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // At run time (cargo sets it for test processes), not compile time: a binary reused from
+    // another checkout sharing the target directory would carry that checkout's path.
+    let mut dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"));
     while !dir.join("tests/fixtures").is_dir() {
         assert!(
             dir.pop(),

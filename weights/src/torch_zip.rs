@@ -94,7 +94,10 @@ mod tests {
     /// the 21-character stem produces the layout zip 9.8.1 misreads.
     #[test]
     fn repairs_exactly_the_misread_stem() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/loader/stems");
+        // Read at run time (cargo sets it for test processes): a test binary reused from a
+        // checkout elsewhere that shares the target directory would carry that path.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+        let dir = Path::new(&manifest).join("../tests/fixtures/loader/stems");
         let mut repaired = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
