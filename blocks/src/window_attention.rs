@@ -497,6 +497,43 @@ mod tests {
         assert_eq!(zeros_per_window(&mask, 35), vec![1225, 625]);
     }
 
+    /// Training through shifted windows (a mask per window, shared by the images): the
+    /// attention op's output and gradients for the tokens and the bias table equal those of
+    /// the explicit formulation, and the step runs (Burn's own attention could not broadcast a
+    /// per-window bias over the images and panicked).
+    #[test]
+    fn shifted_window_attention_trains_like_the_explicit_form() {
+        let device = Device::flex().autodiff();
+        let attn = WindowAttentionConfig::new(16, 2)
+            .with_window_size([2, 3])
+            .init(&device);
+        // A 4 × 6 map: 2 × 2 windows of 6 tokens, shifted by (1, 1); 3 images.
+        let mask = swin_attn_mask(4, 6, [2, 3], [1, 1]);
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, [4, 6, 6]), &device);
+        let x = Tensor::<3>::random([3 * 4, 6, 16], Distribution::Normal(0.0, 1.0), &device);
+        let r = Tensor::<3>::random([3 * 4, 6, 16], Distribution::Normal(0.0, 1.0), &device);
+        let run = |explicit: bool| {
+            let x = x.clone().require_grad();
+            let y = if explicit {
+                attn.forward_with_attention(x.clone(), Some(mask.clone())).0
+            } else {
+                attn.forward(x.clone(), Some(mask.clone()))
+            };
+            let grads = (y.clone() * r.clone()).sum().backward();
+            let table = attn
+                .relative_position_bias_table
+                .grad(&grads)
+                .expect("table");
+            (y.inner(), x.grad(&grads).expect("x"), table)
+        };
+        let ((y, dx, dt), (y_ref, dx_ref, dt_ref)) = (run(false), run(true));
+        let diff3 = |a: Tensor<3>, b: Tensor<3>| (a - b).abs().max().into_scalar::<f32>();
+        assert!(diff3(y, y_ref) < 1e-5, "output");
+        assert!(diff3(dx, dx_ref) < 1e-4, "token gradient");
+        let dt = (dt - dt_ref).abs().max().into_scalar::<f32>();
+        assert!(dt < 1e-4, "bias table gradient differs by {dt}");
+    }
+
     #[test]
     fn window_shrinks_to_small_inputs() {
         let c = SwinBlockConfig::new(24, [5, 9])
