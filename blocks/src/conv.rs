@@ -28,8 +28,8 @@
 //! (a `8-channel × 32-pixel` tile in 16 of the 32 `zmm` registers) it stays ahead of im2col up
 //! to 256 input channels (`direct::max_in_channels`).
 //!
-//! The kernel runs on the flex device without autodiff only (training and WGPU keep Burn's
-//! `conv2d`), with an AVX2+FMA CPU (it is compiled for that instruction set and chosen at run
+//! The kernel runs on the flex device (in training too: `train::conv` records it on the
+//! autodiff graph with a backward of its own; WGPU keeps Burn's `conv2d`), with an AVX2+FMA CPU (it is compiled for that instruction set and chosen at run
 //! time; other CPUs keep Burn's path), for groups 1, stride 1, dilation 1, a square kernel of
 //! 3, 5 or 7 with zero padding `k / 2` on every side (PyTorch's `padding=k//2`), on maps at
 //! least 8 wide. The parity tests of every model run through it; `conv::tests` checks it
@@ -947,6 +947,31 @@ pub(crate) mod tests {
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
+    /// A square `k × k` convolution `(cin, cout, groups, k, stride, dilation, padding
+    /// [top, left, bottom, right], bias)` with Burn's initialisation.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn conv_of(
+        (cin, cout, groups, k, s, d, [t, l, b, r], bias): (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            [usize; 4],
+            bool,
+        ),
+        device: &Device,
+    ) -> Conv2d {
+        Conv2dConfig::new([cin, cout], [k, k])
+            .with_stride([s, s])
+            .with_dilation([d, d])
+            .with_groups(groups)
+            .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+            .with_bias(bias)
+            .init(device)
+    }
+
     #[test]
     fn im2col_path_equals_burns_conv2d() {
         let device = Device::flex();
@@ -968,16 +993,10 @@ pub(crate) mod tests {
             (2, 24, 40, 1, 7, 9, 1, 1, 1, [0, 0, 0, 0], true),
             (1, 64, 32, 2, 6, 5, 1, 1, 1, [0, 0, 0, 0], false),
         ];
-        for (i, (b, cin, cout, groups, h, w, k, s, d, [t, l, bo, r], bias)) in
+        for (i, (b, cin, cout, groups, h, w, k, s, d, padding, bias)) in
             cases.into_iter().enumerate()
         {
-            let conv = Conv2dConfig::new([cin, cout], [k, k])
-                .with_stride([s, s])
-                .with_dilation([d, d])
-                .with_groups(groups)
-                .with_padding(PaddingConfig2d::Explicit(t, l, bo, r))
-                .with_bias(bias)
-                .init(&device);
+            let conv = conv_of((cin, cout, groups, k, s, d, padding, bias), &device);
             let x = random([b, cin, h, w], 100 + i as u64, &device);
             assert!(
                 conv.im2col_geometry(&x).is_some() && !conv.takes_direct_kernel(&x),

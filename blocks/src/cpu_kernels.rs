@@ -1,7 +1,9 @@
 //! CPU fast paths for the element-wise math that Burn's flex backend evaluates one element at a
 //! time through libm (GELU's `erf` above all: 2.2 ms for a ViT-Tiny MLP's 197×768 activations
-//! against PyTorch's 0.13 ms; the sigmoid of attention gates). Each kernel runs on the flex device without autodiff only —
-//! training and the GPU keep Burn's own op — and keeps PyTorch's values (≤ 1e-6).
+//! against PyTorch's 0.13 ms; the sigmoid of attention gates). Each kernel runs on the flex
+//! device without autodiff — the GPU keeps Burn's own op, training Burn's op or, for GELU,
+//! BatchNorm in training mode and attention, the paths of `train` — and keeps PyTorch's values
+//! (≤ 1e-6).
 //!
 //! The loops are plain, branch-free Rust over slices, compiled once per instruction set
 //! through `pulp`'s run-time dispatch (AVX-512, AVX2+FMA, …), so the compiler vectorises them
@@ -815,8 +817,9 @@ pub(crate) fn batch_norm_affine(bn: &burn::nn::BatchNorm) -> (Vec<f32>, Vec<f32>
 }
 
 /// BatchNorm with its running statistics (inference): one pass `y = a·x + b` per channel,
-/// `a = γ / √(var + ε)`, `b = β − mean·a`, on the flex CPU device; Burn's `BatchNorm::forward`
-/// elsewhere (autodiff — training mode or frozen alike — and GPU). Burn's inference op is four
+/// `a = γ / √(var + ε)`, `b = β − mean·a`, on the flex CPU device; in training mode on the
+/// autodiff flex device batch statistics with their gradients (`train::batch_norm`); Burn's
+/// `BatchNorm::forward` elsewhere (a frozen layer on the autodiff device, GPU). Burn's inference op is four
 /// full passes over the map (subtract, divide, multiply, add): 5% of ResNet-50's time.
 pub fn batch_norm<const D: usize>(bn: &burn::nn::BatchNorm, x: Tensor<D>) -> Tensor<D> {
     if !on_plain_flex(&x) {

@@ -275,3 +275,106 @@ fn a_batch_splits_across_devices() {
         .1;
     assert!(loss.is_finite() && loss > 0.0, "{loss}");
 }
+
+/// The values of every float parameter of `model` (running statistics included), in visit
+/// order.
+fn parameter_values(model: &gaze::Model) -> Vec<Vec<f32>> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values = param.val().into_data().convert::<f32>();
+            self.0.push(values.as_slice::<f32>().unwrap().to_vec());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.net().visit(&mut collect);
+    collect.0
+}
+
+/// gaze's training paths (its kernels with their own backward on the autodiff flex device:
+/// convolution, BatchNorm, linear, GELU, attention) give a whole model the gradients of Burn's
+/// own autodiff ops, which run where gradient checkpointing is on: one SGD step at learning
+/// rate 1 (the weights move by exactly the gradients) from the same weights lands on the same
+/// weights. The ViT (smooth activations) to ≤ 1e-4 everywhere. The CNNs have kinks: where a
+/// pre-activation lies within rounding of 0 or two max-pool inputs within rounding of each
+/// other, the two float implementations can route one gradient differently, and BatchNorm's
+/// batch means spread that over its channel (twelve random initialisations: the step of each
+/// parameter tensor differed by ≤ 3e-5 of its length, or in some by up to 2.5e-2); so each
+/// tensor's step is held to 0.1 of its length (beyond an RMS of 1e-4) — a wrong or missing
+/// gradient is off by about 1. Each op is held to ≤ 1e-4 against Burn's in its own unit test. Swin cannot be compared so (Burn's attention does not
+/// broadcast its per-window bias); `window_attention`'s unit test checks it against the
+/// explicit formulation.
+#[test]
+fn training_paths_give_burns_gradients_for_whole_models() {
+    use burn::optim::{GradientsParams, SgdConfig};
+    let fast = Device::flex().autodiff();
+    let reference = Device::flex().autodiff().gradient_checkpointing();
+    let dir = tmp_dir("training_paths");
+    // The ViT takes its pretrained size only; the others run small.
+    for (name, side, smooth) in [
+        ("resnet18", 48, false),
+        ("unet_small", 48, false),
+        ("vit_tiny_patch16_224", 224, true),
+    ] {
+        // The same weights on both devices, through a checkpoint.
+        let file = dir.join(format!("{name}.safetensors"));
+        let start = create_model_with(name, &options(), &Device::flex()).unwrap();
+        start.save_safetensors(&file).unwrap();
+        let step = |device: &Device| {
+            let model = create_model_with(name, &options(), device)
+                .unwrap()
+                .load_weights(&file)
+                .unwrap();
+            let x = crate::common::deterministic_input([2, 3, side, side], device);
+            let y = match model.forward(x).unwrap() {
+                gaze::Output::Logits(t) => t.flatten::<1>(0, 1),
+                gaze::Output::Mask(t) | gaze::Output::Image(t) => t.flatten::<1>(0, 3),
+                other => panic!("{name}: unexpected output {other:?}"),
+            };
+            // A loss that weighs every output differently, averaged (moderate gradients).
+            let n = y.dims()[0];
+            let weights: Vec<f32> = (0..n)
+                .map(|i| 1.0 + 0.5 * (i as f32 * 0.37).sin())
+                .collect();
+            let weights = Tensor::<1>::from_data(TensorData::new(weights, [n]), device);
+            let loss = (y * weights).sum().div_scalar(n as f64);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let model = SgdConfig::new().init().step(1.0, model, grads);
+            parameter_values(&model.valid())
+        };
+        let (ours, burns, before) = (step(&fast), step(&reference), parameter_values(&start));
+        assert_eq!(ours.len(), burns.len(), "{name}");
+        let norm =
+            |v: &mut dyn Iterator<Item = f32>| v.map(|x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        let mut worst = (0.0f64, 0);
+        for (i, ((ours, burns), before)) in ours.iter().zip(&burns).zip(&before).enumerate() {
+            let moved = norm(&mut ours.iter().zip(before).map(|(a, b)| a - b));
+            let differs = norm(&mut ours.iter().zip(burns).map(|(a, b)| a - b));
+            if smooth {
+                let diff = ours
+                    .iter()
+                    .zip(burns)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    diff <= 1e-4,
+                    "{name}: parameter {i} differs by {diff} after one step"
+                );
+            } else {
+                // Relative to how far the step moved the parameter, beyond an RMS of 1e-4
+                // (a convolution's bias before BatchNorm has a gradient of 0 up to rounding).
+                let relative = (differs - 1e-4 * (ours.len() as f64).sqrt()).max(0.0) / moved;
+                if relative > worst.0 {
+                    worst = (relative, i);
+                }
+            }
+        }
+        assert!(
+            worst.0 <= 3e-2,
+            "{name}: parameter {} steps differ by {:e} (relative)",
+            worst.1,
+            worst.0
+        );
+    }
+}

@@ -61,6 +61,7 @@ impl Backward<Flex, 1> for GeluBackward {
 mod tests {
     use super::*;
     use crate::conv::tests::random;
+    use crate::train::max_diff;
 
     /// Output and input gradient of `Σ gelu(x) · r` equal Burn's GELU (over ±6, where the
     /// tails matter).
@@ -81,7 +82,7 @@ mod tests {
         };
         let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
         for (name, a, b) in [("output", y, y_ref), ("gradient", dx, dx_ref)] {
-            let diff = (a - b).abs().max().into_scalar::<f32>();
+            let diff = max_diff(a, b);
             assert!(diff < 1e-5, "{name} differs by {diff}");
         }
         assert!(gelu(random([1, 1, 2, 2], 9, &Device::flex())).is_err());

@@ -308,6 +308,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
 mod tests {
     use super::*;
     use crate::conv::tests::random;
+    use crate::train::max_diff;
 
     /// Output and gradients of `Σ attention(q, k, v, bias) · r` for q, k, v and the bias equal
     /// Burn's attention: without a bias, with one bias for every image, and with a bias per
@@ -363,18 +364,17 @@ mod tests {
             };
             let (y, dq, dk, dv, dbias) = run(true);
             let (y_ref, dq_ref, dk_ref, dv_ref, dbias_ref) = run(false);
-            let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
             for (name, a, b) in [
                 ("output", y, y_ref),
                 ("q gradient", dq, dq_ref),
                 ("k gradient", dk, dk_ref),
                 ("v gradient", dv, dv_ref),
             ] {
-                let diff = diff(a, b);
+                let diff = max_diff(a, b);
                 assert!(diff < 1e-5, "case {i}: {name} differs by {diff}");
             }
             if let (Some(a), Some(b)) = (dbias, dbias_ref) {
-                let diff = diff(a, b);
+                let diff = max_diff(a, b);
                 assert!(diff < 1e-5, "case {i}: bias gradient differs by {diff}");
             }
         }

@@ -159,10 +159,10 @@ fn normalise(x: &[f32], stats: &Statistics, gamma: &[f32], beta: &[f32], shape: 
         .enumerate()
         .for_each(|(plane, (out, x))| {
             let c = plane % shape.channels;
-            let scale = gamma[c] * stats.inv_std[c];
-            let shift = beta[c] - stats.mean[c] * scale;
+            // Centred first: `v · scale + (β − μ · scale)` loses digits when |μ| ≫ σ.
+            let (mean, scale, shift) = (stats.mean[c], gamma[c] * stats.inv_std[c], beta[c]);
             for (o, &v) in out.iter_mut().zip(x) {
-                *o = v * scale + shift;
+                *o = (v - mean) * scale + shift;
             }
         });
     out
@@ -254,13 +254,9 @@ impl Backward<Flex, 3> for BatchNormBackward {
 mod tests {
     use super::*;
     use crate::conv::tests::random;
+    use crate::train::max_diff;
     use burn::module::Param;
     use burn::nn::BatchNormConfig;
-
-    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b).abs().max().into_scalar::<f32>()
-    }
 
     /// Output, gradients of `Σ bn(x) · r` for `x`, `γ`, `β`, and the running statistics after
     /// the step equal Burn's `BatchNorm` in training mode.

@@ -333,14 +333,10 @@ fn col2im_add(dcol: &[f32], dx: &mut [f32], g: &Geometry, rows: std::ops::Range<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::tests::random;
+    use crate::conv::tests::{conv_of, random};
     use crate::conv::Conv2dConfig;
+    use crate::train::max_diff;
     use burn::nn::PaddingConfig2d;
-
-    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b).abs().max().into_scalar::<f32>()
-    }
 
     /// The gradients of `Σ conv(x) · r` with respect to the input, weight and bias through
     /// this path equal those of Burn's `conv2d` on the same values.
@@ -365,16 +361,10 @@ mod tests {
             (1, 16, 4, 1, 5, 6, 3, 1, 1, [4, 4, 4, 4], false, true),
             (1, 300, 4, 1, 40, 80, 3, 1, 1, [1, 1, 1, 1], true, true),
         ];
-        for (i, (b, cin, cout, groups, h, w, k, s, d, [t, l, bo, r], bias, x_grad)) in
+        for (i, (b, cin, cout, groups, h, w, k, s, d, padding, bias, x_grad)) in
             cases.into_iter().enumerate()
         {
-            let conv = Conv2dConfig::new([cin, cout], [k, k])
-                .with_stride([s, s])
-                .with_dilation([d, d])
-                .with_groups(groups)
-                .with_padding(PaddingConfig2d::Explicit(t, l, bo, r))
-                .with_bias(bias)
-                .init(&device);
+            let conv = conv_of((cin, cout, groups, k, s, d, padding, bias), &device);
             let x = random([b, cin, h, w], 200 + i as u64, &device);
             let x = if x_grad { x.require_grad() } else { x };
             let ours = forward(&conv, x.clone()).unwrap_or_else(|_| panic!("case {i} taken"));

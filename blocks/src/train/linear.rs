@@ -176,6 +176,7 @@ mod tests {
     use super::*;
     use crate::conv::tests::random;
     use crate::linear::LinearConfig;
+    use crate::train::max_diff;
     use burn::nn::LinearLayout;
 
     /// Output and gradients of `Σ linear(x) · r` for the input, weight and bias equal Burn's
@@ -220,13 +221,11 @@ mod tests {
             };
             let (y, dx, dw, db) = run(true);
             let (y_ref, dx_ref, dw_ref, db_ref) = run(false);
-            let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
-            let diff2 = |a: Tensor<2>, b: Tensor<2>| (a - b).abs().max().into_scalar::<f32>();
-            assert!(diff(y, y_ref) < 1e-5, "case {i} output");
-            assert!(diff(dx, dx_ref) < 1e-4, "case {i} input gradient");
-            assert!(diff2(dw, dw_ref) < 1e-4, "case {i} weight gradient");
+            assert!(max_diff(y, y_ref) < 1e-5, "case {i} output");
+            assert!(max_diff(dx, dx_ref) < 1e-4, "case {i} input gradient");
+            assert!(max_diff(dw, dw_ref) < 1e-4, "case {i} weight gradient");
             if let (Some(db), Some(db_ref)) = (db, db_ref) {
-                let d = (db - db_ref).abs().max().into_scalar::<f32>();
+                let d = max_diff(db, db_ref);
                 assert!(d < 1e-4, "case {i} bias gradient {d}");
             }
         }

@@ -84,3 +84,10 @@ where
     };
     Tensor::from_primitive::<AutodiffFlex>(output)
 }
+
+/// The largest absolute difference of two tensors of one shape.
+#[cfg(test)]
+pub(crate) fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b).abs().max().into_scalar::<f32>()
+}
