@@ -835,6 +835,21 @@ pub(crate) mod im2col {
         unsafe { assume_init(out) }
     }
 
+    /// The output columns `first..last` whose input column `x·sw + j·dw − pw` for kernel
+    /// column `j` lies inside the map.
+    pub(crate) fn inside_columns(g: &Geometry, j: usize) -> (usize, usize) {
+        let ([sw, dw, pw], (width, out_w)) =
+            ([g.stride[1], g.dilation[1], g.pad[1]], (g.width, g.out[1]));
+        let offset = j * dw;
+        let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
+        let last = if width + pw > offset {
+            ((width + pw - offset - 1) / sw + 1).min(out_w)
+        } else {
+            0
+        };
+        (first, last.max(first))
+    }
+
     /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
     /// map) for the output rows `rows`, rows of `col` in parallel.
     pub(crate) fn fill_columns(
@@ -854,15 +869,8 @@ pub(crate) mod im2col {
         let fill_row = |(r, dst): (usize, &mut [MaybeUninit<f32>])| {
             let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
             let channel = &input[ci * height * width..][..height * width];
-            // Output columns x whose input column x·sw + j·dw − pw lies inside the map.
+            let (first, last) = inside_columns(g, j);
             let offset = j * dw;
-            let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
-            let last = if width + pw > offset {
-                ((width + pw - offset - 1) / sw + 1).min(out_w)
-            } else {
-                0
-            }
-            .max(first);
             for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
                 let iy = (y * sh + i * dh) as isize - ph as isize;
                 if iy < 0 || iy >= height as isize {

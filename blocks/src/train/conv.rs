@@ -28,7 +28,9 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::conv::im2col::{fill_columns, Geometry, COLUMN_BUDGET, PARALLEL_MIN_WORK};
+use crate::conv::im2col::{
+    fill_columns, inside_columns, Geometry, COLUMN_BUDGET, PARALLEL_MIN_WORK,
+};
 use crate::conv::Conv2d;
 use crate::cpu_kernels::{matmul, unwritten, Strided};
 
@@ -292,15 +294,8 @@ fn col2im_add(dcol: &[f32], dx: &mut [f32], g: &Geometry, rows: std::ops::Range<
     let add_channel = |(dcol, dx): (&[f32], &mut [f32])| {
         for (r, dcol) in dcol.chunks(n).enumerate() {
             let (i, j) = (r / kw, r % kw);
-            // Output columns x whose input column x·sw + j·dw − pw lies inside the map.
+            let (first, last) = inside_columns(g, j);
             let offset = j * dw;
-            let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
-            let last = if width + pw > offset {
-                ((width + pw - offset - 1) / sw + 1).min(out_w)
-            } else {
-                0
-            }
-            .max(first);
             if first == last {
                 continue;
             }
