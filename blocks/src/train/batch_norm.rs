@@ -25,7 +25,7 @@ use burn::nn::BatchNorm;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::{autodiff_primitive, flex_tensor, host, record};
+use super::{autodiff_primitive, flex_tensor, host, record, sum_and_centred_dot, vectorised};
 
 /// `bn(x)` in training mode (batch statistics, running statistics updated) recorded with
 /// [`BatchNormBackward`] when `x` and the affine parameters are f32 tensors of the autodiff
@@ -129,16 +129,22 @@ fn statistics(x: &[f32], shape: Shape, epsilon: f64) -> Statistics {
     let per_channel: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = shape
-                .runs(x, c)
-                .map(|run| run.iter().map(|&v| v as f64).sum::<f64>())
-                .sum();
-            let mean = sum / shape.count();
-            let squares: f64 = shape
-                .runs(x, c)
-                .map(|run| run.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
-                .sum();
-            (mean, squares / shape.count())
+            vectorised(|| {
+                // Two passes: Σ x, then Σ (x − μ)² around the mean rounded to f32 (the
+                // rounding adds n·(μ − μ₃₂)² to the sum, taken off again).
+                let sum: f64 = shape
+                    .runs(x, c)
+                    .map(|run| sum_and_centred_dot(run, run, 0.0).0)
+                    .sum();
+                let mean = sum / shape.count();
+                let rounded = mean as f32;
+                let squares: f64 = shape
+                    .runs(x, c)
+                    .map(|run| centred_squares(run, rounded))
+                    .sum::<f64>()
+                    - shape.count() * (mean - rounded as f64).powi(2);
+                (mean, squares.max(0.0) / shape.count())
+            })
         })
         .collect();
     Statistics {
@@ -151,6 +157,22 @@ fn statistics(x: &[f32], shape: Shape, epsilon: f64) -> Statistics {
     }
 }
 
+/// `Σ (x − m)²` in 16 f32 lanes (vectorised), the lanes then added in f64.
+#[inline(always)]
+fn centred_squares(x: &[f32], m: f32) -> f64 {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += (v - m) * (v - m);
+        }
+    }
+    let tail: f64 = rest.iter().map(|&v| ((v - m) as f64).powi(2)).sum();
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
 /// `γ · (x − μ) / √(σ² + ε) + β`, planes in parallel.
 fn normalise(x: &[f32], stats: &Statistics, gamma: &[f32], beta: &[f32], shape: Shape) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
@@ -161,9 +183,11 @@ fn normalise(x: &[f32], stats: &Statistics, gamma: &[f32], beta: &[f32], shape: 
             let c = plane % shape.channels;
             // Centred first: `v · scale + (β − μ · scale)` loses digits when |μ| ≫ σ.
             let (mean, scale, shift) = (stats.mean[c], gamma[c] * stats.inv_std[c], beta[c]);
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (v - mean) * scale + shift;
-            }
+            vectorised(|| {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = (v - mean) * scale + shift;
+                }
+            })
         });
     out
 }
@@ -203,16 +227,16 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let sums: Vec<(f64, f64)> = (0..shape.channels)
             .into_par_iter()
             .map(|c| {
-                let (m, s) = (mean[c] as f64, inv_std[c] as f64);
-                shape
-                    .runs(dy, c)
-                    .zip(shape.runs(x, c))
-                    .fold((0.0, 0.0), |(sum, dot), (dy, x)| {
-                        let (a, b) = dy.iter().zip(x).fold((0.0, 0.0), |(a, b), (&g, &v)| {
-                            (a + g as f64, b + g as f64 * (v as f64 - m) * s)
-                        });
-                        (sum + a, dot + b)
-                    })
+                vectorised(|| {
+                    let (sum, dot) = shape.runs(dy, c).zip(shape.runs(x, c)).fold(
+                        (0.0, 0.0),
+                        |(sum, dot), (dy, x)| {
+                            let (a, b) = sum_and_centred_dot(dy, x, mean[c]);
+                            (sum + a, dot + b)
+                        },
+                    );
+                    (sum, dot * inv_std[c] as f64)
+                })
             })
             .collect();
         let [node_x, node_gamma, node_beta] = &ops.parents;
@@ -231,10 +255,12 @@ impl Backward<Flex, 3> for BatchNormBackward {
                     let scale = gamma[c] * s;
                     let mean_dy = (sum / count) as f32;
                     let mean_dot = (dot / count) as f32;
-                    for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-                        let normalised = (v - mean[c]) * s;
-                        *d = scale * (g - mean_dy - normalised * mean_dot);
-                    }
+                    vectorised(|| {
+                        for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                            let normalised = (v - mean[c]) * s;
+                            *d = scale * (g - mean_dy - normalised * mean_dot);
+                        }
+                    })
                 });
             grads.register::<Flex>(node.id, flex_tensor(dx, dims));
         }

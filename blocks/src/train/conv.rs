@@ -34,7 +34,7 @@ use crate::conv::im2col::{
 use crate::conv::Conv2d;
 use crate::cpu_kernels::{matmul, unwritten, Strided};
 
-use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record};
+use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record, vectorised};
 
 /// `conv(input)` recorded with [`ConvBackward`] when `input` and the parameters are f32
 /// tensors of the autodiff flex device and the im2col path takes the geometry; otherwise the
@@ -307,9 +307,11 @@ fn col2im_add(dcol: &[f32], dx: &mut [f32], g: &Geometry, rows: std::ops::Range<
                 let dst = &mut dx[iy as usize * width..][..width];
                 let x0 = first * sw + offset - pw;
                 if sw == 1 {
-                    for (d, s) in dst[x0..].iter_mut().zip(&src[first..last]) {
-                        *d += s;
-                    }
+                    vectorised(|| {
+                        for (d, s) in dst[x0..].iter_mut().zip(&src[first..last]) {
+                            *d += s;
+                        }
+                    })
                 } else {
                     for (d, s) in dst[x0..].iter_mut().step_by(sw).zip(&src[first..last]) {
                         *d += s;

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::cpu_kernels::{matmul, Strided};
 use crate::linear::{gemm_linear, Linear, PARALLEL_MIN_WORK};
 
-use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record};
+use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record, vectorised};
 
 /// `linear(input)` recorded with [`LinearBackward`] when the input and parameters are f32
 /// tensors of the autodiff flex device (and the sizes agree: otherwise Burn's op reports
@@ -162,11 +162,13 @@ fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
     sums.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(block, sums)| {
-            for row in values.chunks_exact(width.max(1)) {
-                for (s, v) in sums.iter_mut().zip(&row[block * BLOCK..]) {
-                    *s += v;
+            vectorised(|| {
+                for row in values.chunks_exact(width.max(1)) {
+                    for (s, v) in sums.iter_mut().zip(&row[block * BLOCK..]) {
+                        *s += v;
+                    }
                 }
-            }
+            })
         });
     sums
 }
