@@ -299,12 +299,14 @@ fn parameter_values(model: &gaze::Model) -> Vec<Vec<f32>> {
 /// weights. The ViT (smooth activations) to ≤ 1e-4 everywhere. The CNNs have kinks: where a
 /// pre-activation lies within rounding of 0 or two max-pool inputs within rounding of each
 /// other, the two float implementations can route one gradient differently, and BatchNorm's
-/// batch means spread that over its channel (twelve random initialisations: the step of each
-/// parameter tensor differed by ≤ 3e-5 of its length, or in some by up to 2.5e-2); so each
-/// tensor's step is held to 0.1 of its length (beyond an RMS of 1e-4) — a wrong or missing
-/// gradient is off by about 1. Each op is held to ≤ 1e-4 against Burn's in its own unit test. Swin cannot be compared so (Burn's attention does not
-/// broadcast its per-window bias); `window_attention`'s unit test checks it against the
-/// explicit formulation.
+/// batch means spread that over its channel. Over some twenty random initialisations the step
+/// of a parameter tensor differed by ≤ 3e-5 of its length, or, in the first convolution of
+/// some, by up to 5e-2 (7.7e-3 over the whole model). So each tensor's step is held to 0.25
+/// of its length (beyond an RMS of 1e-4) and the whole step to 5e-2: a wrong or missing
+/// gradient is off by about 1 (a BatchNorm γ gradient 1.5× too large: 0.33). Each op is held
+/// to ≤ 1e-4 against Burn's in its own unit test. Swin cannot be compared so (Burn's attention
+/// does not broadcast its per-window bias); `window_attention`'s unit test checks it against
+/// the explicit formulation.
 #[test]
 fn training_paths_give_burns_gradients_for_whole_models() {
     use burn::optim::{GradientsParams, SgdConfig};
@@ -348,9 +350,12 @@ fn training_paths_give_burns_gradients_for_whole_models() {
         let norm =
             |v: &mut dyn Iterator<Item = f32>| v.map(|x| (x as f64).powi(2)).sum::<f64>().sqrt();
         let mut worst = (0.0f64, 0);
+        let (mut all_moved, mut all_differ) = (0.0f64, 0.0f64);
         for (i, ((ours, burns), before)) in ours.iter().zip(&burns).zip(&before).enumerate() {
             let moved = norm(&mut ours.iter().zip(before).map(|(a, b)| a - b));
             let differs = norm(&mut ours.iter().zip(burns).map(|(a, b)| a - b));
+            all_moved += moved * moved;
+            all_differ += differs * differs;
             if smooth {
                 let diff = ours
                     .iter()
@@ -370,8 +375,13 @@ fn training_paths_give_burns_gradients_for_whole_models() {
                 }
             }
         }
+        let overall = (all_differ / all_moved).sqrt();
         assert!(
-            worst.0 <= 3e-2,
+            overall <= 5e-2,
+            "{name}: the steps differ by {overall:e} (relative)"
+        );
+        assert!(
+            worst.0 <= 0.25,
             "{name}: parameter {} steps differ by {:e} (relative)",
             worst.1,
             worst.0
