@@ -737,16 +737,8 @@ pub(crate) mod im2col {
                 values.fill(MaybeUninit::new(bias[channel % cout]));
             }
         }
-        // A 1×1 stride-1 unpadded convolution multiplies the map itself.
-        let pointwise = [kh, kw] == [1, 1]
-            && g.stride == [1, 1]
-            && g.pad == [0, 0]
-            && [out_h, out_w] == [height, width];
-        let band_rows = if pointwise {
-            out_h
-        } else {
-            (COLUMN_BUDGET / (depth * out_w).max(1)).clamp(1, out_h)
-        };
+        let pointwise = g.pointwise();
+        let band_rows = g.band_rows(depth);
         let col_len = if pointwise {
             0
         } else {
@@ -835,19 +827,42 @@ pub(crate) mod im2col {
         unsafe { assume_init(out) }
     }
 
-    /// The output columns `first..last` whose input column `x·sw + j·dw − pw` for kernel
-    /// column `j` lies inside the map.
-    pub(crate) fn inside_columns(g: &Geometry, j: usize) -> (usize, usize) {
-        let ([sw, dw, pw], (width, out_w)) =
-            ([g.stride[1], g.dilation[1], g.pad[1]], (g.width, g.out[1]));
-        let offset = j * dw;
-        let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
-        let last = if width + pw > offset {
-            ((width + pw - offset - 1) / sw + 1).min(out_w)
-        } else {
-            0
-        };
-        (first, last.max(first))
+    impl Geometry {
+        /// Whether the convolution multiplies the map itself (1×1, stride 1, no padding): its
+        /// columns are the map, no buffer.
+        pub(crate) fn pointwise(&self) -> bool {
+            self.kernel == [1, 1]
+                && self.stride == [1, 1]
+                && self.pad == [0, 0]
+                && self.out == [self.height, self.width]
+        }
+
+        /// Output rows per band: a band's column buffer (`depth` rows) holds at most
+        /// `COLUMN_BUDGET` values; a pointwise convolution takes the map in one band.
+        pub(crate) fn band_rows(&self, depth: usize) -> usize {
+            if self.pointwise() {
+                self.out[0]
+            } else {
+                (COLUMN_BUDGET / (depth * self.out[1]).max(1)).clamp(1, self.out[0])
+            }
+        }
+
+        /// For kernel column `j`: the output columns `first..last` whose input column
+        /// `x·sw + j·dw − pw` lies inside the map, and the input column of `first` (meaningful
+        /// when `first < last`).
+        pub(crate) fn inside_columns(&self, j: usize) -> (usize, usize, usize) {
+            let [sw, dw, pw] = [self.stride[1], self.dilation[1], self.pad[1]];
+            let (width, out_w) = (self.width, self.out[1]);
+            let offset = j * dw;
+            let first = pw.saturating_sub(offset).div_ceil(sw).min(out_w);
+            let last = if width + pw > offset {
+                ((width + pw - offset - 1) / sw + 1).min(out_w)
+            } else {
+                0
+            }
+            .max(first);
+            (first, last, (first * sw + offset).saturating_sub(pw))
+        }
     }
 
     /// `col[(ci, i, j), (y − y0, x)] = input[ci, y·s + i·d − p, x·s + j·d − p]` (0 outside the
@@ -861,16 +876,14 @@ pub(crate) mod im2col {
     ) {
         let [kh, kw] = g.kernel;
         let [sh, sw] = g.stride;
-        let [dh, dw] = g.dilation;
-        let [ph, pw] = g.pad;
+        let (dh, ph) = (g.dilation[0], g.pad[0]);
         let (height, width, out_w) = (g.height, g.width, g.out[1]);
         let n = rows.len() * out_w;
         let zero = MaybeUninit::new(0.0);
         let fill_row = |(r, dst): (usize, &mut [MaybeUninit<f32>])| {
             let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
             let channel = &input[ci * height * width..][..height * width];
-            let (first, last) = inside_columns(g, j);
-            let offset = j * dw;
+            let (first, last, x0) = g.inside_columns(j);
             for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
                 let iy = (y * sh + i * dh) as isize - ph as isize;
                 if iy < 0 || iy >= height as isize {
@@ -883,7 +896,6 @@ pub(crate) mod im2col {
                 if first == last {
                     continue;
                 }
-                let x0 = first * sw + offset - pw;
                 // Inline loops, not `copy_from_slice`: the runs are short (a ResNet's 56, 28,
                 // 14 or 7 pixels) and a `memmove` call per run was 5% of a batch's time.
                 let dst = &mut dst[first..last];

@@ -28,9 +28,7 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::conv::im2col::{
-    fill_columns, inside_columns, Geometry, COLUMN_BUDGET, PARALLEL_MIN_WORK,
-};
+use crate::conv::im2col::{fill_columns, Geometry, PARALLEL_MIN_WORK};
 use crate::conv::Conv2d;
 use crate::cpu_kernels::{matmul, unwritten, Strided};
 
@@ -101,33 +99,24 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
         } = ops.state;
         let (grad, x, weight) = (host(&grad), host(&x), host(&weight));
         let [kh, kw] = g.kernel;
-        let tensor = flex_tensor;
         if let Some(node) = &ops.parents[0] {
             let dx = input_grad(grad.values(), weight.values(), &g);
-            grads.register::<Flex>(node.id, tensor(dx, vec![g.batch, g.cin, g.height, g.width]));
+            grads.register::<Flex>(
+                node.id,
+                flex_tensor(dx, vec![g.batch, g.cin, g.height, g.width]),
+            );
         }
         if let Some(node) = &ops.parents[1] {
             let dw = weight_grad(grad.values(), x.values(), &g);
             let shape = vec![g.cout, g.cin / g.groups, kh, kw];
-            grads.register::<Flex>(node.id, tensor(dw, shape));
+            grads.register::<Flex>(node.id, flex_tensor(dw, shape));
         }
         if let Some(Some(node)) = ops.parents.get(2) {
-            grads.register::<Flex>(node.id, tensor(bias_grad(grad.values(), &g), vec![g.cout]));
+            grads.register::<Flex>(
+                node.id,
+                flex_tensor(bias_grad(grad.values(), &g), vec![g.cout]),
+            );
         }
-    }
-}
-
-/// Whether the convolution multiplies the map itself (1×1, stride 1, no padding).
-fn pointwise(g: &Geometry) -> bool {
-    g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] && g.out == [g.height, g.width]
-}
-
-/// Output rows per band: the column buffer of a band holds at most `COLUMN_BUDGET` values.
-fn band_rows(g: &Geometry, depth: usize) -> usize {
-    if pointwise(g) {
-        g.out[0]
-    } else {
-        (COLUMN_BUDGET / (depth * g.out[1]).max(1)).clamp(1, g.out[0])
     }
 }
 
@@ -157,9 +146,9 @@ fn weight_grad(dy: &[f32], x: &[f32], g: &Geometry) -> Vec<f32> {
     let depth = cig * kh * kw;
     let plane = g.out[0] * g.out[1];
     let out_w = g.out[1];
-    let rows_per_band = band_rows(g, depth);
+    let rows_per_band = g.band_rows(depth);
     let mut dw = vec![0.0f32; g.cout * depth];
-    let mut col = unwritten(if pointwise(g) {
+    let mut col = unwritten(if g.pointwise() {
         0
     } else {
         depth * rows_per_band * out_w
@@ -174,7 +163,7 @@ fn weight_grad(dy: &[f32], x: &[f32], g: &Geometry) -> Vec<f32> {
                 let rows = rows_per_band.min(g.out[0] - y0);
                 let n = rows * out_w;
                 // The band's columns, `depth × n` (the product reads them transposed).
-                let columns = if pointwise(g) {
+                let columns = if g.pointwise() {
                     Strided {
                         ptr: input.as_ptr(),
                         rs: g.height as isize * g.width as isize,
@@ -223,7 +212,7 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
     let plane = g.out[0] * g.out[1];
     let map = g.height * g.width;
     let out_w = g.out[1];
-    let rows_per_band = band_rows(g, depth);
+    let rows_per_band = g.band_rows(depth);
     let mut dx = vec![0.0f32; g.batch * g.cin * map];
     let mut dcol = vec![0.0f32; depth * rows_per_band * out_w];
     for b in 0..g.batch {
@@ -245,7 +234,7 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
                     cs: 1,
                 };
                 let threaded = depth * n * cog >= PARALLEL_MIN_WORK;
-                if pointwise(g) {
+                if g.pointwise() {
                     // SAFETY: dx is `cig × map` row-major (depth = cig, n = map); the weight
                     // `cog × depth` read transposed; the gradient `cog × n`; in bounds.
                     unsafe {
@@ -287,15 +276,13 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
 fn col2im_add(dcol: &[f32], dx: &mut [f32], g: &Geometry, rows: std::ops::Range<usize>) {
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
-    let [dh, dw] = g.dilation;
-    let [ph, pw] = g.pad;
+    let (dh, ph) = (g.dilation[0], g.pad[0]);
     let (height, width, out_w) = (g.height, g.width, g.out[1]);
     let n = rows.len() * out_w;
     let add_channel = |(dcol, dx): (&[f32], &mut [f32])| {
         for (r, dcol) in dcol.chunks(n).enumerate() {
             let (i, j) = (r / kw, r % kw);
-            let (first, last) = inside_columns(g, j);
-            let offset = j * dw;
+            let (first, last, x0) = g.inside_columns(j);
             if first == last {
                 continue;
             }
@@ -305,7 +292,6 @@ fn col2im_add(dcol: &[f32], dx: &mut [f32], g: &Geometry, rows: std::ops::Range<
                     continue;
                 }
                 let dst = &mut dx[iy as usize * width..][..width];
-                let x0 = first * sw + offset - pw;
                 if sw == 1 {
                     vectorised(|| {
                         for (d, s) in dst[x0..].iter_mut().zip(&src[first..last]) {
