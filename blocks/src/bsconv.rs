@@ -64,9 +64,7 @@ impl Pointwise {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Pointwise::Conv(conv) => conv.forward(x),
-            Pointwise::Linear(linear) => linear
-                .forward(x.permute([0, 2, 3, 1]))
-                .permute([0, 3, 1, 2]),
+            Pointwise::Linear(linear) => linear.forward_channels(x),
         }
     }
 }

@@ -80,6 +80,32 @@ impl Linear {
 }
 
 impl Linear {
+    /// The layer over the channels of a map, `[N, C_in, H, W] → [N, C_out, H, W]`: PyTorch's
+    /// `linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)` (BSRN-S writes its 1×1 layers so).
+    /// On the flex CPU device each image is one `gemm`, `Wᵀ · X` on its `[C_in, H·W]` plane,
+    /// read and written in NCHW: no channels-last copies (the two permutes cost BSRN-S more
+    /// than its products).
+    pub fn forward_channels(&self, input: Tensor<4>) -> Tensor<4> {
+        if !on_plain_flex(&input) {
+            return self
+                .forward(input.permute([0, 2, 3, 1]))
+                .permute([0, 3, 1, 2]);
+        }
+        let device = input.device();
+        let [n, c, h, w] = input.dims();
+        let d_output = self.weight.dims()[1];
+        let input = HostView::new(input).expect("flex f32 (checked above)");
+        let bias = self.bias.as_ref().map(|b| b.val());
+        let out = gemm_linear_values(
+            input.values(),
+            [n * h * w, c],
+            self.weight.val(),
+            bias,
+            Planes::Both(h * w),
+        );
+        Tensor::from_data(TensorData::new(out, [n, d_output, h, w]), &device)
+    }
+
     /// [`forward`](Self::forward)'s output on the flex CPU device transposed in groups of
     /// `group` consecutive input rows: `[rows / group, d_output, group]` row-major, so that
     /// every output feature of a group is one run of `group` values (for a map `[B, H, W, C]`
@@ -145,6 +171,8 @@ enum Planes {
     None,
     Input(usize),
     Output(usize),
+    /// Both: `[rows / group, d, group]` in and out (an NCHW map, `group = H·W`).
+    Both(usize),
 }
 
 /// [`Linear::forward`] on flex's buffers: the input made contiguous (a free view when it is).
@@ -181,7 +209,7 @@ fn gemm_linear_values(
     assert_eq!(input.len(), rows * d_input, "Linear: input size");
     let group = match planes {
         Planes::None => None,
-        Planes::Input(group) | Planes::Output(group) => {
+        Planes::Input(group) | Planes::Output(group) | Planes::Both(group) => {
             assert!(
                 group > 0 && rows % group == 0,
                 "Linear: {rows} rows in groups of {group}"
@@ -204,7 +232,7 @@ fn gemm_linear_values(
     let fill_bias = |block: &mut [MaybeUninit<f32>]| {
         let Some(bias) = &bias else { return };
         match planes {
-            Planes::Output(group) => {
+            Planes::Output(group) | Planes::Both(group) => {
                 for (plane, &b) in block.chunks_mut(group).zip(bias.values().iter().cycle()) {
                     plane.fill(MaybeUninit::new(b));
                 }
@@ -296,18 +324,29 @@ fn gemm_linear_values(
                         rows_of(d_input).transposed(),
                         threaded,
                     ),
+                    Planes::Both(_) => matmul(
+                        [d_output, group, d_input],
+                        dst,
+                        group,
+                        bias.is_some(),
+                        w.transposed(),
+                        rows_of(group),
+                        threaded,
+                    ),
                 }
             }
         };
         match group {
             None => product(0, rows, threaded),
-            Some(group) if threaded => {
+            // Groups in parallel when there are enough of them to fill the pool, else each
+            // group's product threaded (an NCHW map of one image is one group).
+            Some(group) if threaded && rows / group >= rayon::current_num_threads() => {
                 use rayon::prelude::*;
                 (0..rows / group)
                     .into_par_iter()
                     .for_each(|g| product(g, group, false));
             }
-            Some(group) => (0..rows / group).for_each(|g| product(g, group, false)),
+            Some(group) => (0..rows / group).for_each(|g| product(g, group, threaded)),
         }
     }
     // SAFETY: every value was written above.
@@ -384,6 +423,38 @@ mod tests {
                 .unwrap();
             let d = max_abs_diff(&got, &want);
             assert!(d < 1e-5, "planes in: max diff {d}");
+        }
+    }
+
+    /// `forward_channels` is the permute–forward–permute it replaces (both weight layouts,
+    /// with and without bias; one image with a threaded product, batches over the pool, a
+    /// product too small to thread, a non-contiguous input).
+    #[test]
+    fn forward_channels_is_linear_over_the_channel_axis() {
+        let device = Device::flex();
+        for (layout, bias, [n, c, h, w], transposed) in [
+            (LinearLayout::Row, true, [1, 48, 40, 36], false),
+            (LinearLayout::Col, false, [3, 48, 17, 20], false),
+            (LinearLayout::Col, true, [2, 5, 3, 4], false),
+            (LinearLayout::Row, true, [2, 12, 9, 11], true),
+        ] {
+            let layer = LinearConfig::new(c, 29)
+                .with_bias(bias)
+                .with_layout(layout)
+                .init(&device);
+            let x = if transposed {
+                Tensor::<4>::random([n, c, w, h], burn::tensor::Distribution::Default, &device)
+                    .swap_dims(2, 3)
+            } else {
+                Tensor::<4>::random([n, c, h, w], burn::tensor::Distribution::Default, &device)
+            };
+            let want = layer
+                .forward(x.clone().permute([0, 2, 3, 1]))
+                .permute([0, 3, 1, 2]);
+            let got = layer.forward_channels(x);
+            assert_eq!(got.dims(), [n, 29, h, w]);
+            let d = (got - want).abs().max().into_scalar::<f32>();
+            assert!(d < 1e-5, "{n}×{c}×{h}×{w}: max diff {d}");
         }
     }
 }
