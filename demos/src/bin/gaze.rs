@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gaze_demos::cli;
 
+/// mimalloc, not glibc's malloc: a batch of SR maps allocates tensors above glibc's 32 MiB
+/// mmap ceiling, which glibc maps and unmaps on every allocation (vapsr_x4 at batch 8 spent
+/// 32 s in the kernel for 17 s of user time); mimalloc keeps and reuses them (README,
+/// Benchmarks). A library user picks their own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A vision attention-model zoo on Burn.
 #[derive(Debug, Parser)]
 #[command(name = "gaze", version, about)]
