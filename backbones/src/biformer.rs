@@ -36,7 +36,7 @@
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::module::Param;
-use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use gaze_blocks::bi_routing_attention::{
@@ -44,6 +44,7 @@ use gaze_blocks::bi_routing_attention::{
 };
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
 use gaze_blocks::cpu_kernels::gelu;
+use gaze_blocks::layer_norm::{LayerNorm, LayerNormConfig};
 use gaze_blocks::layers::{ConvNormAct, ConvNormActConfig};
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::vit_attention::{TokenMlp, TokenMlpConfig};

@@ -35,12 +35,12 @@ use crate::family::Family;
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::conv::Conv2d;
 use gaze_blocks::hab::{hat_attn_mask, Hab, HabConfig, HAT_LN_EPS};
+use gaze_blocks::layer_norm::{LayerNorm, LayerNormConfig};
 use gaze_blocks::layers::conv_same;
 use gaze_blocks::ocab::{Ocab, OcabConfig};
 use gaze_heads::{Upsampler, UpsamplerConfig};

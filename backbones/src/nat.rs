@@ -35,9 +35,10 @@ use crate::model::InputSize;
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig2d};
+use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
+use gaze_blocks::layer_norm::{LayerNorm, LayerNormConfig};
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::neighborhood_attention::{
     rpb_index, NeighborhoodAttention, NeighborhoodAttentionConfig,

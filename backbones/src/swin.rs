@@ -34,10 +34,10 @@
 #[allow(unused_imports)]
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
+use gaze_blocks::layer_norm::{LayerNorm, LayerNormConfig};
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::{SwinBlock, SwinBlockConfig};
 use gaze_weights::KeyMap;

@@ -49,10 +49,11 @@
 //! stage's blocks mirrored into decoder level `3 − i` (`layers.X.blocks` → `layers_up.(3−X)`),
 //! from the Microsoft layout or timm's (patch merging at the start of the next stage).
 
-use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig2d};
+use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
+use gaze_blocks::layer_norm::{LayerNorm, LayerNormConfig};
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::{CrossTransformer, CrossTransformerConfig, SwinBlock, SwinBlockConfig};
 use gaze_weights::KeyMap;

@@ -11,9 +11,9 @@
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use gaze_blocks::conv::{Conv2d, Conv2dConfig};
+use gaze_blocks::layer_norm::{LayerNorm, LayerNormConfig};
 use gaze_blocks::linear::{Linear, LinearConfig};
 use gaze_blocks::{VitBlock, VitBlockConfig};
 use gaze_weights::KeyMap;

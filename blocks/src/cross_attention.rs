@@ -23,8 +23,8 @@
 //! `layers.{l}.{j}.fn.fn.to_q`, `…fn.fn.to_kv`, `…fn.fn.to_out.0` (gaze: `…attn.to_q`, …)
 //! (`j` = 0: `a` attends to `b`, 1: `b` attends to `a`).
 
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 use crate::linear::{Linear, LinearConfig};
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;

@@ -55,7 +55,7 @@
 
 use crate::conv::Conv2d;
 use crate::cpu_kernels::gelu;
-use burn::nn::{LayerNorm, LayerNormConfig};
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::layers::conv_same;

@@ -62,6 +62,7 @@ pub mod hab;
 pub mod halo_attention;
 pub mod han;
 pub mod imdb;
+pub mod layer_norm;
 pub mod layers;
 pub mod levit_attention;
 pub mod linear;

@@ -40,9 +40,9 @@
 //! assert_eq!(ocab.forward(x).dims(), [1, 8, 12, 12]);
 //! ```
 
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::{AttentionModuleOptions, PadMode};

@@ -34,7 +34,8 @@
 //! ```
 
 use crate::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, PaddingConfig2d};
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
+use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 
 use crate::layers::{conv_same, Activation};
@@ -174,9 +175,9 @@ impl Vab {
 }
 
 /// A LayerNorm over the channels of every pixel of an NCHW map (VapSR's pixel normalization;
-/// timm's `LayerNorm2d`): permuted to NHWC, normalised over the last axis, permuted back.
+/// timm's `LayerNorm2d`): [`LayerNorm::forward_channels`].
 pub fn pixel_norm(norm: &LayerNorm, x: Tensor<4>) -> Tensor<4> {
-    norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+    norm.forward_channels(x)
 }
 
 #[cfg(test)]

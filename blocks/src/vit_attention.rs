@@ -34,9 +34,9 @@
 //! Not carried over: dropout / drop-path (identity in eval), timm's `scale_norm`, `gated`,
 //! `dim_out`, `attn_mask` / `is_causal` arguments, and the dimension-scaled CB_S variant.
 
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::cpu_kernels;

@@ -40,11 +40,11 @@
 //! save them; both are recomputed here, so load with `gaze_weights::keymaps::swin()`, which
 //! ignores those keys.
 
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 use crate::layers::{index_buffer, merge_heads, split_qkv};
 pub use crate::layers::{window_partition, window_reverse};
 use crate::linear::{Linear, LinearConfig};
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::cpu_kernels;

@@ -15,6 +15,7 @@ pub(crate) mod activation;
 pub(crate) mod attention;
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
+pub(crate) mod layer_norm;
 pub(crate) mod linear;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
