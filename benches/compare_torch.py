@@ -1,7 +1,7 @@
 """gaze vs PyTorch eager on the same CPU, in one run: the README's performance table.
 
     /work/venv/bin/python benches/compare_torch.py [--models a,b,...] [--threads 2] [--batch 8]
-        [--gaze PATH] [--out FILE.md]
+        [--size H W] [--gaze PATH] [--out FILE.md]
 
 For each model, `gaze bench --csv` (random weights, fp32) runs first, then the PyTorch model
 of the same architecture (timm for classifiers; the official PAN / SR code through the repo's
@@ -115,8 +115,9 @@ def train_step_torch(name, h, w, batch, runs=3, warmup=2):
     return median_ms(step, runs)
 
 
-def bench_gaze(gaze, name, threads, batch, train):
+def bench_gaze(gaze, name, threads, batch, train, size=None):
     out = subprocess.run([gaze, "bench", "--csv", "--models", name, "--threads", str(threads), "--batch", str(batch)]
+                         + (["--size", str(size[0]), str(size[1])] if size else [])
                          + (["--train"] if train else []), capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"gaze bench {name}: {out.stderr.strip()}")
@@ -156,6 +157,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--gaze", default=GAZE)
     ap.add_argument("--out")
+    ap.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+                    help="input size for every model (default: each model's own, as gaze bench picks it)")
     ap.add_argument("--train", default="resnet50,vit_tiny_patch16_224",
                     help="models whose training step (forward + backward at --batch) is timed too ('' for none)")
     ap.add_argument("--one", nargs=3, metavar=("MODEL", "H", "W"), help=argparse.SUPPRESS)
@@ -176,7 +179,7 @@ def main():
             print(f"{name}: no PyTorch model of this architecture (not in timm, not an official SR "
                   "network), skipped", file=sys.stderr, flush=True)
             continue
-        g = bench_gaze(args.gaze, name, args.threads, args.batch, name in train)
+        g = bench_gaze(args.gaze, name, args.threads, args.batch, name in train, args.size)
         t = bench_torch_in_child(name, g["h"], g["w"], args.batch, args.threads, name in train)
         assert g["params"] == t["params"], f"{name}: gaze has {g['params']} parameters, PyTorch {t['params']}"
         rows.append((name, g, t))

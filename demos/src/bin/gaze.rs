@@ -5,12 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gaze_demos::cli;
 
-/// mimalloc, not glibc's malloc: a batch of SR maps allocates tensors above glibc's 32 MiB
-/// mmap ceiling, which glibc maps and unmaps on every allocation (vapsr_x4 at batch 8 spent
-/// 32 s in the kernel for 17 s of user time); mimalloc keeps and reuses them (README,
-/// Benchmarks). A library user picks their own allocator.
+/// glibc's malloc for small blocks and mimalloc for large ones ([`gaze_demos::allocator`]).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: gaze_demos::allocator::GazeAllocator = gaze_demos::allocator::GazeAllocator;
 
 /// A vision attention-model zoo on Burn.
 #[derive(Debug, Parser)]
@@ -56,6 +53,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    gaze_demos::allocator::keep_freed_memory();
     let args = Cli::parse();
     let result = match &args.command {
         Command::List(a) => cli::list::run(a),
