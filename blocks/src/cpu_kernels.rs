@@ -319,6 +319,24 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     elementwise(x, sigmoid_slice, activation::sigmoid)
 }
 
+/// `nn.SiLU` (swish) in place: `x · sigmoid(x)`, the sigmoid as [`sigmoid_slice`]'s.
+pub fn silu_slice(values: &mut [f32]) {
+    pulp::Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            let x = *v;
+            let e = exp_nonpositive(-x.abs());
+            let positive = 1.0 / (1.0 + e);
+            *v = x * if x >= 0.0 { positive } else { e * positive };
+        }
+    })
+}
+
+/// SiLU (`nn.SiLU`): one vectorised pass on the flex CPU device, Burn's `silu` elsewhere (flex
+/// evaluates `expf` per element: a third of HaloNet-50ts's time).
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    elementwise(x, silu_slice, activation::silu)
+}
+
 /// `nn.Hardswish` in place: `x · clamp(x + 3, 0, 6) / 6` (one pass; Burn composes five ops).
 pub fn hard_swish_slice(values: &mut [f32]) {
     pulp::Arch::new().dispatch(|| {
@@ -1614,6 +1632,28 @@ mod tests {
             ext[0] < 1e-37 && ext[1] < 1e-37 && ext[2] == 1.0 && ext[3] == 1.0,
             "{ext:?}"
         );
+    }
+
+    #[test]
+    fn silu_matches_f64_and_burns() {
+        let xs: Vec<f32> = (-2000..=2000).map(|i| i as f32 * 0.05).collect();
+        let mut ys = xs.clone();
+        silu_slice(&mut ys);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let x64 = x as f64;
+            let want = x64 / (1.0 + (-x64).exp());
+            assert!(
+                (y as f64 - want).abs() <= 2e-7 * want.abs().max(1.0),
+                "silu({x}) = {y}, want {want}"
+            );
+        }
+        let device = Device::flex();
+        let x = Tensor::<2>::random([300, 700], Distribution::Uniform(-9.0, 9.0), &device);
+        let d = (silu(x.clone()) - activation::silu(x))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(d <= 1e-5, "silu against Burn's: {d}");
     }
 
     #[test]

@@ -6,9 +6,9 @@ use crate::conv::{Conv2d, Conv2dConfig};
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{hard_sigmoid, relu, silu};
+use burn::tensor::activation::{hard_sigmoid, relu};
 
-use crate::cpu_kernels::{gelu, hard_swish, sigmoid};
+use crate::cpu_kernels::{gelu, hard_swish, sigmoid, silu};
 
 /// Every activation a configuration can name (timm's `act_layer` / `gate_layer` names).
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
