@@ -4,8 +4,8 @@
         [--size H W] [--gaze PATH] [--out FILE.md]
 
 For each model, `gaze bench --csv` (random weights, fp32) runs first, then the PyTorch model
-of the same architecture (timm for classifiers; the official PAN / SR code through the repo's
-reference builders) on an input of the same size, measured the same way: median batch-1
+of the same architecture (timm for classifiers; segmentation_models_pytorch's `Unet` on a timm
+encoder for `unet_<encoder>`; the official PAN / SR code through the repo's reference builders) on an input of the same size, measured the same way: median batch-1
 latency over 7 runs after 2 warm-up runs, throughput at `--batch` (median of 3), and the
 resident-set growth of the first forward pass and of a pass after the warm-ups (glibc
 `malloc_trim(0)`, then Linux `/proc/self/clear_refs` + `VmHWM`, as gaze measures it). Each
@@ -43,6 +43,11 @@ def torch_model(name):
     import timm
     if timm.is_model(name):
         return timm.create_model(name, pretrained=False)
+    if name.startswith("unet_") and timm.is_model(name[len("unet_"):]):
+        # gaze's encoder U-Nets are segmentation_models_pytorch's `Unet("tu-<encoder>")` with
+        # its defaults (decoder 256…16, one class).
+        import segmentation_models_pytorch as smp
+        return smp.Unet("tu-" + name[len("unet_"):], encoder_weights=None, classes=1)
     if "_x" not in name:
         return None
     from check_onnx_convert_full import official_sr
