@@ -305,12 +305,21 @@ fn elementwise<const D: usize>(
 pub fn sigmoid_slice(values: &mut [f32]) {
     pulp::Arch::new().dispatch(|| {
         for v in values.iter_mut() {
-            let x = *v;
-            let e = exp_nonpositive(-x.abs());
-            let positive = 1.0 / (1.0 + e);
-            *v = if x >= 0.0 { positive } else { e * positive };
+            *v = logistic(*v);
         }
     })
+}
+
+/// `1 / (1 + e^(−x))` through `e^(−|x|)`, which never overflows.
+#[inline(always)]
+fn logistic(x: f32) -> f32 {
+    let e = exp_nonpositive(-x.abs());
+    let positive = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        positive
+    } else {
+        e * positive
+    }
 }
 
 /// The logistic sigmoid (`torch.sigmoid`): a vectorised kernel on the flex CPU device, Burn's
@@ -319,14 +328,11 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     elementwise(x, sigmoid_slice, activation::sigmoid)
 }
 
-/// `nn.SiLU` (swish) in place: `x · sigmoid(x)`, the sigmoid as [`sigmoid_slice`]'s.
+/// `nn.SiLU` (swish) in place: `x · sigmoid(x)`.
 pub fn silu_slice(values: &mut [f32]) {
     pulp::Arch::new().dispatch(|| {
         for v in values.iter_mut() {
-            let x = *v;
-            let e = exp_nonpositive(-x.abs());
-            let positive = 1.0 / (1.0 + e);
-            *v = x * if x >= 0.0 { positive } else { e * positive };
+            *v *= logistic(*v);
         }
     })
 }

@@ -32,7 +32,7 @@ use crate::conv::im2col::{fill_columns, Geometry, PARALLEL_MIN_WORK};
 use crate::conv::Conv2d;
 use crate::cpu_kernels::{matmul, unwritten, Strided};
 
-use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record, vectorised};
+use super::{flex_tensor, host, into_flex, layer_primitives, plain, record, vectorised};
 
 /// `conv(input)` recorded with [`ConvBackward`] when `input` and the parameters are f32
 /// tensors of the autodiff flex device and the im2col path takes the geometry; otherwise the
@@ -41,18 +41,8 @@ pub(crate) fn forward(conv: &Conv2d, input: Tensor<4>) -> Result<Tensor<4>, Tens
     let Some(geometry) = conv.im2col_geometry(&input) else {
         return Err(input);
     };
-    let Some(x) = autodiff_primitive(input.clone()) else {
+    let Some((x, weight, bias)) = layer_primitives(&input, &conv.weight, conv.bias.as_ref()) else {
         return Err(input);
-    };
-    let Some(weight) = autodiff_primitive(conv.weight.val()) else {
-        return Err(input);
-    };
-    let bias = match &conv.bias {
-        Some(bias) => match autodiff_primitive(bias.val()) {
-            Some(bias) => Some(bias),
-            None => return Err(input),
-        },
-        None => None,
     };
     // The forward on the values, as in inference.
     let output = conv

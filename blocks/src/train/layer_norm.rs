@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::layer_norm::LayerNorm;
 
-use super::{autodiff_primitive, flex_tensor, host, record, vectorised};
+use super::{flex_tensor, host, layer_primitives, record, vectorised};
 
 /// Rows per task (and per partial sum of the parameter gradients).
 const ROWS: usize = 64;
@@ -33,18 +33,8 @@ pub(crate) fn forward<const D: usize>(
     norm: &LayerNorm,
     input: Tensor<D>,
 ) -> Result<Tensor<D>, Tensor<D>> {
-    let Some(x) = autodiff_primitive(input.clone()) else {
+    let Some((x, gamma, beta)) = layer_primitives(&input, &norm.gamma, norm.beta.as_ref()) else {
         return Err(input);
-    };
-    let Some(gamma) = autodiff_primitive(norm.gamma.val()) else {
-        return Err(input);
-    };
-    let beta = match &norm.beta {
-        Some(beta) => match autodiff_primitive(beta.val()) {
-            Some(beta) => Some(beta),
-            None => return Err(input),
-        },
-        None => None,
     };
     let shape = input.dims().to_vec();
     let d = shape[D - 1];

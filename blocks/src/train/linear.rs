@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::cpu_kernels::{matmul, Strided};
 use crate::linear::{gemm_linear, Linear, PARALLEL_MIN_WORK};
 
-use super::{autodiff_primitive, flex_tensor, host, into_flex, plain, record, vectorised};
+use super::{flex_tensor, host, into_flex, layer_primitives, plain, record, vectorised};
 
 /// `linear(input)` recorded with [`LinearBackward`] when the input and parameters are f32
 /// tensors of the autodiff flex device (and the sizes agree: otherwise Burn's op reports
@@ -34,18 +34,9 @@ pub(crate) fn forward<const D: usize>(
     if input.dims()[D - 1] != d_input {
         return Err(input);
     }
-    let Some(x) = autodiff_primitive(input.clone()) else {
+    let Some((x, weight, bias)) = layer_primitives(&input, &linear.weight, linear.bias.as_ref())
+    else {
         return Err(input);
-    };
-    let Some(weight) = autodiff_primitive(linear.weight.val()) else {
-        return Err(input);
-    };
-    let bias = match &linear.bias {
-        Some(bias) => match autodiff_primitive(bias.val()) {
-            Some(bias) => Some(bias),
-            None => return Err(input),
-        },
-        None => None,
     };
     let output = into_flex(gemm_linear::<D>(
         plain(&x),

@@ -24,6 +24,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::Flex;
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -41,6 +42,30 @@ pub(crate) fn autodiff_primitive<const D: usize>(
     }
     let primitive = t.try_into_primitive::<AutodiffFlex>().ok()?;
     (primitive.primitive().dtype() == DType::F32).then_some(primitive)
+}
+
+/// The autodiff primitives of a layer's input, weight and optional bias when all are f32
+/// tensors of the autodiff flex device.
+pub(crate) type LayerPrimitives = (
+    FloatTensor<AutodiffFlex>,
+    FloatTensor<AutodiffFlex>,
+    Option<FloatTensor<AutodiffFlex>>,
+);
+
+/// [`LayerPrimitives`] of `input`, `weight` and `bias`, or `None` when one of them is not an f32
+/// tensor of the autodiff flex device (the layer then keeps Burn's op).
+pub(crate) fn layer_primitives<const D: usize, const W: usize>(
+    input: &Tensor<D>,
+    weight: &Param<Tensor<W>>,
+    bias: Option<&Param<Tensor<1>>>,
+) -> Option<LayerPrimitives> {
+    let x = autodiff_primitive(input.clone())?;
+    let weight = autodiff_primitive(weight.val())?;
+    let bias = match bias {
+        Some(bias) => Some(autodiff_primitive(bias.val())?),
+        None => None,
+    };
+    Some((x, weight, bias))
 }
 
 /// The values of a flex tensor (contiguous; no copy when they are).
