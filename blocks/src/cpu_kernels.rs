@@ -463,13 +463,13 @@ pub fn softmax_last<const D: usize>(
 /// Rows of [`softmax_last`]'s kernel: a struct rather than a closure so that `pulp` inlines the
 /// body into its instruction-set-specific function (a closure body stays a separate function
 /// compiled for the baseline CPU, where `mul_add` is a call to libm's `fmaf`).
-struct SoftmaxRows<'a> {
-    rows: &'a mut [f32],
-    n: usize,
-    scale: f32,
-    bias: Option<&'a [f32]>,
+pub(crate) struct SoftmaxRows<'a> {
+    pub(crate) rows: &'a mut [f32],
+    pub(crate) n: usize,
+    pub(crate) scale: f32,
+    pub(crate) bias: Option<&'a [f32]>,
     /// Index of the first row in the whole tensor (where the bias rows repeat from).
-    first_row: usize,
+    pub(crate) first_row: usize,
 }
 
 impl pulp::NullaryFnOnce for SoftmaxRows<'_> {
