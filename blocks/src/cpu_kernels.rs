@@ -322,10 +322,32 @@ fn logistic(x: f32) -> f32 {
     }
 }
 
-/// The logistic sigmoid (`torch.sigmoid`): a vectorised kernel on the flex CPU device, Burn's
-/// `sigmoid` elsewhere.
+/// The logistic sigmoid (`torch.sigmoid`): a vectorised kernel on the flex CPU device (with
+/// its gradient on the autodiff flex device, `train::activation`), Burn's `sigmoid` elsewhere.
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    elementwise(x, sigmoid_slice, activation::sigmoid)
+    elementwise(x, sigmoid_slice, |x| {
+        crate::train::activation::sigmoid(x).unwrap_or_else(activation::sigmoid)
+    })
+}
+
+/// `grad ← grad · σ(x)(1 − σ(x))`, the sigmoid's gradient from its input.
+pub(crate) fn sigmoid_grad_slice(grad: &mut [f32], x: &[f32]) {
+    pulp::Arch::new().dispatch(|| {
+        for (g, &x) in grad.iter_mut().zip(x) {
+            let s = logistic(x);
+            *g *= s * (1.0 - s);
+        }
+    })
+}
+
+/// `grad ← grad · σ(x)(1 + x(1 − σ(x)))`, SiLU's gradient from its input.
+pub(crate) fn silu_grad_slice(grad: &mut [f32], x: &[f32]) {
+    pulp::Arch::new().dispatch(|| {
+        for (g, &x) in grad.iter_mut().zip(x) {
+            let s = logistic(x);
+            *g *= s * (1.0 + x * (1.0 - s));
+        }
+    })
 }
 
 /// `nn.SiLU` (swish) in place: `x · sigmoid(x)`.
@@ -337,10 +359,13 @@ pub fn silu_slice(values: &mut [f32]) {
     })
 }
 
-/// SiLU (`nn.SiLU`): one vectorised pass on the flex CPU device, Burn's `silu` elsewhere (flex
+/// SiLU (`nn.SiLU`): one vectorised pass on the flex CPU device (with its gradient on the
+/// autodiff flex device), Burn's `silu` elsewhere (flex
 /// evaluates `expf` per element: a third of HaloNet-50ts's time).
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    elementwise(x, silu_slice, activation::silu)
+    elementwise(x, silu_slice, |x| {
+        crate::train::activation::silu(x).unwrap_or_else(activation::silu)
+    })
 }
 
 /// `nn.Hardswish` in place: `x · clamp(x + 3, 0, 6) / 6` (one pass; Burn composes five ops).

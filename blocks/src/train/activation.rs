@@ -1,7 +1,9 @@
-//! Element-wise activations with their gradients on the autodiff flex device: GELU through the
-//! vectorised `erf` of [`crate::cpu_kernels::gelu_slice`], forward and backward one pass each.
-//! Burn's autodiff GELU evaluates libm's `erf` per element in the forward and again, with
-//! `exp`, in several tensor ops of its backward (12% of a ViT-Tiny training step).
+//! Element-wise activations with their gradients on the autodiff flex device, forward and
+//! backward one vectorised pass each: GELU through the vectorised `erf` of
+//! [`crate::cpu_kernels::gelu_slice`] (Burn's autodiff GELU evaluates libm's `erf` per element
+//! in the forward and again, with `exp`, in several tensor ops of its backward: 12% of a
+//! ViT-Tiny training step), the sigmoid and SiLU through the vectorised exponential (Burn:
+//! libm `expf` per element; PAN's pixel attention, HaloNet-50ts).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
@@ -11,35 +13,79 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::cpu_kernels::{gelu_grad_slice, gelu_slice};
+use crate::cpu_kernels::{
+    gelu_grad_slice, gelu_slice, sigmoid_grad_slice, sigmoid_slice, silu_grad_slice, silu_slice,
+};
 
 use super::{autodiff_primitive, flex_tensor, host, record};
 
 /// Values per task.
 const CHUNK: usize = 1 << 15;
 
+/// An activation with a training path.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Gelu,
+    Sigmoid,
+    Silu,
+}
+
+impl Kind {
+    /// The activation in place.
+    fn forward(self) -> fn(&mut [f32]) {
+        match self {
+            Kind::Gelu => gelu_slice,
+            Kind::Sigmoid => sigmoid_slice,
+            Kind::Silu => silu_slice,
+        }
+    }
+
+    /// `grad ← grad · f′(x)`.
+    fn gradient(self) -> fn(&mut [f32], &[f32]) {
+        match self {
+            Kind::Gelu => gelu_grad_slice,
+            Kind::Sigmoid => sigmoid_grad_slice,
+            Kind::Silu => silu_grad_slice,
+        }
+    }
+}
+
 /// Exact GELU recorded with its gradient when `x` is an f32 tensor of the autodiff flex device;
 /// otherwise `x` back.
 pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
+    activation(x, Kind::Gelu)
+}
+
+/// The sigmoid, as [`gelu`].
+pub(crate) fn sigmoid<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
+    activation(x, Kind::Sigmoid)
+}
+
+/// SiLU, as [`gelu`].
+pub(crate) fn silu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
+    activation(x, Kind::Silu)
+}
+
+fn activation<const D: usize>(x: Tensor<D>, kind: Kind) -> Result<Tensor<D>, Tensor<D>> {
     let Some(input) = autodiff_primitive(x.clone()) else {
         return Err(x);
     };
     let mut values = host(input.primitive()).values().to_vec();
-    values.par_chunks_mut(CHUNK).for_each(gelu_slice);
+    values.par_chunks_mut(CHUNK).for_each(kind.forward());
     let output = flex_tensor(values, x.dims().to_vec());
     Ok(record(
-        GeluBackward,
+        ActivationBackward(kind),
         [input.node()],
         input.primitive().clone(),
         output,
     ))
 }
 
-/// GELU's backward; the state is the input.
+/// An activation's backward; the state is the input.
 #[derive(Debug)]
-struct GeluBackward;
+struct ActivationBackward(Kind);
 
-impl Backward<Flex, 1> for GeluBackward {
+impl Backward<Flex, 1> for ActivationBackward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -50,9 +96,10 @@ impl Backward<Flex, 1> for GeluBackward {
         let shape = grad.layout().shape().to_vec();
         let x = host(&ops.state);
         let mut dx = host(&grad).values().to_vec();
+        let gradient = self.0.gradient();
         dx.par_chunks_mut(CHUNK)
             .zip(x.values().par_chunks(CHUNK))
-            .for_each(|(dx, x)| gelu_grad_slice(dx, x));
+            .for_each(|(dx, x)| gradient(dx, x));
         grads.register::<Flex>(node.id, flex_tensor(dx, shape));
     }
 }
@@ -63,28 +110,36 @@ mod tests {
     use crate::conv::tests::random;
     use crate::train::max_diff;
 
-    /// Output and input gradient of `Σ gelu(x) · r` equal Burn's GELU (over ±6, where the
-    /// tails matter).
+    /// Output and input gradient of `Σ f(x) · r` equal Burn's GELU, sigmoid and SiLU (over ±6,
+    /// where the tails matter).
     #[test]
-    fn gelu_and_gradient_equal_burns() {
+    fn activations_and_gradients_equal_burns() {
+        type Ours = fn(Tensor<4>) -> Result<Tensor<4>, Tensor<4>>;
         let device = Device::flex().autodiff();
         let x = random([2, 3, 40, 50], 7, &device).mul_scalar(12.0);
         let r = random([2, 3, 40, 50], 8, &device);
-        let run = |ours: bool| {
-            let x = x.clone().require_grad();
-            let y = if ours {
-                gelu(x.clone()).unwrap_or_else(|_| panic!("the path applies"))
-            } else {
-                burn::tensor::activation::gelu(x.clone())
+        let cases: [(&str, Ours, fn(Tensor<4>) -> Tensor<4>); 3] = [
+            ("gelu", gelu, burn::tensor::activation::gelu),
+            ("sigmoid", sigmoid, burn::tensor::activation::sigmoid),
+            ("silu", silu, burn::tensor::activation::silu),
+        ];
+        for (kind, ours, burns) in cases {
+            let run = |use_ours: bool| {
+                let x = x.clone().require_grad();
+                let y = if use_ours {
+                    ours(x.clone()).unwrap_or_else(|_| panic!("the path applies"))
+                } else {
+                    burns(x.clone())
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                (y.inner(), x.grad(&grads).expect("input gradient"))
             };
-            let grads = (y.clone() * r.clone()).sum().backward();
-            (y.inner(), x.grad(&grads).expect("input gradient"))
-        };
-        let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
-        for (name, a, b) in [("output", y, y_ref), ("gradient", dx, dx_ref)] {
-            let diff = max_diff(a, b);
-            assert!(diff < 1e-5, "{name} differs by {diff}");
+            let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
+            for (name, a, b) in [("output", y, y_ref), ("gradient", dx, dx_ref)] {
+                let diff = max_diff(a, b);
+                assert!(diff < 1e-5, "{kind} {name} differs by {diff}");
+            }
+            assert!(ours(random([1, 1, 2, 2], 9, &Device::flex())).is_err());
         }
-        assert!(gelu(random([1, 1, 2, 2], 9, &Device::flex())).is_err());
     }
 }
