@@ -295,44 +295,33 @@ fn gemm_linear_values(
                         group * d_output,
                     ));
                 }
-                match planes {
-                    Planes::None => matmul(
-                        [group, d_output, d_input],
-                        dst,
-                        d_output,
-                        bias.is_some(),
-                        rows_of(d_input),
-                        w,
-                        threaded,
-                    ),
-                    // `xᵀ` of the group: the plane block read column-wise.
-                    Planes::Input(_) => matmul(
-                        [group, d_output, d_input],
-                        dst,
-                        d_output,
-                        bias.is_some(),
-                        rows_of(group).transposed(),
-                        w,
-                        threaded,
-                    ),
-                    Planes::Output(_) => matmul(
+                // The group's input as rows `[group, d_input]`: row-major, or its plane block
+                // read column-wise.
+                let x = match planes {
+                    Planes::Input(_) | Planes::Both(_) => rows_of(group).transposed(),
+                    Planes::None | Planes::Output(_) => rows_of(d_input),
+                };
+                if matches!(planes, Planes::Output(_) | Planes::Both(_)) {
+                    // Output planes `[d_output, group]`: `Wᵀ · xᵀ`.
+                    matmul(
                         [d_output, group, d_input],
                         dst,
                         group,
                         bias.is_some(),
                         w.transposed(),
-                        rows_of(d_input).transposed(),
+                        x.transposed(),
                         threaded,
-                    ),
-                    Planes::Both(_) => matmul(
-                        [d_output, group, d_input],
+                    )
+                } else {
+                    matmul(
+                        [group, d_output, d_input],
                         dst,
-                        group,
+                        d_output,
                         bias.is_some(),
-                        w.transposed(),
-                        rows_of(group),
+                        x,
+                        w,
                         threaded,
-                    ),
+                    )
                 }
             }
         };

@@ -32,7 +32,7 @@ use crate::conv::im2col::{fill_columns, Geometry, PARALLEL_MIN_WORK};
 use crate::conv::Conv2d;
 use crate::cpu_kernels::{matmul, unwritten, Strided};
 
-use super::{flex_tensor, host, into_flex, layer_primitives, plain, record, vectorised};
+use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer, vectorised};
 
 /// `conv(input)` recorded with [`ConvBackward`] when `input` and the parameters are f32
 /// tensors of the autodiff flex device and the im2col path takes the geometry; otherwise the
@@ -54,15 +54,12 @@ pub(crate) fn forward(conv: &Conv2d, input: Tensor<4>) -> Result<Tensor<4>, Tens
         geometry,
     };
     let output = into_flex(output);
-    Ok(match bias {
-        Some(bias) => record(
-            ConvBackward,
-            [x.node(), weight.node(), bias.node()],
-            state,
-            output,
-        ),
-        None => record(ConvBackward, [x.node(), weight.node()], state, output),
-    })
+    Ok(record_layer(
+        ConvBackward,
+        (x.node(), weight.node(), bias.map(|bias| bias.node())),
+        state,
+        output,
+    ))
 }
 
 /// What the backward needs: the forward's input and weight values and its geometry.

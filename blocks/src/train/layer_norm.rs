@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::layer_norm::LayerNorm;
 
-use super::{flex_tensor, host, layer_primitives, record, vectorised};
+use super::{flex_tensor, host, layer_primitives, record_layer, vectorised};
 
 /// Rows per task (and per partial sum of the parameter gradients).
 const ROWS: usize = 64;
@@ -89,15 +89,12 @@ pub(crate) fn forward<const D: usize>(
         gamma: gamma.primitive().clone(),
     };
     let output = flex_tensor(out, shape);
-    Ok(match beta {
-        Some(beta) => record(
-            LayerNormBackward,
-            [x.node(), gamma.node(), beta.node()],
-            state,
-            output,
-        ),
-        None => record(LayerNormBackward, [x.node(), gamma.node()], state, output),
-    })
+    Ok(record_layer(
+        LayerNormBackward,
+        (x.node(), gamma.node(), beta.map(|beta| beta.node())),
+        state,
+        output,
+    ))
 }
 
 /// `Σ f(v)` over a row in [`LANES`] f32 lanes (vectorised), the lanes then added in order.

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::cpu_kernels::{matmul, Strided};
 use crate::linear::{gemm_linear, Linear, PARALLEL_MIN_WORK};
 
-use super::{flex_tensor, host, into_flex, layer_primitives, plain, record, vectorised};
+use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer, vectorised};
 
 /// `linear(input)` recorded with [`LinearBackward`] when the input and parameters are f32
 /// tensors of the autodiff flex device (and the sizes agree: otherwise Burn's op reports
@@ -51,15 +51,12 @@ pub(crate) fn forward<const D: usize>(
         d_input,
         d_output,
     };
-    Ok(match bias {
-        Some(bias) => record(
-            LinearBackward,
-            [x.node(), weight.node(), bias.node()],
-            state,
-            output,
-        ),
-        None => record(LinearBackward, [x.node(), weight.node()], state, output),
-    })
+    Ok(record_layer(
+        LinearBackward,
+        (x.node(), weight.node(), bias.map(|bias| bias.node())),
+        state,
+        output,
+    ))
 }
 
 /// What the backward needs: the input, the weight and the sizes.

@@ -142,6 +142,22 @@ where
     Tensor::from_primitive::<AutodiffFlex>(output)
 }
 
+/// [`record`] for a layer whose parents are `[x, weight]` or `[x, weight, bias]`.
+pub(crate) fn record_layer<S, T, const D: usize>(
+    step: S,
+    (x, weight, bias): (NodeGuard, NodeGuard, Option<NodeGuard>),
+    state: T,
+    output: FlexTensor,
+) -> Tensor<D>
+where
+    S: Backward<Flex, 2, State = T> + Backward<Flex, 3, State = T>,
+{
+    match bias {
+        Some(bias) => record::<S, 3, D>(step, [x, weight, bias], state, output),
+        None => record::<S, 2, D>(step, [x, weight], state, output),
+    }
+}
+
 /// The largest absolute difference of two tensors of one shape.
 #[cfg(test)]
 pub(crate) fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
