@@ -40,6 +40,14 @@ def torch_model(name):
     if name.startswith("pan_x"):
         from pan_reference import PAN
         return PAN(in_nc=3, out_nc=3, nf=40, unf=24, nb=16, scale=int(name[len("pan_x"):]))
+    if name.startswith(("nat_", "biformer_")):
+        # The official networks: NAT's classification/nat.py on natten 0.17.5's CPU extension,
+        # BiFormer's models/biformer.py (pinned sources and the natten build:
+        # tests/reference/export_token_official.sh). Before timm's registry: loading them
+        # registers their names there.
+        import crosscheck_token_official as official
+        o = official.load_official(os.environ.get("OFFICIAL_DIR", "/tmp/official"))
+        return getattr(o.nat if name.startswith("nat_") else o.bif, name)()
     import timm
     if timm.is_model(name):
         return timm.create_model(name, pretrained=False)

@@ -45,7 +45,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, PadMode};
 
-use crate::layers::window_partition;
+use crate::layers::{window_partition, window_reverse};
 
 /// How the keys/values of each region are reduced (official `kv_downsample_mode`).
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -285,11 +285,27 @@ fn adaptive_max_pool2d(x: Tensor<4>, out: [usize; 2]) -> Tensor<4> {
     Tensor::cat(rows, 2)
 }
 
-/// `[…, ch]` holding `rows × len` tokens → `[rows, heads, len, ch / heads]`.
-fn split_heads<const D: usize>(t: Tensor<D>, [rows, len]: [usize; 2], heads: usize) -> Tensor<4> {
+/// Channels `channels` of `t` (`[…, ch]` holding `rows × len` tokens) split into `heads` →
+/// `[rows, heads, len, channels.len() / heads]`. Where the range and `ch` are whole heads, a
+/// view of the contiguous `t` (flex copies a narrowed tensor on reshape); otherwise narrowed
+/// and copied.
+fn head_views<const D: usize>(
+    t: Tensor<D>,
+    [rows, len]: [usize; 2],
+    channels: std::ops::Range<usize>,
+    heads: usize,
+) -> Tensor<4> {
     let ch = t.dims()[D - 1];
-    t.reshape([rows, len, heads, ch / heads])
-        .permute([0, 2, 1, 3])
+    let d = channels.len() / heads;
+    if d > 0 && ch % d == 0 && channels.start % d == 0 {
+        t.reshape([rows, len, ch / d, d])
+            .narrow(2, channels.start / d, heads)
+            .swap_dims(1, 2)
+    } else {
+        t.narrow(D - 1, channels.start, channels.len())
+            .reshape([rows, len, heads, d])
+            .swap_dims(1, 2)
+    }
 }
 
 impl BiLevelRoutingAttention {
@@ -372,17 +388,14 @@ impl BiLevelRoutingAttention {
         let ckv = qk + c;
 
         let qkv = self.qkv.qkv.forward(x); // [B, H, W, 2qk + C]
-        let q = qkv.clone().narrow(3, 0, qk);
-        let kv = qkv.narrow(3, qk, ckv);
-        // [B, H, W, ch] → [B, R, wh·ww, ch], regions row-major.
-        let to_windows = |t: Tensor<4>, ch: usize| -> Tensor<4> {
-            window_partition(t, [wh, ww]).reshape([b, r, wh * ww, ch])
-        };
-        let q_pix = to_windows(q, qk);
-        let kv_win = to_windows(kv.clone(), ckv);
+                                           // [B, H, W, 2qk + C] → [B, R, wh·ww, 2qk + C], regions row-major: one copy for q, k
+                                           // and v together (each on its own was a copy of a narrowed view, then another).
+        let windows = window_partition(qkv.clone(), [wh, ww]).reshape([b, r, wh * ww, qk + ckv]);
+        let q_pix = windows.clone().narrow(3, 0, qk);
+        let kv_win = windows.clone().narrow(3, qk, ckv);
 
         // Region-level routing on the means of the full-resolution q and k.
-        let q_region: Tensor<3> = q_pix.clone().mean_dim(2).reshape([b, r, qk]);
+        let q_region: Tensor<3> = q_pix.mean_dim(2).reshape([b, r, qk]);
         let k_region: Tensor<3> = kv_win
             .clone()
             .narrow(3, 0, qk)
@@ -405,24 +418,20 @@ impl BiLevelRoutingAttention {
             selected = selected * r_weight.clone().reshape([b, r, topk, 1, 1]);
         }
 
-        // Token-level attention of each region's queries over its routed tokens, per head.
-        let keys = split_heads(selected.clone().narrow(4, 0, qk), [b * r, topk * w2], m);
-        let values = split_heads(selected.narrow(4, qk, c), [b * r, topk * w2], m);
-        let queries = split_heads(q_pix, [b * r, wh * ww], m);
-        let attn = softmax(
-            queries.mul_scalar(self.scale).matmul(keys.swap_dims(2, 3)),
-            3,
-        );
-        let out = attn
-            .matmul(values) // [B·R, m, wh·ww, C/m]
-            .reshape([b, p, p, m, wh, ww, c / m])
-            .permute([0, 1, 4, 2, 5, 3, 6])
-            .reshape([b, h, w, c]);
+        // Token-level attention of each region's queries over its routed tokens, per head
+        // (`cpu_kernels::attention`: q·kᵀ, softmax and ·v per head on strided views).
+        let queries = head_views(windows, [b * r, wh * ww], 0..qk, m);
+        let keys = head_views(selected.clone(), [b * r, topk * w2], 0..qk, m);
+        let values = head_views(selected, [b * r, topk * w2], qk..ckv, m);
+        let out = crate::cpu_kernels::attention(queries, keys, values, None, self.scale)
+            .swap_dims(1, 2) // [B·R, wh·ww, m, C/m]
+            .reshape([b * r, wh, ww, c]);
+        let out = window_reverse(out, [wh, ww], h, w);
 
         // Local context enhancement on the full-resolution v.
         let out = match &self.lepe {
             Some(conv) => {
-                let v = kv.narrow(3, qk, c).permute([0, 3, 1, 2]);
+                let v = qkv.narrow(3, 2 * qk, c).permute([0, 3, 1, 2]);
                 out + conv.forward(v).permute([0, 2, 3, 1])
             }
             None => out,
