@@ -173,6 +173,9 @@ impl Conv2d {
         if self.takes_direct_kernel(&input) {
             return Ok(direct_conv(input, weight, bias, epilogue));
         }
+        if let Some(geometry) = self.depthwise_geometry(&input) {
+            return Ok(depthwise_conv(input, weight, bias, geometry, epilogue));
+        }
         match self.im2col_geometry(&input) {
             Some(geometry) => Ok(gemm_conv(input, weight, bias, geometry, epilogue)),
             None => Err(input),
@@ -181,19 +184,31 @@ impl Conv2d {
 
     /// The geometry of the im2col + GEMM path for `input` (1×1 stride-1 unpadded
     /// convolutions included: their GEMM reads the map itself, no column buffer), or `None`
-    /// where flex's own path is better (depthwise and thin-group convolutions: flex's direct
-    /// loops) or where the path does not run (`Same` padding). The callers check the device.
+    /// where GEMMs would be too thin (thin groups: flex's loops; depthwise convolutions: the
+    /// `depthwise` kernel) or where the path does not run (`Same` padding). The callers check
+    /// the device.
     pub(crate) fn im2col_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
+        self.geometry(input)
+            .filter(|g| g.groups == 1 || g.cin / g.groups >= IM2COL_MIN_GROUP_CHANNELS)
+    }
+
+    /// The geometry of a depthwise convolution (one filter per channel: `groups = C_in =
+    /// C_out > 1`) for the `depthwise` kernel, or `None`. The callers check the device.
+    fn depthwise_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
+        self.geometry(input)
+            .filter(|g| g.groups > 1 && g.groups == g.cin && g.cout == g.cin)
+    }
+
+    /// The sizes of the convolution of `input`, or `None` with `Same` padding (the CPU paths
+    /// take explicit padding) or a map smaller than the kernel's span.
+    fn geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
         let [batch, cin, height, width] = input.dims();
-        let [cout, cin_per_group, kh, kw] = self.weight.dims();
+        let [cout, _, kh, kw] = self.weight.dims();
         let [top, left, bottom, right] = match self.padding {
             PaddingConfig2d::Valid => [0; 4],
             PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
             PaddingConfig2d::Same => return None,
         };
-        if cin_per_group < IM2COL_MIN_GROUP_CHANNELS && self.groups > 1 {
-            return None;
-        }
         let out_size = |size: usize, pad: usize, k: usize, stride: usize, dilation: usize| {
             let span = dilation * (k - 1) + 1;
             (size + pad >= span).then(|| (size + pad - span) / stride + 1)
@@ -324,6 +339,30 @@ fn gemm_conv(
     let shape = [geometry.batch, geometry.cout, out_height, out_width];
     Tensor::from_data(TensorData::new(out, shape), &device)
 }
+
+/// Runs [`depthwise::conv`] on the tensors' host buffers.
+fn depthwise_conv(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    geometry: im2col::Geometry,
+    epilogue: Option<&Epilogue>,
+) -> Tensor<4> {
+    let device = x.device();
+    let (x, weight, bias) = host_views(x, weight, bias);
+    let out = depthwise::conv(
+        x.values(),
+        weight.values(),
+        bias.as_ref().map(HostView::values),
+        geometry,
+        epilogue,
+    );
+    let [out_height, out_width] = geometry.out;
+    let shape = [geometry.batch, geometry.cout, out_height, out_width];
+    Tensor::from_data(TensorData::new(out, shape), &device)
+}
+
+mod depthwise;
 
 /// Sizes of one direct convolution: `k × k` kernel, padding `k / 2`, stride 1.
 #[derive(Clone, Copy, Debug)]
@@ -674,8 +713,8 @@ impl Epilogue {
     }
 }
 
-/// Fewest input channels per group for the im2col path: thinner groups (depthwise above all)
-/// make GEMMs too small to pay for the column buffer, and flex loops over them directly.
+/// Fewest input channels per group for the im2col path: thinner groups make GEMMs too small to
+/// pay for the column buffer (flex loops over them directly; depthwise ones take `depthwise`).
 const IM2COL_MIN_GROUP_CHANNELS: usize = 16;
 
 /// Convolution as im2col + GEMM straight from and into NCHW (module docs).
@@ -1047,13 +1086,56 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn depthwise_kernel_equals_burns_conv2d() {
+        let device = Device::flex();
+        // (batch, channels, h, w, k, stride, dilation, padding [t, l, b, r], bias): BiFormer's
+        // 3×3 and 5×5, VapSR's 7×7 at dilation 3, stride 2, asymmetric and over-wide padding,
+        // a 1-pixel-wide map, no padding, maps smaller than the kernel's span.
+        let cases = [
+            (2, 8, 14, 14, 3, 1, 1, [1, 1, 1, 1], true),
+            (1, 5, 11, 9, 5, 1, 1, [2, 2, 2, 2], true),
+            (1, 4, 20, 17, 7, 1, 3, [9, 9, 9, 9], false),
+            (2, 6, 13, 12, 3, 2, 1, [1, 1, 1, 1], false),
+            (1, 3, 9, 10, 4, 3, 1, [0, 2, 1, 0], true),
+            (1, 2, 6, 1, 3, 1, 1, [1, 1, 1, 1], true),
+            (1, 3, 7, 8, 3, 1, 2, [0, 0, 0, 0], false),
+            (1, 2, 3, 4, 5, 1, 1, [4, 4, 4, 4], true),
+        ];
+        for (i, (b, c, h, w, k, s, d, padding, bias)) in cases.into_iter().enumerate() {
+            let conv = conv_of((c, c, c, k, s, d, padding, bias), &device);
+            let x = random([b, c, h, w], 300 + i as u64, &device);
+            assert!(
+                conv.depthwise_geometry(&x).is_some(),
+                "case {i} takes the path"
+            );
+            let ours = conv.forward(x.clone());
+            let reference = conv.as_burn().forward(x);
+            assert_eq!(ours.dims(), reference.dims(), "case {i}");
+            let diff = (ours - reference).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-5, "case {i}: max abs diff {diff}");
+        }
+        // Channel multipliers (C_out = 2·C_in) and grouped convolutions keep flex's path.
+        let x = random([1, 4, 6, 6], 7, &device);
+        for (cin, cout, groups) in [(4, 8, 4), (4, 4, 2)] {
+            let conv = conv_of((cin, cout, groups, 3, 1, 1, [1; 4], true), &device);
+            assert!(
+                conv.depthwise_geometry(&x).is_none(),
+                "{cin}→{cout} in {groups} groups"
+            );
+        }
+    }
+
+    #[test]
     fn forward_bn_equals_conv_then_batch_norm_then_relu() {
         let device = Device::flex();
-        // The direct kernel (3×3, 8 channels), im2col (stride 2), and a 1×1 convolution.
-        for (i, (cin, k, stride)) in [(8, 3, 1), (20, 3, 2), (32, 1, 1)].into_iter().enumerate() {
+        // The direct kernel (3×3, 8 channels), im2col (stride 2), a 1×1 convolution, and the
+        // depthwise kernel (6 groups).
+        let cases = [(8, 3, 1, 1), (20, 3, 2, 1), (32, 1, 1, 1), (6, 3, 1, 6)];
+        for (i, (cin, k, stride, groups)) in cases.into_iter().enumerate() {
             let cout = 6;
             let conv = Conv2dConfig::new([cin, cout], [k, k])
                 .with_stride([stride, stride])
+                .with_groups(groups)
                 .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
                 .init(&device);
             let mut bn = burn::nn::BatchNormConfig::new(cout).init(&device);
