@@ -663,6 +663,43 @@ pub fn attention(
     Tensor::from_data(TensorData::new(out, [b, n_q, h, d_v]), &device).swap_dims(1, 2)
 }
 
+/// Multi-head [`attention`] of a fused projection: `qkv` `[B, N, 3·H·d]` (channels `q | k | v`,
+/// each head-major: timm's `qkv` Linear) → `[B, N, H·d]` with the heads merged; `bias` as for
+/// [`attention`]. The same as [`split_qkv`](crate::layers::split_qkv), [`attention`] and
+/// [`merge_heads`](crate::layers::merge_heads); on the autodiff flex device one recorded
+/// operation whose gradient is the projection's (`train::attention::forward_qkv`: no copies
+/// of `q`, `k`, `v` or of their gradients).
+///
+/// # Panics
+/// If the channels are not `3 · heads · d` for some `d`.
+pub fn attention_qkv(
+    qkv: Tensor<3>,
+    heads: usize,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+) -> Tensor<3> {
+    let [_, n, channels] = qkv.dims();
+    assert!(
+        heads > 0 && channels % (3 * heads) == 0,
+        "attention_qkv: {channels} channels are not q, k and v of {heads} heads"
+    );
+    let d = channels / (3 * heads);
+    if let Some(bias) = &bias {
+        let [bb, bh, bq, bk] = bias.dims();
+        assert!(
+            bb > 0 && qkv.dims()[0] % bb == 0 && [bh, bq, bk] == [heads, n, n],
+            "attention_qkv: bias {:?} for scores [{}, {heads}, {n}, {n}]",
+            bias.dims(),
+            qkv.dims()[0]
+        );
+    }
+    if let Some(out) = crate::train::attention::forward_qkv(&qkv, heads, bias.as_ref(), scale) {
+        return out;
+    }
+    let [q, k, v] = crate::layers::split_qkv(qkv, heads, d);
+    crate::layers::merge_heads(attention(q, k, v, bias, scale))
+}
+
 /// Most scores one task of [`attention`] holds (1 MiB).
 const ATTENTION_SCORE_BUDGET: usize = 1 << 18;
 

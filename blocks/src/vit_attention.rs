@@ -156,6 +156,11 @@ impl VitAttention {
 
     /// `[B, N, C] → [B, N, C]`, with the fused attention kernel.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.q_norm.is_none() && self.k_norm.is_none() {
+            let qkv = self.qkv.forward(x);
+            let y = cpu_kernels::attention_qkv(qkv, self.num_heads, None, self.scale());
+            return self.proj.forward(y);
+        }
         let (q, k, v) = self.qkv_heads(x);
         self.merge(cpu_kernels::attention(q, k, v, None, self.scale()))
     }

@@ -241,9 +241,10 @@ impl WindowAttention {
     /// windows. Uses the fused attention kernel with `B + M` as its additive bias.
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
         let [b_, n, _] = x.dims();
-        let [q, k, v] = self.qkv_heads(x);
         let bias = self.window_bias(b_, n, mask);
-        self.merge(cpu_kernels::attention(q, k, v, Some(bias), self.scale()))
+        let qkv = self.qkv.forward(x);
+        let y = cpu_kernels::attention_qkv(qkv, self.num_heads, Some(bias), self.scale());
+        self.proj.forward(y)
     }
 
     /// `B + M` once per window, `[nW, H, N, N]` (`[1, H, N, N]` without a mask): the attention
