@@ -174,10 +174,24 @@ impl Conv2d {
             return Ok(direct_conv(input, weight, bias, epilogue));
         }
         if let Some(geometry) = self.depthwise_geometry(&input) {
-            return Ok(depthwise_conv(input, weight, bias, geometry, epilogue));
+            return Ok(geometry_conv(
+                depthwise::conv,
+                input,
+                weight,
+                bias,
+                geometry,
+                epilogue,
+            ));
         }
         match self.im2col_geometry(&input) {
-            Some(geometry) => Ok(gemm_conv(input, weight, bias, geometry, epilogue)),
+            Some(geometry) => Ok(geometry_conv(
+                im2col::conv,
+                input,
+                weight,
+                bias,
+                geometry,
+                epilogue,
+            )),
             None => Err(input),
         }
     }
@@ -318,30 +332,14 @@ fn host_views(
     )
 }
 
-/// Runs [`im2col::conv`] on the tensors' host buffers.
-fn gemm_conv(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
-    geometry: im2col::Geometry,
-    epilogue: Option<&Epilogue>,
-) -> Tensor<4> {
-    let device = x.device();
-    let (x, weight, bias) = host_views(x, weight, bias);
-    let out = im2col::conv(
-        x.values(),
-        weight.values(),
-        bias.as_ref().map(HostView::values),
-        geometry,
-        epilogue,
-    );
-    let [out_height, out_width] = geometry.out;
-    let shape = [geometry.batch, geometry.cout, out_height, out_width];
-    Tensor::from_data(TensorData::new(out, shape), &device)
-}
+/// The output of a CPU kernel of the `im2col::Geometry` family (`im2col::conv`,
+/// `depthwise::conv`) run on the tensors' host buffers.
+type GeometryKernel =
+    fn(&[f32], &[f32], Option<&[f32]>, im2col::Geometry, Option<&Epilogue>) -> Vec<f32>;
 
-/// Runs [`depthwise::conv`] on the tensors' host buffers.
-fn depthwise_conv(
+/// Runs `kernel` on the tensors' host buffers.
+fn geometry_conv(
+    kernel: GeometryKernel,
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
@@ -350,7 +348,7 @@ fn depthwise_conv(
 ) -> Tensor<4> {
     let device = x.device();
     let (x, weight, bias) = host_views(x, weight, bias);
-    let out = depthwise::conv(
+    let out = kernel(
         x.values(),
         weight.values(),
         bias.as_ref().map(HostView::values),

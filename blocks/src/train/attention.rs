@@ -27,7 +27,9 @@ use rayon::prelude::*;
 
 use crate::cpu_kernels::{matmul, SendPtr, SoftmaxRows, Strided};
 
-use super::{autodiff_primitive, flex_tensor, host, record, vectorised};
+use burn::backend::tensor::FloatTensor;
+
+use super::{autodiff_primitive, flex_tensor, host, record, vectorised, AutodiffFlex};
 
 /// Sizes of one attention.
 #[derive(Clone, Copy, Debug)]
@@ -116,10 +118,7 @@ pub(crate) fn forward(
         autodiff_primitive(k.clone())?,
         autodiff_primitive(v.clone())?,
     );
-    let bias = match bias {
-        Some(bias) => Some(autodiff_primitive(bias.clone())?),
-        None => None,
-    };
+    let bias = bias_primitive(bias)?;
     let sizes = Sizes {
         batch,
         heads,
@@ -127,9 +126,7 @@ pub(crate) fn forward(
         n_k,
         d,
         d_v,
-        bias_batches: bias
-            .as_ref()
-            .map_or(0, |b| b.primitive().layout().shape()[0]),
+        bias_batches: bias_batches(bias.as_ref()),
         scale: scale as f32,
     };
     let layouts = Layouts {
@@ -177,10 +174,7 @@ pub(crate) fn forward_qkv(
         return None;
     }
     let qkv = autodiff_primitive(qkv.clone())?;
-    let bias = match bias {
-        Some(bias) => Some(autodiff_primitive(bias.clone())?),
-        None => None,
-    };
+    let bias = bias_primitive(bias)?;
     let sizes = Sizes {
         batch,
         heads,
@@ -188,9 +182,7 @@ pub(crate) fn forward_qkv(
         n_k: n,
         d,
         d_v: d,
-        bias_batches: bias
-            .as_ref()
-            .map_or(0, |b| b.primitive().layout().shape()[0]),
+        bias_batches: bias_batches(bias.as_ref()),
         scale: scale as f32,
     };
     let part = |p: usize| Heads::fused(p, 3, heads, n, d);
@@ -207,6 +199,20 @@ pub(crate) fn forward_qkv(
         Some(bias) => record(AttentionBackward, [qkv.node(), bias.node()], state, output),
         None => record(AttentionBackward, [qkv.node()], state, output),
     })
+}
+
+/// The bias's autodiff primitive (`Some(None)` without a bias), or `None` where the bias is
+/// not an f32 tensor of the autodiff flex device.
+fn bias_primitive(bias: Option<&Tensor<4>>) -> Option<Option<FloatTensor<AutodiffFlex>>> {
+    match bias {
+        Some(bias) => autodiff_primitive(bias.clone()).map(Some),
+        None => Some(None),
+    }
+}
+
+/// The images of a bias (its first dimension; 0 without a bias).
+fn bias_batches(bias: Option<&FloatTensor<AutodiffFlex>>) -> usize {
+    bias.map_or(0, |b| b.primitive().layout().shape()[0])
 }
 
 /// The forward of every (image, head), and the state of its backward. `inputs` holds `q`, `k`
