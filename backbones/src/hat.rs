@@ -36,7 +36,6 @@ use crate::family::Family;
 use crate::registry::{DataConfig, ModelInfo, Task, IMAGENET, TIMM_WEIGHTS};
 use crate::variant;
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::ops::PadMode;
 use gaze_blocks::conv::Conv2d;
 use gaze_blocks::hab::{hat_attn_mask, Hab, HabConfig, HAT_LN_EPS};
@@ -335,7 +334,10 @@ impl Hat {
     pub fn forward_head(&self, features: Tensor<4>, lr: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = lr.dims();
         let device = features.device();
-        let y = leaky_relu(self.conv_before_upsample.forward(features), HAT_LRELU_SLOPE);
+        let y = gaze_blocks::cpu_kernels::leaky_relu(
+            self.conv_before_upsample.forward(features),
+            HAT_LRELU_SLOPE,
+        );
         let y = self.conv_last.forward(self.upsample.forward(y));
         let y = if self.img_range == 1.0 {
             y

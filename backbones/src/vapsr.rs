@@ -65,7 +65,7 @@ pub struct VapsrConfig {
 
 /// LeakyReLU with [`VAPSR_LRELU_SLOPE`].
 fn lrelu(x: Tensor<4>) -> Tensor<4> {
-    burn::tensor::activation::leaky_relu(x, VAPSR_LRELU_SLOPE)
+    gaze_blocks::cpu_kernels::leaky_relu(x, VAPSR_LRELU_SLOPE)
 }
 
 /// The reconstruction tail (official `upsampler`, an `nn.Sequential`): see the module docs.

@@ -368,6 +368,38 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     })
 }
 
+/// LeakyReLU in place: `x` from 0 up, `slope · x` below (Burn's and PyTorch's forward).
+pub fn leaky_relu_slice(values: &mut [f32], slope: f32) {
+    // A select, not a conditional store: it vectorises (a branch per value mispredicts on
+    // activations of random sign; PAN's forward ran 20% slower).
+    for v in values.iter_mut() {
+        *v = if *v < 0.0 { *v * slope } else { *v };
+    }
+}
+
+/// `grad ← grad · slope` where `x < 0` (LeakyReLU's gradient, 1 from 0 up as Burn's).
+pub(crate) fn leaky_relu_grad_slice(grad: &mut [f32], x: &[f32], slope: f32) {
+    for (g, &x) in grad.iter_mut().zip(x) {
+        *g = if x < 0.0 { *g * slope } else { *g };
+    }
+}
+
+/// LeakyReLU (`nn.LeakyReLU(slope)`): one pass in place on the flex CPU device, one recorded
+/// operation with its gradient on the autodiff flex device (`train::activation`), Burn's
+/// `leaky_relu` elsewhere.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    if on_plain_flex(&x) {
+        return map_in_place(x, |values| {
+            use rayon::prelude::*;
+            values
+                .par_chunks_mut(ELEMENTWISE_CHUNK)
+                .for_each(|values| leaky_relu_slice(values, slope as f32));
+        });
+    }
+    crate::train::activation::leaky_relu(x, slope)
+        .unwrap_or_else(|x| activation::leaky_relu(x, slope))
+}
+
 /// `nn.Hardswish` in place: `x · clamp(x + 3, 0, 6) / 6` (one pass; Burn composes five ops).
 pub fn hard_swish_slice(values: &mut [f32]) {
     pulp::Arch::new().dispatch(|| {

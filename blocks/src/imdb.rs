@@ -23,7 +23,6 @@
 
 use crate::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
 
 use crate::cca::{CcaLayer, CcaLayerConfig};
 use crate::layers::conv_same;
@@ -34,7 +33,7 @@ pub const IMDN_LRELU_SLOPE: f64 = 0.05;
 
 /// IMDN's LeakyReLU, slope [`IMDN_LRELU_SLOPE`].
 pub fn imdn_lrelu(x: Tensor<4>) -> Tensor<4> {
-    leaky_relu(x, IMDN_LRELU_SLOPE)
+    crate::cpu_kernels::leaky_relu(x, IMDN_LRELU_SLOPE)
 }
 
 /// Configuration of [`ImdModule`].

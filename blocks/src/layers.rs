@@ -238,7 +238,7 @@ pub const LRELU_SLOPE: f64 = 0.2;
 
 /// LeakyReLU with [`LRELU_SLOPE`].
 pub fn lrelu(x: Tensor<4>) -> Tensor<4> {
-    burn::tensor::activation::leaky_relu(x, LRELU_SLOPE)
+    crate::cpu_kernels::leaky_relu(x, LRELU_SLOPE)
 }
 
 /// Nearest-neighbour upsampling by an integer factor, exactly PyTorch's

@@ -14,7 +14,8 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use crate::cpu_kernels::{
-    gelu_grad_slice, gelu_slice, sigmoid_grad_slice, sigmoid_slice, silu_grad_slice, silu_slice,
+    gelu_grad_slice, gelu_slice, leaky_relu_grad_slice, leaky_relu_slice, sigmoid_grad_slice,
+    sigmoid_slice, silu_grad_slice, silu_slice,
 };
 
 use super::{autodiff_primitive, flex_tensor, host, record};
@@ -28,24 +29,28 @@ enum Kind {
     Gelu,
     Sigmoid,
     Silu,
+    /// LeakyReLU with this negative slope.
+    LeakyRelu(f32),
 }
 
 impl Kind {
     /// The activation in place.
-    fn forward(self) -> fn(&mut [f32]) {
+    fn forward(self, values: &mut [f32]) {
         match self {
-            Kind::Gelu => gelu_slice,
-            Kind::Sigmoid => sigmoid_slice,
-            Kind::Silu => silu_slice,
+            Kind::Gelu => gelu_slice(values),
+            Kind::Sigmoid => sigmoid_slice(values),
+            Kind::Silu => silu_slice(values),
+            Kind::LeakyRelu(slope) => leaky_relu_slice(values, slope),
         }
     }
 
     /// `grad ← grad · f′(x)`.
-    fn gradient(self) -> fn(&mut [f32], &[f32]) {
+    fn gradient(self, grad: &mut [f32], x: &[f32]) {
         match self {
-            Kind::Gelu => gelu_grad_slice,
-            Kind::Sigmoid => sigmoid_grad_slice,
-            Kind::Silu => silu_grad_slice,
+            Kind::Gelu => gelu_grad_slice(grad, x),
+            Kind::Sigmoid => sigmoid_grad_slice(grad, x),
+            Kind::Silu => silu_grad_slice(grad, x),
+            Kind::LeakyRelu(slope) => leaky_relu_grad_slice(grad, x, slope),
         }
     }
 }
@@ -66,12 +71,20 @@ pub(crate) fn silu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>>
     activation(x, Kind::Silu)
 }
 
+/// LeakyReLU with `slope`, as [`gelu`] (Burn's autodiff op is a `mask_where` each way plus a
+/// scaled copy: 7% of a PAN training step).
+pub(crate) fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Result<Tensor<D>, Tensor<D>> {
+    activation(x, Kind::LeakyRelu(slope as f32))
+}
+
 fn activation<const D: usize>(x: Tensor<D>, kind: Kind) -> Result<Tensor<D>, Tensor<D>> {
     let Some(input) = autodiff_primitive(x.clone()) else {
         return Err(x);
     };
     let mut values = host(input.primitive()).values().to_vec();
-    values.par_chunks_mut(CHUNK).for_each(kind.forward());
+    values
+        .par_chunks_mut(CHUNK)
+        .for_each(|values| kind.forward(values));
     let output = flex_tensor(values, x.dims().to_vec());
     Ok(record(
         ActivationBackward(kind),
@@ -96,10 +109,10 @@ impl Backward<Flex, 1> for ActivationBackward {
         let shape = grad.layout().shape().to_vec();
         let x = host(&ops.state);
         let mut dx = host(&grad).values().to_vec();
-        let gradient = self.0.gradient();
+        let kind = self.0;
         dx.par_chunks_mut(CHUNK)
             .zip(x.values().par_chunks(CHUNK))
-            .for_each(|(dx, x)| gradient(dx, x));
+            .for_each(|(dx, x)| kind.gradient(dx, x));
         grads.register::<Flex>(node.id, flex_tensor(dx, shape));
     }
 }
@@ -118,10 +131,20 @@ mod tests {
         let device = Device::flex().autodiff();
         let x = random([2, 3, 40, 50], 7, &device).mul_scalar(12.0);
         let r = random([2, 3, 40, 50], 8, &device);
-        let cases: [(&str, Ours, fn(Tensor<4>) -> Tensor<4>); 3] = [
+        let cases: [(&str, Ours, fn(Tensor<4>) -> Tensor<4>); 5] = [
             ("gelu", gelu, burn::tensor::activation::gelu),
             ("sigmoid", sigmoid, burn::tensor::activation::sigmoid),
             ("silu", silu, burn::tensor::activation::silu),
+            (
+                "leaky_relu 0.2",
+                |x| leaky_relu(x, 0.2),
+                |x| burn::tensor::activation::leaky_relu(x, 0.2),
+            ),
+            (
+                "leaky_relu 0.05",
+                |x| leaky_relu(x, 0.05),
+                |x| burn::tensor::activation::leaky_relu(x, 0.05),
+            ),
         ];
         for (kind, ours, burns) in cases {
             let run = |use_ours: bool| {
