@@ -3,7 +3,8 @@
 //! [`crate::cpu_kernels::gelu_slice`] (Burn's autodiff GELU evaluates libm's `erf` per element
 //! in the forward and again, with `exp`, in several tensor ops of its backward: 12% of a
 //! ViT-Tiny training step), the sigmoid and SiLU through the vectorised exponential (Burn:
-//! libm `expf` per element; PAN's pixel attention, HaloNet-50ts).
+//! libm `expf` per element; PAN's pixel attention, HaloNet-50ts), and LeakyReLU (Burn: a
+//! `mask_where` each way and a scaled copy; the SR networks).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
