@@ -208,7 +208,7 @@ impl Conv2d {
 
     /// The geometry of a depthwise convolution (one filter per channel: `groups = C_in =
     /// C_out > 1`) for the `depthwise` kernel, or `None`. The callers check the device.
-    fn depthwise_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
+    pub(crate) fn depthwise_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
         self.geometry(input)
             .filter(|g| g.groups > 1 && g.groups == g.cin && g.cout == g.cin)
     }
@@ -360,7 +360,7 @@ fn geometry_conv(
     Tensor::from_data(TensorData::new(out, shape), &device)
 }
 
-mod depthwise;
+pub(crate) mod depthwise;
 
 /// Sizes of one direct convolution: `k × k` kernel, padding `k / 2`, stride 1.
 #[derive(Clone, Copy, Debug)]

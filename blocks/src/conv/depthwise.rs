@@ -7,7 +7,8 @@
 //! a zero-padded copy of it (no bounds checks in the loop), then per output row and block of 16
 //! pixels all `kh·kw` taps multiply-added into 16 accumulators held in registers (compiled for
 //! the CPU's widest instruction set through `pulp`), stored once. Any kernel size, stride, dilation
-//! and zero padding; the BatchNorm/ReLU epilogue of `forward_bn` is applied to each plane.
+//! and zero padding; the BatchNorm/ReLU epilogue of `forward_bn` is applied to each plane;
+//! [`input_grad`] and [`weight_grad`] are its gradients for `train::conv`.
 
 use super::im2col::Geometry;
 use super::Epilogue;
@@ -154,6 +155,157 @@ impl pulp::NullaryFnOnce for Plane<'_> {
                 }
                 let n = BLOCK.min(out_w - x0);
                 row[x0..x0 + n].copy_from_slice(&acc[..n]);
+            }
+        }
+    }
+}
+
+/// `∂L/∂x` of [`conv`] from the output gradient `dy` (`[B, C, H', W']`): per channel plane, every
+/// tap's `w · dy` row added onto the zero-padded input positions it was read from, then the
+/// map cut out of the padding. Planes are independent, so the sums run in a fixed order.
+pub(crate) fn input_grad(dy: &[f32], w: &[f32], g: Geometry) -> Vec<f32> {
+    let channels = g.cin;
+    let [kh, kw] = g.kernel;
+    let (plane_in, plane_out) = (g.height * g.width, g.out[0] * g.out[1]);
+    let padded = Padded::new(&g);
+    let mut dx = vec![0.0f32; g.batch * channels * plane_in];
+    dx.par_chunks_mut(plane_in.max(1))
+        .enumerate()
+        .for_each_init(Vec::new, |scratch: &mut Vec<f32>, (i, dx)| {
+            let channel = i % channels;
+            scratch.clear();
+            scratch.resize(padded.rows * padded.row_stride, 0.0);
+            pulp::Arch::new().dispatch(PlaneInputGrad {
+                dx_padded: scratch,
+                dy: &dy[i * plane_out..][..plane_out],
+                taps: &w[channel * kh * kw..][..kh * kw],
+                row_stride: padded.row_stride,
+                g: &g,
+            });
+            for (y, row) in dx.chunks_exact_mut(g.width.max(1)).enumerate() {
+                let start = (padded.top + y) * padded.row_stride + padded.left;
+                row.copy_from_slice(&scratch[start..start + g.width]);
+            }
+        });
+    dx
+}
+
+/// One plane of [`input_grad`] into its padded buffer.
+struct PlaneInputGrad<'a> {
+    dx_padded: &'a mut [f32],
+    dy: &'a [f32],
+    taps: &'a [f32],
+    row_stride: usize,
+    g: &'a Geometry,
+}
+
+impl pulp::NullaryFnOnce for PlaneInputGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        let [kh, kw] = self.g.kernel;
+        let [sh, sw] = self.g.stride;
+        let [dh, dw] = self.g.dilation;
+        let out_w = self.g.out[1];
+        for (y, dy) in self.dy.chunks_exact(out_w.max(1)).enumerate() {
+            for i in 0..kh {
+                let row = &mut self.dx_padded[(y * sh + i * dh) * self.row_stride..];
+                for j in 0..kw {
+                    let tap = self.taps[i * kw + j];
+                    let start = j * dw;
+                    if sw == 1 {
+                        for (d, &g) in row[start..start + out_w].iter_mut().zip(dy) {
+                            *d = g.mul_add(tap, *d);
+                        }
+                    } else {
+                        for (x, &g) in dy.iter().enumerate() {
+                            let d = &mut row[start + x * sw];
+                            *d = g.mul_add(tap, *d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `∂L/∂w[c, i, j] = Σ_b Σ_(y, x) dy[b, c, y, x] · x_padded[b, c, y·s + i·d, x·s + j·d]`, per
+/// channel over the images in order, each plane's sums in f32 lanes added in f64.
+pub(crate) fn weight_grad(dy: &[f32], x: &[f32], g: Geometry) -> Vec<f32> {
+    let channels = g.cin;
+    let [kh, kw] = g.kernel;
+    let (plane_in, plane_out) = (g.height * g.width, g.out[0] * g.out[1]);
+    let padded = Padded::new(&g);
+    let mut dw = vec![0.0f32; channels * kh * kw];
+    dw.par_chunks_mut((kh * kw).max(1))
+        .enumerate()
+        .for_each(|(c, dw)| {
+            let mut sums = vec![0.0f64; kh * kw];
+            let mut scratch = Vec::new();
+            for b in 0..g.batch {
+                let plane = b * channels + c;
+                padded.fill(&mut scratch, &x[plane * plane_in..][..plane_in]);
+                pulp::Arch::new().dispatch(PlaneWeightGrad {
+                    sums: &mut sums,
+                    dy: &dy[plane * plane_out..][..plane_out],
+                    x_padded: &scratch,
+                    row_stride: padded.row_stride,
+                    g: &g,
+                });
+            }
+            for (d, s) in dw.iter_mut().zip(sums) {
+                *d = s as f32;
+            }
+        });
+    dw
+}
+
+/// One plane's share of [`weight_grad`].
+struct PlaneWeightGrad<'a> {
+    sums: &'a mut [f64],
+    dy: &'a [f32],
+    x_padded: &'a [f32],
+    row_stride: usize,
+    g: &'a Geometry,
+}
+
+impl pulp::NullaryFnOnce for PlaneWeightGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        const LANES: usize = 16;
+        let [kh, kw] = self.g.kernel;
+        let [sh, sw] = self.g.stride;
+        let [dh, dw] = self.g.dilation;
+        let out_w = self.g.out[1];
+        for i in 0..kh {
+            for j in 0..kw {
+                let mut lanes = [0.0f32; LANES];
+                let mut tail = 0.0f32;
+                for (y, dy) in self.dy.chunks_exact(out_w.max(1)).enumerate() {
+                    let row = &self.x_padded[(y * sh + i * dh) * self.row_stride + j * dw..];
+                    if sw == 1 {
+                        let (dy_chunks, x_chunks) =
+                            (dy.chunks_exact(LANES), row[..out_w].chunks_exact(LANES));
+                        let (dy_rest, x_rest) = (dy_chunks.remainder(), x_chunks.remainder());
+                        for (g, v) in dy_chunks.zip(x_chunks) {
+                            for l in 0..LANES {
+                                lanes[l] = g[l].mul_add(v[l], lanes[l]);
+                            }
+                        }
+                        for (&g, &v) in dy_rest.iter().zip(x_rest) {
+                            tail = g.mul_add(v, tail);
+                        }
+                    } else {
+                        for (x, &g) in dy.iter().enumerate() {
+                            tail = g.mul_add(row[x * sw], tail);
+                        }
+                    }
+                }
+                let plane: f64 = lanes.iter().map(|&v| v as f64).sum::<f64>() + tail as f64;
+                self.sums[i * kw + j] += plane;
             }
         }
     }

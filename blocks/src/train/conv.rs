@@ -16,9 +16,13 @@
 //! - `∂L/∂b[co] = Σ_b Σ_p ∂L/∂Y[b, co, p]`.
 //!
 //! Every sum runs in a fixed order (GEMMs split by output blocks, col2im by input channel),
-//! so training stays bit-for-bit repeatable (the exact-resume tests). Autodiff graphs with
-//! gradient checkpointing, other devices and dtypes, and the geometries the im2col path does
-//! not take (depthwise and thin groups, `Same` padding) keep Burn's `conv2d`.
+//! so training stays bit-for-bit repeatable (the exact-resume tests). Depthwise convolutions
+//! take the `conv::depthwise` kernel forward and its gradients (per channel plane: the taps'
+//! `w · dy` added back onto the padded input, and per tap the products of `dy` with the padded
+//! input summed over the images in order); Burn's autodiff ran them as a transposed and a 3-D
+//! grouped convolution, most of a VapSR training step. Autodiff graphs with gradient
+//! checkpointing, other devices and dtypes, and the geometries neither path takes (thin groups,
+//! `Same` padding) keep Burn's `conv2d`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
@@ -29,7 +33,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use crate::conv::im2col::{fill_columns, Geometry, PARALLEL_MIN_WORK};
-use crate::conv::Conv2d;
+use crate::conv::{depthwise, Conv2d};
 use crate::cpu_kernels::{matmul, unwritten, Strided};
 
 use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer, vectorised};
@@ -38,7 +42,10 @@ use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer,
 /// tensors of the autodiff flex device and the im2col path takes the geometry; otherwise the
 /// input back.
 pub(crate) fn forward(conv: &Conv2d, input: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
-    let Some(geometry) = conv.im2col_geometry(&input) else {
+    let Some(geometry) = conv
+        .im2col_geometry(&input)
+        .or_else(|| conv.depthwise_geometry(&input))
+    else {
         return Err(input);
     };
     let Some((x, weight, bias)) = layer_primitives(&input, &conv.weight, conv.bias.as_ref()) else {
@@ -47,7 +54,7 @@ pub(crate) fn forward(conv: &Conv2d, input: Tensor<4>) -> Result<Tensor<4>, Tens
     // The forward on the values, as in inference.
     let output = conv
         .forward_with(plain(&x), plain(&weight), bias.as_ref().map(plain), None)
-        .unwrap_or_else(|_| unreachable!("im2col_geometry accepted the convolution"));
+        .unwrap_or_else(|_| unreachable!("the im2col or depthwise path accepted it"));
     let state = ConvState {
         x: x.primitive().clone(),
         weight: weight.primitive().clone(),
@@ -86,15 +93,24 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
         } = ops.state;
         let (grad, x, weight) = (host(&grad), host(&x), host(&weight));
         let [kh, kw] = g.kernel;
+        let depthwise = g.groups > 1 && g.groups == g.cin && g.cout == g.cin;
         if let Some(node) = &ops.parents[0] {
-            let dx = input_grad(grad.values(), weight.values(), &g);
+            let dx = if depthwise {
+                depthwise::input_grad(grad.values(), weight.values(), g)
+            } else {
+                input_grad(grad.values(), weight.values(), &g)
+            };
             grads.register::<Flex>(
                 node.id,
                 flex_tensor(dx, vec![g.batch, g.cin, g.height, g.width]),
             );
         }
         if let Some(node) = &ops.parents[1] {
-            let dw = weight_grad(grad.values(), x.values(), &g);
+            let dw = if depthwise {
+                depthwise::weight_grad(grad.values(), x.values(), g)
+            } else {
+                weight_grad(grad.values(), x.values(), &g)
+            };
             let shape = vec![g.cout, g.cin / g.groups, kh, kw];
             grads.register::<Flex>(node.id, flex_tensor(dw, shape));
         }
@@ -330,6 +346,12 @@ mod tests {
             (1, 18, 5, 1, 7, 8, 4, 3, 1, [0, 2, 1, 0], true, true),
             (1, 16, 4, 1, 5, 6, 3, 1, 1, [4, 4, 4, 4], false, true),
             (1, 300, 4, 1, 40, 80, 3, 1, 1, [1, 1, 1, 1], true, true),
+            // Depthwise (the `depthwise` kernel's gradients): 3×3, 5×5 at stride 2, 7×7 at
+            // dilation 3 (VapSR), a 4×4 kernel at stride 3 with asymmetric padding.
+            (2, 8, 8, 8, 9, 10, 3, 1, 1, [1, 1, 1, 1], true, true),
+            (2, 6, 6, 6, 11, 9, 5, 2, 1, [2, 2, 2, 2], false, true),
+            (2, 4, 4, 4, 20, 17, 7, 1, 3, [9, 9, 9, 9], true, true),
+            (1, 3, 3, 3, 9, 10, 4, 3, 1, [0, 2, 1, 0], true, false),
         ];
         for (i, (b, cin, cout, groups, h, w, k, s, d, padding, bias, x_grad)) in
             cases.into_iter().enumerate()
@@ -371,16 +393,16 @@ mod tests {
         }
     }
 
-    /// Depthwise convolutions and autodiff graphs without a gradient keep their paths: the
-    /// former Burn's `conv2d`, the latter this forward without recording a step.
+    /// Thin groups and autodiff graphs without a gradient keep their paths: the former Burn's
+    /// `conv2d`, the latter this forward without recording a step.
     #[test]
     fn falls_back_where_the_path_does_not_apply() {
         let device = Device::flex().autodiff();
-        let depthwise = Conv2dConfig::new([8, 8], [3, 3])
-            .with_groups(8)
+        let thin_groups = Conv2dConfig::new([8, 8], [3, 3])
+            .with_groups(2)
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&device);
-        assert!(forward(&depthwise, random([1, 8, 6, 6], 1, &device)).is_err());
+        assert!(forward(&thin_groups, random([1, 8, 6, 6], 1, &device)).is_err());
         let plain = Conv2dConfig::new([8, 8], [3, 3]).init(&Device::flex());
         assert!(forward(&plain, random([1, 8, 6, 6], 2, &Device::flex())).is_err());
     }
