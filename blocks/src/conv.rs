@@ -209,8 +209,7 @@ impl Conv2d {
     /// The geometry of a depthwise convolution (one filter per channel: `groups = C_in =
     /// C_out > 1`) for the `depthwise` kernel, or `None`. The callers check the device.
     pub(crate) fn depthwise_geometry(&self, input: &Tensor<4>) -> Option<im2col::Geometry> {
-        self.geometry(input)
-            .filter(|g| g.groups > 1 && g.groups == g.cin && g.cout == g.cin)
+        self.geometry(input).filter(im2col::Geometry::depthwise)
     }
 
     /// The sizes of the convolution of `input`, or `None` with `Same` padding (the CPU paths
@@ -877,6 +876,12 @@ pub(crate) mod im2col {
     }
 
     impl Geometry {
+        /// Whether the convolution is depthwise: one filter per channel (`groups = C_in =
+        /// C_out > 1`).
+        pub(crate) fn depthwise(&self) -> bool {
+            self.groups > 1 && self.groups == self.cin && self.cout == self.cin
+        }
+
         /// Whether the convolution multiplies the map itself (1×1, stride 1, no padding): its
         /// columns are the map, no buffer.
         pub(crate) fn pointwise(&self) -> bool {
@@ -1045,6 +1050,15 @@ pub(crate) mod tests {
             .init(device)
     }
 
+    /// `conv.forward(x)` equals Burn's `Conv2d` on the same parameters (≤ 1e-5).
+    fn assert_equals_burns(conv: &Conv2d, x: Tensor<4>, case: usize) {
+        let ours = conv.forward(x.clone());
+        let reference = conv.as_burn().forward(x);
+        assert_eq!(ours.dims(), reference.dims(), "case {case}");
+        let diff = (ours - reference).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "case {case}: max abs diff {diff}");
+    }
+
     #[test]
     fn im2col_path_equals_burns_conv2d() {
         let device = Device::flex();
@@ -1075,11 +1089,7 @@ pub(crate) mod tests {
                 conv.im2col_geometry(&x).is_some() && !conv.takes_direct_kernel(&x),
                 "case {i} takes the path"
             );
-            let ours = conv.forward(x.clone());
-            let reference = conv.as_burn().forward(x);
-            assert_eq!(ours.dims(), reference.dims(), "case {i}");
-            let diff = (ours - reference).abs().max().into_scalar::<f32>();
-            assert!(diff < 1e-5, "case {i}: max abs diff {diff}");
+            assert_equals_burns(&conv, x, i);
         }
     }
 
@@ -1106,11 +1116,7 @@ pub(crate) mod tests {
                 conv.depthwise_geometry(&x).is_some(),
                 "case {i} takes the path"
             );
-            let ours = conv.forward(x.clone());
-            let reference = conv.as_burn().forward(x);
-            assert_eq!(ours.dims(), reference.dims(), "case {i}");
-            let diff = (ours - reference).abs().max().into_scalar::<f32>();
-            assert!(diff < 1e-5, "case {i}: max abs diff {diff}");
+            assert_equals_burns(&conv, x, i);
         }
         // Channel multipliers (C_out = 2·C_in) and grouped convolutions keep flex's path.
         let x = random([1, 4, 6, 6], 7, &device);

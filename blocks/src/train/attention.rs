@@ -352,19 +352,28 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
         let views: Vec<_> = inputs.iter().map(host).collect();
         let [q, k, v] = source_values(&views);
         let fused = inputs.len() == 1;
-        let bias_grad = ops
+        // The bias follows the projection, or q, k and v.
+        let bias_node = ops
             .parents
             .get(if fused { 1 } else { 3 })
-            .is_some_and(Option::is_some);
+            .cloned()
+            .flatten();
         // The input gradients in the inputs' layouts: every value is written (each (image,
         // head) writes its rows of dQ, dK and dV).
-        let mut dq = vec![0.0f32; batch * heads * n_q * d];
-        let mut dk = vec![0.0f32; if fused { 0 } else { batch * heads * n_k * d }];
-        let mut dv = vec![0.0f32; if fused { 0 } else { batch * heads * n_k * d_v }];
-        if fused {
-            // One buffer: the projection's gradient `[B, N, 3·H·d]`.
-            dq.resize(3 * batch * heads * n_q * d, 0.0);
-        }
+        // Fused: one buffer, the projection's gradient `[B, N, 3·H·d]`, in `dq`.
+        let (mut dq, mut dk, mut dv) = if fused {
+            (
+                vec![0.0f32; 3 * batch * heads * n_q * d],
+                Vec::new(),
+                Vec::new(),
+            )
+        } else {
+            (
+                vec![0.0f32; batch * heads * n_q * d],
+                vec![0.0f32; batch * heads * n_k * d],
+                vec![0.0f32; batch * heads * n_k * d_v],
+            )
+        };
         let [dq_ptr, dk_ptr, dv_ptr] = if fused {
             [SendPtr(dq.as_mut_ptr()); 3]
         } else {
@@ -375,6 +384,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
             ]
         };
         // The score gradients, kept only where the bias needs them.
+        let bias_grad = bias_node.is_some();
         let mut dscores = vec![0.0f32; if bias_grad { probs.len() } else { 0 }];
         let dscores_ptr = SendPtr(dscores.as_mut_ptr());
         (0..batch * heads).into_par_iter().for_each_init(
@@ -472,7 +482,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
                 }
             }
         }
-        if let Some(Some(node)) = ops.parents.get(if fused { 1 } else { 3 }) {
+        if let Some(node) = bias_node {
             // Σ over the images that share each bias plane, in image order.
             let plane = heads * n_q * n_k;
             let mut dbias = vec![0.0f32; bias_batches * plane];

@@ -93,7 +93,7 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
         } = ops.state;
         let (grad, x, weight) = (host(&grad), host(&x), host(&weight));
         let [kh, kw] = g.kernel;
-        let depthwise = g.groups > 1 && g.groups == g.cin && g.cout == g.cin;
+        let depthwise = g.depthwise();
         if let Some(node) = &ops.parents[0] {
             let dx = if depthwise {
                 depthwise::input_grad(grad.values(), weight.values(), g)
