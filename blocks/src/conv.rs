@@ -458,12 +458,7 @@ pub(crate) mod direct {
         // Every value is written: each task stores every channel's tiles of its rows.
         let mut out = crate::cpu_kernels::unwritten(batch * cout * height * width);
         let out_ptr = OutPtr(out.as_mut_ptr().cast());
-        // A few tasks per thread for balance, each long enough that refilling its window
-        // (k − 1 rows) stays small.
-        let per_batch = (4 * rayon::current_num_threads())
-            .div_ceil(batch)
-            .clamp(1, height.div_ceil(4).max(1));
-        let rows_per_task = height.div_ceil(per_batch);
+        let rows_per_task = rows_per_task(batch, height, rayon::current_num_threads());
         let tasks_per_batch = height.div_ceil(rows_per_task);
         (0..batch * tasks_per_batch)
             .into_par_iter()
@@ -487,6 +482,24 @@ pub(crate) mod direct {
             });
         // SAFETY: the tasks cover every image's rows; each row's tiles cover its width.
         unsafe { crate::cpu_kernels::assume_init(out) }
+    }
+
+    /// Output rows per task: up to 4 tasks per thread for balance, each at least 4 rows long so
+    /// that refilling its window (k − 1 rows) stays small, and of the counts allowed the one
+    /// whose busiest thread has the fewest rows: 28 rows on 2 threads went as 7 tasks of 4 (one
+    /// thread idle for 4 of 16 rows), now 4 of 7.
+    pub(crate) fn rows_per_task(batch: usize, height: usize, threads: usize) -> usize {
+        let most = (4 * threads)
+            .div_ceil(batch)
+            .clamp(1, height.div_ceil(4).max(1));
+        // Rows of the busiest thread, tasks of `rows` rows dealt round-robin (fewer tasks win
+        // ties only when they are not more rows).
+        let busiest = |rows: usize| (batch * height.div_ceil(rows)).div_ceil(threads) * rows;
+        (1..=most)
+            .rev()
+            .map(|per_batch| height.div_ceil(per_batch))
+            .min_by_key(|&rows| busiest(rows))
+            .unwrap_or(height.max(1))
     }
 
     /// Output rows `rows` of one image, every output channel.
@@ -1091,6 +1104,40 @@ pub(crate) mod tests {
             );
             assert_equals_burns(&conv, x, i);
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn direct_row_tasks_cover_the_map_and_balance_the_threads() {
+        for threads in 1..=8 {
+            for batch in 1..=9 {
+                for height in 1..=130 {
+                    let rows = direct::rows_per_task(batch, height, threads);
+                    let tasks = batch * height.div_ceil(rows);
+                    // Every row in a task, no task empty.
+                    assert!(rows >= 1 && rows <= height, "{batch}×{height} on {threads}");
+                    assert!(
+                        height.div_ceil(rows) * rows - height < rows,
+                        "{batch}×{height} on {threads}: an empty task"
+                    );
+                    // At most 4 tasks per thread (rounded up to whole images), and the
+                    // busiest thread no busier than with the most tasks allowed.
+                    assert!(
+                        tasks <= batch * (4 * threads).div_ceil(batch),
+                        "{batch}×{height} on {threads}: {tasks} tasks"
+                    );
+                    let busiest =
+                        |rows: usize| (batch * height.div_ceil(rows)).div_ceil(threads) * rows;
+                    let most = (4 * threads)
+                        .div_ceil(batch)
+                        .clamp(1, height.div_ceil(4).max(1));
+                    assert!(busiest(rows) <= busiest(height.div_ceil(most)));
+                }
+            }
+        }
+        // ResNet's 28-row stage on two threads: 4 tasks of 7 rows, not 7 of 4.
+        assert_eq!(direct::rows_per_task(1, 28, 2), 7);
+        assert_eq!(direct::rows_per_task(1, 56, 2), 7);
     }
 
     #[test]
