@@ -818,9 +818,8 @@ pub(crate) unsafe fn matmul(
 ///
 /// `gemm`'s own split (`Parallelism::Rayon`) made two threads only 1.3–1.5× one on the products
 /// of a batch-1 forward pass (MKL: 1.75×): [196 × 384]·[384 × 768] 0.42 ms against 0.59 on one
-/// thread, ResNet's 7² stage 3×3 conv [49 × 4608]·[4608 × 512] 1.43 ms against 1.73. Whole
-/// blocks per thread: 0.36 and 0.92 ms; levit_384 40 → 31 ms, swin_tiny 64 → 57, resnet34
-/// 37 → 34.
+/// thread, ResNet's 7² stage 3×3 conv as [512 × 4608]·[4608 × 49] 1.31 ms. Whole blocks per
+/// thread: 0.36 and 0.90 ms; levit_384 40 → 31 ms, swin_tiny 64 → 57, resnet34 37 → 34.
 struct Split {
     rows: bool,
     len: usize,

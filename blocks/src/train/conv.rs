@@ -34,7 +34,8 @@ use rayon::prelude::*;
 
 use crate::conv::im2col::{fill_columns, Geometry, PARALLEL_MIN_WORK};
 use crate::conv::{depthwise, Conv2d};
-use crate::cpu_kernels::{matmul, unwritten, Strided};
+use crate::cpu_kernels::{assume_init, assume_init_mut, matmul, unwritten, Strided};
+use std::mem::MaybeUninit;
 
 use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer, vectorised};
 
@@ -150,7 +151,12 @@ fn weight_grad(dy: &[f32], x: &[f32], g: &Geometry) -> Vec<f32> {
     let plane = g.out[0] * g.out[1];
     let out_w = g.out[1];
     let rows_per_band = g.band_rows(depth);
-    let mut dw = vec![0.0f32; g.cout * depth];
+    // Each group's first product (first image, first band) writes its block without reading
+    // it; only an empty batch or map leaves the gradient zero.
+    if g.batch == 0 || plane == 0 {
+        return vec![0.0; g.cout * depth];
+    }
+    let mut dw = unwritten(g.cout * depth);
     let mut col = unwritten(if g.pointwise() {
         0
     } else {
@@ -188,7 +194,7 @@ fn weight_grad(dy: &[f32], x: &[f32], g: &Geometry) -> Vec<f32> {
                 unsafe {
                     matmul(
                         [cog, depth, n],
-                        dst.as_mut_ptr(),
+                        dst.as_mut_ptr().cast(),
                         depth,
                         !first,
                         Strided {
@@ -203,7 +209,8 @@ fn weight_grad(dy: &[f32], x: &[f32], g: &Geometry) -> Vec<f32> {
             }
         }
     }
-    dw
+    // SAFETY: every group's block was written by its first product (batch and map not empty).
+    unsafe { assume_init(dw) }
 }
 
 /// `∂L/∂X = col2im(Wᵀ · dy)`: per image, group and band, the column gradient `Wᵀ · dy_band`
@@ -216,8 +223,15 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
     let map = g.height * g.width;
     let out_w = g.out[1];
     let rows_per_band = g.band_rows(depth);
-    let mut dx = vec![0.0f32; g.batch * g.cin * map];
-    let mut dcol = vec![0.0f32; depth * rows_per_band * out_w];
+    // A pointwise convolution's products write every input pixel's gradient (one band, the
+    // whole map); otherwise col2im adds onto zeros. The column gradient is written by its
+    // product before col2im reads it.
+    let mut dx = if g.pointwise() {
+        unwritten(g.batch * g.cin * map)
+    } else {
+        vec![MaybeUninit::new(0.0); g.batch * g.cin * map]
+    };
+    let mut dcol = unwritten(depth * rows_per_band * out_w);
     for b in 0..g.batch {
         for group in 0..g.groups {
             let grad = &dy[(b * g.cout + group * cog) * plane..][..cog * plane];
@@ -243,7 +257,7 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
                     unsafe {
                         matmul(
                             [depth, n, cog],
-                            dx.as_mut_ptr(),
+                            dx.as_mut_ptr().cast(),
                             map,
                             false,
                             weight,
@@ -254,23 +268,27 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
                     continue;
                 }
                 let dcol = &mut dcol[..depth * n];
-                // SAFETY: dcol is `depth × n` row-major; operands as above.
-                unsafe {
+                // SAFETY: dcol is `depth × n` row-major; operands as above. The product writes
+                // every value of dcol (cog ≥ 1); dx holds zeros or added gradients.
+                let (dcol, dx) = unsafe {
                     matmul(
                         [depth, n, cog],
-                        dcol.as_mut_ptr(),
+                        dcol.as_mut_ptr().cast(),
                         n,
                         false,
                         weight,
                         band,
                         threaded,
                     );
-                }
+                    (assume_init_mut(dcol), assume_init_mut(dx))
+                };
                 col2im_add(dcol, dx, g, y0..y0 + rows);
             }
         }
     }
-    dx
+    // SAFETY: zeros added onto, or (pointwise) every image's and group's map written by its
+    // product.
+    unsafe { assume_init(dx) }
 }
 
 /// `dx[ci, y·s + i·d − p, x·s + j·d − p] += dcol[(ci, i, j), (y − y0, x)]` for the output rows
