@@ -733,9 +733,13 @@ pub(crate) mod im2col {
     use rayon::prelude::*;
     use std::mem::MaybeUninit;
 
-    /// Most values in one column buffer (4 MiB): large maps go through in bands of output
-    /// rows, so the buffer stays small (PyTorch's oneDNN needs none).
-    pub(crate) const COLUMN_BUDGET: usize = 1 << 20;
+    /// Most values in one column buffer (1 MiB): large maps go through in bands of output
+    /// rows, so the buffer stays small (PyTorch's oneDNN needs none). With 4 MiB, levit_256's
+    /// later passes grew by 6–7 MiB (PyTorch 4–5), 3.6 of them its stem's columns; with 1 MiB
+    /// 3–4, first passes 10.6 → 7.6 MiB (resnet18 12.5 → 8.5), batch-1 latency unchanged within
+    /// this machine's noise (since products split into whole blocks per thread, a band's
+    /// product costs no more synchronisation than one `gemm` call).
+    pub(crate) const COLUMN_BUDGET: usize = 1 << 18;
     /// Smallest GEMM (`m·n·k`) that is split over the thread pool.
     pub(crate) const PARALLEL_MIN_WORK: usize = 64 * 64 * 64;
 
