@@ -513,6 +513,36 @@ pub(crate) mod simd {
         kind: u8,
         /// First column of a window tile's keys.
         base: usize,
+        /// Place in the row's tiles.
+        index: usize,
+    }
+
+    /// The relative position bias of every lane of every tile, head, `rpb` row and window
+    /// column, `[tiles, m, 2k − 1, k, MAX_LANES]`. The lanes of window and gather tiles look
+    /// up different `rpb` columns: one load from here per logit vector instead of the lanes
+    /// written one by one and read back as a vector (a store-forwarding stall each time: the
+    /// kernel took 7% longer at 56² and 112², one thread) or a gather (as fast on this CPU,
+    /// slow on others). Contiguous tiles' entries stay zero: their lanes share one column.
+    fn lane_bias(rpb: &[f32], tiles: &[Tile], heads: usize, k: usize, lanes: usize) -> Vec<f32> {
+        let side = 2 * k - 1;
+        let mut table = vec![0f32; tiles.len() * heads * side * k * MAX_LANES];
+        for (t, tile) in tiles.iter().enumerate() {
+            if tile.kind == CONTIGUOUS {
+                continue;
+            }
+            for head in 0..heads {
+                for pr in 0..side {
+                    for b in 0..k {
+                        let row = ((t * heads + head) * side + pr) * k + b;
+                        let bias = &rpb[(head * side + pr) * side + b..];
+                        for l in 0..lanes {
+                            table[row * MAX_LANES + l] = bias[tile.pb[l]];
+                        }
+                    }
+                }
+            }
+        }
+        table
     }
 
     /// How each tile of a row reads (tests).
@@ -557,6 +587,7 @@ pub(crate) mod simd {
                     pb: core::array::from_fn(|l| cols.pb[query(l) * k] as usize),
                     kind,
                     base: lo,
+                    index: first / lanes,
                 }
             })
             .collect()
@@ -601,6 +632,7 @@ pub(crate) mod simd {
         );
         let lanes = lanes::lanes_of_run(avx512);
         let tiles = tiles(width, cols, k, dilation, lanes);
+        let lane_bias = rpb.map(|rpb| lane_bias(rpb, &tiles, heads, k, lanes));
         // Every value is written: each row task stores every tile's queries, every head.
         let mut out = crate::cpu_kernels::unwritten(tokens * c);
         let out_ptr = SendPtr(out.as_mut_ptr().cast());
@@ -625,6 +657,7 @@ pub(crate) mod simd {
                     rpb,
                     rows,
                     tiles: &tiles,
+                    lane_bias: lane_bias.as_deref(),
                     image,
                     query_rows,
                     count,
@@ -647,6 +680,9 @@ pub(crate) mod simd {
         rpb: Option<&'a [f32]>,
         rows: &'a AxisTables,
         tiles: &'a [Tile],
+        /// Per tile, head, `rpb` row and window column, the bias of each lane: `[tiles, m,
+        /// 2k − 1, k, L]` (see [`lane_bias`]).
+        lane_bias: Option<&'a [f32]>,
         /// The image `b` and its query rows (`count` of them: 1 or 2).
         image: usize,
         query_rows: [usize; 2],
@@ -969,9 +1005,9 @@ pub(crate) mod simd {
                                     if KIND == CONTIGUOUS {
                                         V::splat(bias[tile.pb[0]])
                                     } else {
-                                        let lanes: [f32; MAX_LANES] =
-                                            core::array::from_fn(|l| bias[tile.pb[l]]);
-                                        V::load(lanes.as_ptr())
+                                        let lanes = self.lane_bias.expect("built with rpb");
+                                        let row = ((tile.index * heads + head) * side + pr) * K + b;
+                                        V::load(lanes[row * MAX_LANES..].as_ptr())
                                     }
                                 }
                                 None => V::zero(),
