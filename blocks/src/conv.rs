@@ -729,7 +729,7 @@ const IM2COL_MIN_GROUP_CHANNELS: usize = 16;
 
 /// Convolution as im2col + GEMM straight from and into NCHW (module docs).
 pub(crate) mod im2col {
-    use crate::cpu_kernels::{assume_init, assume_init_mut, matmul, unwritten, Strided};
+    use crate::cpu_kernels::{assume_init, assume_init_mut, matmul, unwritten, Init, Strided};
     use rayon::prelude::*;
     use std::mem::MaybeUninit;
 
@@ -795,13 +795,8 @@ pub(crate) mod im2col {
         let plane = out_h * out_w;
         assert_eq!(x.len(), batch * cin * height * width, "input size");
         assert_eq!(w.len(), cout * depth, "weight size");
-        // Every value is written: the bias (then accumulated into) or the product alone.
+        // Every value is written by its band's product (plus the bias).
         let mut out = unwritten(batch * cout * plane);
-        if let Some(bias) = bias {
-            for (channel, values) in out.chunks_mut(plane).enumerate() {
-                values.fill(MaybeUninit::new(bias[channel % cout]));
-            }
-        }
         let pointwise = g.pointwise();
         let band_rows = g.band_rows(depth);
         let col_len = if pointwise {
@@ -830,7 +825,9 @@ pub(crate) mod im2col {
                         (col.as_ptr().cast::<f32>(), n)
                     };
                     let dst = &mut out[group * cog * plane + y0 * out_w..];
-                    // Without a bias the product writes the band without reading it.
+                    let init = bias.map_or(Init::Overwrite, |bias| {
+                        Init::RowBias(&bias[group * cog..][..cog])
+                    });
                     // SAFETY: dst holds `cog` rows of stride `plane` with `n` values each from
                     // its start (the band lies inside every channel's plane); lhs is
                     // `cog × depth` row-major, rhs `depth × n` with row stride `rhs_rs` (the
@@ -840,7 +837,7 @@ pub(crate) mod im2col {
                             [cog, n, depth],
                             dst.as_mut_ptr().cast(),
                             plane,
-                            bias.is_some(),
+                            init,
                             Strided {
                                 ptr: weight.as_ptr(),
                                 rs: depth as isize,

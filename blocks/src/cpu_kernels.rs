@@ -639,7 +639,7 @@ pub fn attention(
                         [m, n_k, d],
                         scores.as_mut_ptr().cast(),
                         n_k,
-                        false,
+                        Init::Overwrite,
                         Strided {
                             ptr: q_ptr,
                             rs: q_rs,
@@ -672,7 +672,7 @@ pub fn attention(
                         [m, d_v, n_k],
                         dst,
                         h * d_v,
-                        false,
+                        Init::Overwrite,
                         Strided {
                             ptr: scores.as_ptr().cast(),
                             rs: n_k as isize,
@@ -759,10 +759,40 @@ impl Strided {
 unsafe impl Send for Strided {}
 unsafe impl Sync for Strided {}
 
-/// `dst ← lhs · rhs` (`m × k` by `k × n`), or `dst ← dst + lhs · rhs` with `accumulate`: one
-/// `gemm` call writing `dst` row-major with row stride `dst_rs`, or with `threaded` one
-/// single-threaded call per thread on a block of rows or columns ([`split_product`]). Every
-/// CPU kernel of gaze multiplies matrices through it.
+/// What [`matmul`] does with `dst`'s values.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Init<'a> {
+    /// Writes the product over them (they need not be initialised).
+    Overwrite,
+    /// Adds the product to them.
+    Accumulate,
+    /// Writes the product plus `bias[i]` over every value of row `i` (`m` values): a linear
+    /// layer's output planes, a convolution's channels.
+    RowBias(&'a [f32]),
+    /// Writes the product plus `bias[j]` over every value of column `j` (`n` values): a
+    /// linear layer's rows.
+    ColumnBias(&'a [f32]),
+}
+
+impl Init<'_> {
+    /// The product's overwrite or accumulation (`Overwrite` for `false`).
+    pub(crate) fn accumulating(accumulate: bool) -> Self {
+        if accumulate {
+            Init::Accumulate
+        } else {
+            Init::Overwrite
+        }
+    }
+}
+
+/// `dst ← lhs · rhs` (`m × k` by `k × n`), `dst ← dst + lhs · rhs` or the product plus a bias,
+/// as `init` says: one `gemm` call writing `dst` row-major with row stride `dst_rs`, or with
+/// `threaded` one single-threaded call per thread on a block of rows or columns
+/// ([`split_product`]). Every CPU kernel of gaze multiplies matrices through it.
+///
+/// A bias is added to each block right after its product, while the block is in cache: the
+/// bias written first and accumulated into took 30% of a [3136 × 96]·[96 × 288] linear layer
+/// on one thread (1.85 ms against 1.30 without a bias), the whole output written twice.
 ///
 /// # Safety
 /// Each pointer with its strides addresses its whole matrix inside a live buffer, and nothing
@@ -771,11 +801,16 @@ pub(crate) unsafe fn matmul(
     [m, n, k]: [usize; 3],
     dst: *mut f32,
     dst_rs: usize,
-    accumulate: bool,
+    init: Init,
     lhs: Strided,
     rhs: Strided,
     threaded: bool,
 ) {
+    match init {
+        Init::RowBias(bias) => assert_eq!(bias.len(), m, "matmul: row bias length"),
+        Init::ColumnBias(bias) => assert_eq!(bias.len(), n, "matmul: column bias length"),
+        Init::Overwrite | Init::Accumulate => {}
+    }
     if let Some(split) = threaded.then(|| split_product(m, n)).flatten() {
         use rayon::prelude::*;
         let dst = SendPtr(dst);
@@ -790,14 +825,22 @@ pub(crate) unsafe fn matmul(
                         ..lhs
                     };
                     let dst = dst.get().add(start * dst_rs);
-                    matmul([len, n, k], dst, dst_rs, accumulate, lhs, rhs, false)
+                    let init = match init {
+                        Init::RowBias(bias) => Init::RowBias(&bias[start..start + len]),
+                        init => init,
+                    };
+                    matmul([len, n, k], dst, dst_rs, init, lhs, rhs, false)
                 } else {
                     let rhs = Strided {
                         ptr: rhs.ptr.offset(start as isize * rhs.cs),
                         ..rhs
                     };
                     let dst = dst.get().add(start);
-                    matmul([m, len, k], dst, dst_rs, accumulate, lhs, rhs, false)
+                    let init = match init {
+                        Init::ColumnBias(bias) => Init::ColumnBias(&bias[start..start + len]),
+                        init => init,
+                    };
+                    matmul([m, len, k], dst, dst_rs, init, lhs, rhs, false)
                 }
             }
         });
@@ -817,7 +860,7 @@ pub(crate) unsafe fn matmul(
             dst,
             1,
             dst_rs as isize,
-            accumulate,
+            matches!(init, Init::Accumulate),
             lhs.ptr,
             lhs.cs,
             lhs.rs,
@@ -830,8 +873,40 @@ pub(crate) unsafe fn matmul(
             false,
             false,
             parallelism,
-        )
+        );
+        add_bias([m, n], dst, dst_rs, init);
     }
+}
+
+/// `init`'s bias added to the `m × n` matrix at `dst` (row stride `dst_rs`), vectorised for the
+/// CPU; nothing for the other kinds of [`Init`].
+///
+/// # Safety
+/// `dst` addresses the whole matrix, initialised, and nothing else uses it meanwhile.
+unsafe fn add_bias([m, n]: [usize; 2], dst: *mut f32, dst_rs: usize, init: Init) {
+    if !matches!(init, Init::RowBias(_) | Init::ColumnBias(_)) {
+        return;
+    }
+    pulp::Arch::new().dispatch(|| {
+        for i in 0..m {
+            // SAFETY: row `i` of the caller's matrix.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) };
+            match init {
+                Init::RowBias(bias) => {
+                    let b = bias[i];
+                    for v in row.iter_mut() {
+                        *v += b;
+                    }
+                }
+                Init::ColumnBias(bias) => {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v += b;
+                    }
+                }
+                Init::Overwrite | Init::Accumulate => {}
+            }
+        }
+    });
 }
 
 /// How a threaded product is split over the pool: `pieces` blocks of `len` rows of `dst` (and
@@ -1588,6 +1663,70 @@ mod tests {
                     burn::tensor::module::avg_pool2d(finite, avg),
                     &format!("avg {k} {s} {p} {ceil_mode} {count_include_pad}"),
                 );
+            }
+        }
+    }
+
+    /// `matmul` equals the naive product for each kind of `Init`, on one thread and split over
+    /// the pool by rows (tall) and by columns (wide): each block gets its own slice of a row or
+    /// column bias.
+    #[test]
+    fn matmul_writes_accumulates_and_adds_biases() {
+        let value = |i: usize, salt: usize| ((i * 7 + salt * 13) % 23) as f32 / 11.0 - 1.0;
+        // (m, n, k): tall (rows split), wide (columns split), too small to split.
+        for [m, n, k] in [[300, 40, 30], [40, 300, 30], [5, 7, 3]] {
+            let lhs: Vec<f32> = (0..m * k).map(|i| value(i, 1)).collect();
+            let rhs: Vec<f32> = (0..k * n).map(|i| value(i, 2)).collect();
+            let row_bias: Vec<f32> = (0..m).map(|i| value(i, 3)).collect();
+            let column_bias: Vec<f32> = (0..n).map(|i| value(i, 4)).collect();
+            let before: Vec<f32> = (0..m * n).map(|i| value(i, 5)).collect();
+            let product =
+                |i: usize, j: usize| (0..k).map(|t| lhs[i * k + t] * rhs[t * n + j]).sum::<f32>();
+            let cases: [(Init, fn(f32, f32, f32) -> f32); 4] = [
+                (Init::Overwrite, |p, _, _| p),
+                (Init::Accumulate, |p, old, _| old + p),
+                (Init::RowBias(&row_bias), |p, _, b| p + b),
+                (Init::ColumnBias(&column_bias), |p, _, b| p + b),
+            ];
+            for (init, want) in cases {
+                for threaded in [false, true] {
+                    let mut dst = before.clone();
+                    // SAFETY: row-major matrices of the sizes given, in live buffers.
+                    unsafe {
+                        matmul(
+                            [m, n, k],
+                            dst.as_mut_ptr(),
+                            n,
+                            init,
+                            Strided {
+                                ptr: lhs.as_ptr(),
+                                rs: k as isize,
+                                cs: 1,
+                            },
+                            Strided {
+                                ptr: rhs.as_ptr(),
+                                rs: n as isize,
+                                cs: 1,
+                            },
+                            threaded,
+                        );
+                    }
+                    for i in 0..m {
+                        for j in 0..n {
+                            let bias = match init {
+                                Init::RowBias(_) => row_bias[i],
+                                Init::ColumnBias(_) => column_bias[j],
+                                _ => 0.0,
+                            };
+                            let expected = want(product(i, j), before[i * n + j], bias);
+                            let got = dst[i * n + j];
+                            assert!(
+                                (got - expected).abs() <= 1e-4,
+                                "{init:?} {m}×{n}×{k} threaded {threaded} at ({i}, {j}): {got} vs {expected}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }

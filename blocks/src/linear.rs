@@ -16,7 +16,7 @@ use burn::nn::{Initializer, LinearLayout};
 use burn::prelude::*;
 
 use crate::cpu_kernels::{
-    as_unwritten, assume_init, matmul, on_plain_flex, unwritten, HostView, SendPtr, Strided,
+    as_unwritten, assume_init, matmul, on_plain_flex, unwritten, HostView, Init, SendPtr, Strided,
 };
 use std::mem::MaybeUninit;
 
@@ -223,40 +223,26 @@ fn gemm_linear_values(
         .expect("flex like the input");
     let layout = weight.layout();
     let strides = layout.strides();
-    // Every value is written: the bias (then accumulated into), or the product alone (zeros
-    // first only for an empty product, which writes nothing).
+    // Every value is written: by the product (plus the bias), or for an empty product, which
+    // writes nothing, the bias or zeros.
     let mut out = unwritten(rows * d_output);
     let multiplies = rows > 0 && d_output > 0 && d_input > 0;
-    // The bias of a group's block of out (grouped products fill theirs in their task, in
-    // parallel and right before `gemm` reads them).
-    let fill_bias = |block: &mut [MaybeUninit<f32>]| {
-        let Some(bias) = &bias else { return };
-        match planes {
-            Planes::Output(group) | Planes::Both(group) => {
-                for (plane, &b) in block.chunks_mut(group).zip(bias.values().iter().cycle()) {
-                    plane.fill(MaybeUninit::new(b));
-                }
-            }
-            _ => {
-                for row in block.chunks_mut(d_output.max(1)) {
+    if !multiplies {
+        match &bias {
+            Some(bias) if d_output > 0 => {
+                for row in out.chunks_mut(d_output) {
                     row.copy_from_slice(as_unwritten(bias.values()));
                 }
             }
+            _ => out.fill(MaybeUninit::new(0.0)),
         }
+    }
+    // The bias per row of the product's output (planes: `[d_output, group]`) or per column.
+    let init = match (&bias, planes) {
+        (None, _) => Init::Overwrite,
+        (Some(bias), Planes::Output(_) | Planes::Both(_)) => Init::RowBias(bias.values()),
+        (Some(bias), Planes::None | Planes::Input(_)) => Init::ColumnBias(bias.values()),
     };
-    if group.is_none() || !multiplies {
-        if group.is_none() && rows * d_input * d_output >= PARALLEL_MIN_WORK {
-            // Split over the pool like the product that follows (one thread wrote a 3136 × 288
-            // projection's bias in 0.1 ms while the other waited).
-            use rayon::prelude::*;
-            out.par_chunks_mut(d_output * 64).for_each(fill_bias);
-        } else {
-            fill_bias(&mut out);
-        }
-    }
-    if bias.is_none() && d_input == 0 {
-        out.fill(MaybeUninit::new(0.0));
-    }
     if multiplies {
         let storage = weight.storage::<f32>();
         let (rs, cs) = (strides[0], strides[1]);
@@ -289,12 +275,6 @@ fn gemm_linear_values(
             // weight inside its buffer (checked above).
             unsafe {
                 let dst = out_ptr.get().add(g * group * d_output);
-                if !matches!(planes, Planes::None) {
-                    fill_bias(std::slice::from_raw_parts_mut(
-                        dst.cast::<MaybeUninit<f32>>(),
-                        group * d_output,
-                    ));
-                }
                 // The group's input as rows `[group, d_input]`: row-major, or its plane block
                 // read column-wise.
                 let x = match planes {
@@ -307,7 +287,7 @@ fn gemm_linear_values(
                         [d_output, group, d_input],
                         dst,
                         group,
-                        bias.is_some(),
+                        init,
                         w.transposed(),
                         x.transposed(),
                         threaded,
@@ -317,7 +297,7 @@ fn gemm_linear_values(
                         [group, d_output, d_input],
                         dst,
                         d_output,
-                        bias.is_some(),
+                        init,
                         x,
                         w,
                         threaded,

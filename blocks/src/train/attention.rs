@@ -25,7 +25,7 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::cpu_kernels::{matmul, SendPtr, SoftmaxRows, Strided};
+use crate::cpu_kernels::{matmul, Init, SendPtr, SoftmaxRows, Strided};
 
 use burn::backend::tensor::FloatTensor;
 
@@ -257,7 +257,7 @@ fn attend(
                     [n_q, n_k, d],
                     p.as_mut_ptr(),
                     n_k,
-                    false,
+                    Init::Overwrite,
                     layouts.q.matrix(q, b, h),
                     layouts.k.matrix(k, b, h).transposed(),
                     false,
@@ -278,7 +278,7 @@ fn attend(
                     [n_q, d_v, n_k],
                     out_ptr.get().add(layouts.out.offset(b, h)),
                     layouts.out.row,
-                    false,
+                    Init::Overwrite,
                     rows(p, n_k),
                     layouts.v.matrix(v, b, h),
                     false,
@@ -401,7 +401,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
                         [n_k, d_v, n_q],
                         dv_ptr.get().add(layouts.v.offset(b, h)),
                         layouts.v.row,
-                        false,
+                        Init::Overwrite,
                         rows(p, n_k).transposed(),
                         dout,
                         false,
@@ -410,7 +410,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
                         [n_q, n_k, d_v],
                         ds.as_mut_ptr(),
                         n_k,
-                        false,
+                        Init::Overwrite,
                         dout,
                         layouts.v.matrix(v, b, h).transposed(),
                         false,
@@ -445,7 +445,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
                         [n_q, d, n_k],
                         dq_ptr.get().add(layouts.q.offset(b, h)),
                         layouts.q.row,
-                        false,
+                        Init::Overwrite,
                         rows(ds, n_k),
                         layouts.k.matrix(k, b, h),
                         false,
@@ -454,7 +454,7 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
                         [n_k, d, n_q],
                         dk_ptr.get().add(layouts.k.offset(b, h)),
                         layouts.k.row,
-                        false,
+                        Init::Overwrite,
                         rows(ds, n_k).transposed(),
                         layouts.q.matrix(q, b, h),
                         false,

@@ -34,7 +34,7 @@ use rayon::prelude::*;
 
 use crate::conv::im2col::{fill_columns, Geometry, PARALLEL_MIN_WORK};
 use crate::conv::{depthwise, Conv2d};
-use crate::cpu_kernels::{assume_init, assume_init_mut, matmul, unwritten, Strided};
+use crate::cpu_kernels::{assume_init, assume_init_mut, matmul, unwritten, Init, Strided};
 use std::mem::MaybeUninit;
 
 use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer, vectorised};
@@ -196,7 +196,7 @@ fn weight_grad(dy: &[f32], x: &[f32], g: &Geometry) -> Vec<f32> {
                         [cog, depth, n],
                         dst.as_mut_ptr().cast(),
                         depth,
-                        !first,
+                        Init::accumulating(!first),
                         Strided {
                             ptr: grad[y0 * out_w..].as_ptr(),
                             rs: plane as isize,
@@ -259,7 +259,7 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
                             [depth, n, cog],
                             dx.as_mut_ptr().cast(),
                             map,
-                            false,
+                            Init::Overwrite,
                             weight,
                             band,
                             threaded,
@@ -275,7 +275,7 @@ fn input_grad(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f32> {
                         [depth, n, cog],
                         dcol.as_mut_ptr().cast(),
                         n,
-                        false,
+                        Init::Overwrite,
                         weight,
                         band,
                         threaded,

@@ -18,7 +18,7 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::cpu_kernels::{matmul, Strided};
+use crate::cpu_kernels::{matmul, Init, Strided};
 use crate::linear::{gemm_linear, Linear, PARALLEL_MIN_WORK};
 
 use super::{flex_tensor, host, into_flex, layer_primitives, plain, record_layer, vectorised};
@@ -105,7 +105,7 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward {
                         [rows, d_input, d_output],
                         dx.as_mut_ptr(),
                         d_input,
-                        false,
+                        Init::Overwrite,
                         rows_of(dy, d_output),
                         rows_of(weight, d_output).transposed(),
                         threaded,
@@ -124,7 +124,7 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward {
                         [d_input, d_output, rows],
                         dw.as_mut_ptr(),
                         d_output,
-                        false,
+                        Init::Overwrite,
                         rows_of(x, d_input).transposed(),
                         rows_of(dy, d_output),
                         threaded,
