@@ -708,20 +708,14 @@ pub(crate) struct Epilogue {
 }
 
 impl Epilogue {
-    /// Applies the map to values of output channel `channel` (in the CPU's widest vectors:
-    /// the baseline build's are SSE2's four lanes).
+    /// Applies the map to values of output channel `channel`, in the CPU's widest vectors
+    /// (the baseline build's are SSE2's four lanes).
     fn apply(&self, channel: usize, values: &mut [f32]) {
-        let (a, b) = (self.scale[channel], self.shift[channel]);
-        pulp::Arch::new().dispatch(|| {
-            if self.relu {
-                for v in values {
-                    *v = (*v * a + b).max(0.0);
-                }
-            } else {
-                for v in values {
-                    *v = *v * a + b;
-                }
-            }
+        pulp::Arch::new().dispatch(crate::cpu_kernels::ScaleShift {
+            values,
+            scale: self.scale[channel],
+            shift: self.shift[channel],
+            relu: self.relu,
         })
     }
 }
@@ -950,18 +944,69 @@ pub(crate) mod im2col {
         let (dh, ph) = (g.dilation[0], g.pad[0]);
         let (height, width, out_w) = (g.height, g.width, g.out[1]);
         let n = rows.len() * out_w;
-        let zero = MaybeUninit::new(0.0);
         let fill_row = |(r, dst): (usize, &mut [MaybeUninit<f32>])| {
             let (ci, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
-            let channel = &input[ci * height * width..][..height * width];
             let (first, last, x0) = g.inside_columns(j);
-            for (y, dst) in rows.clone().zip(dst.chunks_mut(out_w)) {
-                let iy = (y * sh + i * dh) as isize - ph as isize;
-                if iy < 0 || iy >= height as isize {
+            pulp::Arch::new().dispatch(ColumnRow {
+                dst,
+                channel: &input[ci * height * width..][..height * width],
+                first_row: (rows.start * sh + i * dh) as isize - ph as isize,
+                row_step: sh,
+                height,
+                width,
+                out_w,
+                inside: first..last,
+                x0,
+                sw,
+            })
+        };
+        if threaded {
+            col.par_chunks_mut(n)
+                .with_min_len((16384 / n.max(1)).max(1))
+                .enumerate()
+                .for_each(fill_row);
+        } else {
+            col.chunks_mut(n).enumerate().for_each(fill_row);
+        }
+    }
+
+    /// One row of the column buffer, [`fill_columns`]' loop: a struct, whose `call` `pulp`
+    /// inlines into its function for each instruction set (a closure's body stays a function
+    /// of the baseline build, whose SSE2 shuffles moved four values at a time).
+    struct ColumnRow<'a> {
+        /// The row: `out_w` values per output row of the band.
+        dst: &'a mut [MaybeUninit<f32>],
+        /// The input channel, `height × width`.
+        channel: &'a [f32],
+        /// Input row of the band's first output row (negative or past the map: zeros), and the
+        /// step to the next.
+        first_row: isize,
+        row_step: usize,
+        height: usize,
+        width: usize,
+        out_w: usize,
+        /// Output columns inside the map, and the input column of the first.
+        inside: std::ops::Range<usize>,
+        x0: usize,
+        /// Column stride.
+        sw: usize,
+    }
+
+    impl pulp::NullaryFnOnce for ColumnRow<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            let zero = MaybeUninit::new(0.0);
+            let (first, last, x0, sw) = (self.inside.start, self.inside.end, self.x0, self.sw);
+            let width = self.width;
+            for (y, dst) in self.dst.chunks_mut(self.out_w).enumerate() {
+                let iy = self.first_row + (y * self.row_step) as isize;
+                if iy < 0 || iy >= self.height as isize {
                     dst.fill(zero);
                     continue;
                 }
-                let src = &channel[iy as usize * width..][..width];
+                let src = &self.channel[iy as usize * width..][..width];
                 dst[..first].fill(zero);
                 dst[last..].fill(zero);
                 if first == last {
@@ -989,14 +1034,6 @@ pub(crate) mod im2col {
                     }
                 }
             }
-        };
-        if threaded {
-            col.par_chunks_mut(n)
-                .with_min_len((16384 / n.max(1)).max(1))
-                .enumerate()
-                .for_each(fill_row);
-        } else {
-            col.chunks_mut(n).enumerate().for_each(fill_row);
         }
     }
 }
