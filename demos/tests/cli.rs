@@ -923,6 +923,7 @@ fn bench_attn_compares_the_token_mixers() {
         [
             "global MHSA",
             "window (Swin)",
+            "window (windows in/out)",
             "neighborhood (NAT)",
             "halo (HaloNet)",
             "bi-level routing"

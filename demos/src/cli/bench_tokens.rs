@@ -2,6 +2,11 @@
 //! multi-head self-attention, Swin window attention, neighborhood attention, halo attention and
 //! bi-level routing attention — with latency, the size of the attention-weights tensor each
 //! builds, and the host memory one forward pass takes. A benchmark, not a test.
+//!
+//! Every mixer maps the `[1, H, W, C]` map to a map (or tokens to tokens): window attention
+//! includes the partition into windows and the merge back, as a Swin block runs it, since the
+//! neighborhood, halo and routing mixers do their own layout work inside. The window row
+//! without them (windows in, windows out) follows for comparison with earlier tables.
 
 use std::time::Instant;
 
@@ -9,7 +14,7 @@ use gaze::blocks::bi_routing_attention::BiLevelRoutingAttentionConfig;
 use gaze::blocks::halo_attention::HaloAttnConfig;
 use gaze::blocks::neighborhood_attention::NeighborhoodAttentionConfig;
 use gaze::blocks::vit_attention::VitAttentionConfig;
-use gaze::blocks::window_attention::{window_partition, WindowAttentionConfig};
+use gaze::blocks::window_attention::{window_partition, window_reverse, WindowAttentionConfig};
 use gaze::burn::prelude::*;
 
 use super::bench_attn::{median, Args};
@@ -107,8 +112,15 @@ fn mixers(args: &Args, device: &Device) -> Result<Vec<(&'static str, usize, Mixe
     let win = WindowAttentionConfig::new(dim, heads)
         .with_window_size([k, k])
         .init(device);
+    let core = win.clone();
+    let xw = x.clone();
+    let window: Mixer = Box::new(move || {
+        let windows = window_partition(xw.clone(), [k, k]).reshape([n / (k * k), k * k, dim]);
+        let out = win.forward(windows, None).reshape([n / (k * k), k, k, dim]);
+        total(window_reverse(out, [k, k], h, w))
+    });
     let windows = window_partition(x.clone(), [k, k]).reshape([n / (k * k), k * k, dim]);
-    let window: Mixer = Box::new(move || total(win.forward(windows.clone(), None)));
+    let window_core: Mixer = Box::new(move || total(core.forward(windows.clone(), None)));
 
     let na = NeighborhoodAttentionConfig::new(dim, heads)
         .with_kernel_size(k)
@@ -138,6 +150,7 @@ fn mixers(args: &Args, device: &Device) -> Result<Vec<(&'static str, usize, Mixe
     Ok(vec![
         ("global MHSA", heads * n * n, global),
         ("window (Swin)", heads * n * k * k, window),
+        ("window (windows in/out)", heads * n * k * k, window_core),
         ("neighborhood (NAT)", heads * n * k * k, neighborhood),
         ("halo (HaloNet)", halo_elems, halo_run),
         ("bi-level routing", heads * n * topk * (n / region), routing),
@@ -200,12 +213,12 @@ pub fn run(args: &Args) -> CliResult {
             args.size[0], args.size[1], args.dim, args.heads, args.window, args.device, args.runs
         );
         println!(
-            "{:<20} {:>14} {:>11} {:>14}",
+            "{:<24} {:>14} {:>11} {:>14}",
             "mixer", "attn weights", "median ms", "peak MiB (host)"
         );
         for r in &rows {
             println!(
-                "{:<20} {:>14} {} {:>14}",
+                "{:<24} {:>14} {} {:>14}",
                 r.name,
                 r.attn_elems,
                 ms(r, 11),
