@@ -1268,8 +1268,8 @@ struct MaxPlane<'a> {
     out: &'a mut [MaybeUninit<f32>],
     width: usize,
     /// Per output row (column), the input rows (columns) of its window.
-    row_spans: &'a [(std::ops::Range<usize>, usize)],
-    col_spans: &'a [(std::ops::Range<usize>, usize)],
+    row_spans: &'a [PoolSpan],
+    col_spans: &'a [PoolSpan],
 }
 
 impl pulp::NullaryFnOnce for MaxPlane<'_> {
@@ -1327,7 +1327,7 @@ impl PoolWindow {
     /// For each output index along `axis`: the input range its window covers and the window's
     /// length clipped to the padded map (PyTorch's average divisor). The output length is
     /// PyTorch's (Burn's `calculate_pool_output_size`).
-    fn spans(&self, axis: usize, len: usize) -> Vec<(std::ops::Range<usize>, usize)> {
+    fn spans(&self, axis: usize, len: usize) -> Vec<PoolSpan> {
         let (k, s, p) = (self.kernel[axis], self.stride[axis], self.padding[axis].0);
         let padded = len + 2 * p;
         let out = if self.ceil_mode {
@@ -1351,39 +1351,41 @@ impl PoolWindow {
             .collect()
     }
 
-    /// [`max_pool2d`]'s separable maximum, planes in parallel.
+    /// [`max_pool2d`]'s separable maximum.
     fn run_max(&self, x: Tensor<4>) -> Tensor<4> {
-        use rayon::prelude::*;
-        let [b, c, h, w] = x.dims();
-        let device = x.device();
-        let (row_spans, col_spans) = (self.spans(0, h), self.spans(1, w));
-        let (out_h, out_w) = (row_spans.len(), col_spans.len());
-        let view = HostView::new(x).expect("checked by fits()");
-        let input = view.values();
-        // Every value is written: each plane's output rows, every column of each.
-        let mut out = unwritten(b * c * out_h * out_w);
-        out.par_chunks_mut((out_h * out_w).max(1))
-            .with_min_len((4096 / (out_h * out_w).max(1)).max(1))
-            .zip(input.par_chunks(h * w))
-            .for_each(|(out, plane)| {
-                pulp::Arch::new().dispatch(MaxPlane {
-                    plane,
-                    out,
-                    width: w,
-                    row_spans: &row_spans,
-                    col_spans: &col_spans,
-                })
-            });
-        // SAFETY: every plane's task wrote all of its values.
-        let out = unsafe { assume_init(out) };
-        Tensor::from_data(TensorData::new(out, [b, c, out_h, out_w]), &device)
+        self.each_plane(x, |plane, width, out, row_spans, col_spans| {
+            pulp::Arch::new().dispatch(MaxPlane {
+                plane,
+                out,
+                width,
+                row_spans,
+                col_spans,
+            })
+        })
     }
 
-    /// `out[b, c, y, x] = pool(rows of the window, its column range, padded area)`, planes
-    /// in parallel.
+    /// `out[b, c, y, x] = pool(rows of the window, its column range, padded area)`.
     fn run<P>(&self, x: Tensor<4>, pool: P) -> Tensor<4>
     where
         P: Fn(&mut dyn Iterator<Item = &[f32]>, std::ops::Range<usize>, usize) -> f32 + Sync,
+    {
+        self.each_plane(x, |plane, w, out, row_spans, col_spans| {
+            let out_w = col_spans.len();
+            for ((rows, row_area), out) in row_spans.iter().zip(out.chunks_mut(out_w)) {
+                for ((cols, col_area), v) in col_spans.iter().zip(out.iter_mut()) {
+                    let mut window = plane[rows.start * w..rows.end * w].chunks(w);
+                    v.write(pool(&mut window, cols.clone(), row_area * col_area));
+                }
+            }
+        })
+    }
+
+    /// The pooled map, planes in parallel: `per_plane(plane, width, out, row_spans,
+    /// col_spans)` writes every value of a plane's output from its input plane, given each
+    /// output row's (column's) input rows (columns) and window length ([`spans`](Self::spans)).
+    fn each_plane<F>(&self, x: Tensor<4>, per_plane: F) -> Tensor<4>
+    where
+        F: Fn(&[f32], usize, &mut [MaybeUninit<f32>], &[PoolSpan], &[PoolSpan]) + Sync,
     {
         use rayon::prelude::*;
         let [b, c, h, w] = x.dims();
@@ -1392,21 +1394,21 @@ impl PoolWindow {
         let (out_h, out_w) = (row_spans.len(), col_spans.len());
         let view = HostView::new(x).expect("checked by fits()");
         let input = view.values();
-        let mut out = vec![0f32; b * c * out_h * out_w];
+        // Every value is written: `per_plane` writes each plane's.
+        let mut out = unwritten(b * c * out_h * out_w);
         out.par_chunks_mut((out_h * out_w).max(1))
             .with_min_len((4096 / (out_h * out_w).max(1)).max(1))
             .zip(input.par_chunks(h * w))
-            .for_each(|(out, plane)| {
-                for ((rows, row_area), out) in row_spans.iter().zip(out.chunks_mut(out_w)) {
-                    for ((cols, col_area), v) in col_spans.iter().zip(out.iter_mut()) {
-                        let mut window = plane[rows.start * w..rows.end * w].chunks(w);
-                        *v = pool(&mut window, cols.clone(), row_area * col_area);
-                    }
-                }
-            });
+            .for_each(|(out, plane)| per_plane(plane, w, out, &row_spans, &col_spans));
+        // SAFETY: every plane's task wrote all of its values.
+        let out = unsafe { assume_init(out) };
         Tensor::from_data(TensorData::new(out, [b, c, out_h, out_w]), &device)
     }
 }
+
+/// The input rows (or columns) of one output row's (column's) pooling window, clipped to the
+/// map, and the window's length clipped to the padded map.
+type PoolSpan = (std::ops::Range<usize>, usize);
 
 /// Rows of `channels` values (row-major `[rows, channels]`) as the planes of
 /// `Linear::forward_planes`: per block of `group` rows, each channel's `group` values in a
