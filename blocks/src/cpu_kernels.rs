@@ -297,25 +297,31 @@ fn erf(x: f32) -> f32 {
 
 /// Exact GELU in place: `x · ½ · (1 + erf(x / √2))`.
 pub fn gelu_slice(values: &mut [f32]) {
-    pulp::Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            let x = *v;
-            *v = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for v in values.iter_mut() {
+                let x = *v;
+                *v = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        },
+    )
 }
 
 /// GELU's gradient in place: `dx = dy · (Φ(x) + x · φ(x))` with `Φ(x) = ½ (1 + erf(x / √2))`
 /// and `φ(x) = e^(−x²/2) / √(2π)`; `grad` holds `dy` on entry.
 pub(crate) fn gelu_grad_slice(grad: &mut [f32], x: &[f32]) {
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-    pulp::Arch::new().dispatch(|| {
-        for (g, &x) in grad.iter_mut().zip(x) {
-            let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-            let pdf = FRAC_1_SQRT_2PI * exp_nonpositive(-0.5 * x * x);
-            *g *= x.mul_add(pdf, cdf);
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (g, &x) in grad.iter_mut().zip(x) {
+                let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = FRAC_1_SQRT_2PI * exp_nonpositive(-0.5 * x * x);
+                *g *= x.mul_add(pdf, cdf);
+            }
+        },
+    )
 }
 
 /// Exact (erf) GELU, PyTorch's `nn.GELU()`: a vectorised kernel on the flex CPU device (with
@@ -351,11 +357,14 @@ fn elementwise<const D: usize>(
 /// The logistic sigmoid in place: `1 / (1 + e^(−x))`, through `e^(−|x|)` so that the
 /// exponential never overflows.
 pub fn sigmoid_slice(values: &mut [f32]) {
-    pulp::Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            *v = logistic(*v);
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for v in values.iter_mut() {
+                *v = logistic(*v);
+            }
+        },
+    )
 }
 
 /// `1 / (1 + e^(−x))` through `e^(−|x|)`, which never overflows.
@@ -380,31 +389,40 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// `grad ← grad · σ(x)(1 − σ(x))`, the sigmoid's gradient from its input.
 pub(crate) fn sigmoid_grad_slice(grad: &mut [f32], x: &[f32]) {
-    pulp::Arch::new().dispatch(|| {
-        for (g, &x) in grad.iter_mut().zip(x) {
-            let s = logistic(x);
-            *g *= s * (1.0 - s);
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (g, &x) in grad.iter_mut().zip(x) {
+                let s = logistic(x);
+                *g *= s * (1.0 - s);
+            }
+        },
+    )
 }
 
 /// `grad ← grad · σ(x)(1 + x(1 − σ(x)))`, SiLU's gradient from its input.
 pub(crate) fn silu_grad_slice(grad: &mut [f32], x: &[f32]) {
-    pulp::Arch::new().dispatch(|| {
-        for (g, &x) in grad.iter_mut().zip(x) {
-            let s = logistic(x);
-            *g *= s * (1.0 + x * (1.0 - s));
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (g, &x) in grad.iter_mut().zip(x) {
+                let s = logistic(x);
+                *g *= s * (1.0 + x * (1.0 - s));
+            }
+        },
+    )
 }
 
 /// `nn.SiLU` (swish) in place: `x · sigmoid(x)`.
 pub fn silu_slice(values: &mut [f32]) {
-    pulp::Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            *v *= logistic(*v);
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for v in values.iter_mut() {
+                *v *= logistic(*v);
+            }
+        },
+    )
 }
 
 /// SiLU (`nn.SiLU`): one vectorised pass on the flex CPU device (with its gradient on the
@@ -450,12 +468,15 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
 
 /// `nn.Hardswish` in place: `x · clamp(x + 3, 0, 6) / 6` (one pass; Burn composes five ops).
 pub fn hard_swish_slice(values: &mut [f32]) {
-    pulp::Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            let x = *v;
-            *v = x * (x + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0);
-        }
-    })
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for v in values.iter_mut() {
+                let x = *v;
+                *v = x * (x + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0);
+            }
+        },
+    )
 }
 
 /// Hard swish (`nn.Hardswish`): one vectorised pass on the flex CPU device, Burn's

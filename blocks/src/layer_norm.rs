@@ -188,39 +188,43 @@ fn normalise_channels(
         let len = PIXELS_PER_TASK.min(pixels - first);
         let plane = &x[image * c * pixels..(image + 1) * c * pixels];
         let channel = |k: usize| &plane[k * pixels + first..k * pixels + first + len];
-        crate::train::vectorised(|| {
-            let mut mean = vec![0.0f32; len];
-            for k in 0..c {
-                for (m, &v) in mean.iter_mut().zip(channel(k)) {
-                    *m += v;
+        crate::train::vectorised(
+            #[inline(always)]
+            || {
+                let mut mean = vec![0.0f32; len];
+                for k in 0..c {
+                    for (m, &v) in mean.iter_mut().zip(channel(k)) {
+                        *m += v;
+                    }
                 }
-            }
-            let inv_c = 1.0 / c as f32;
-            mean.iter_mut().for_each(|m| *m *= inv_c);
-            let mut rstd = vec![0.0f32; len];
-            for k in 0..c {
-                for ((s, &v), &m) in rstd.iter_mut().zip(channel(k)).zip(&mean) {
-                    let d = v - m;
-                    *s += d * d;
+                let inv_c = 1.0 / c as f32;
+                mean.iter_mut().for_each(|m| *m *= inv_c);
+                let mut rstd = vec![0.0f32; len];
+                for k in 0..c {
+                    for ((s, &v), &m) in rstd.iter_mut().zip(channel(k)).zip(&mean) {
+                        let d = v - m;
+                        *s += d * d;
+                    }
                 }
-            }
-            rstd.iter_mut()
-                .for_each(|s| *s = 1.0 / (*s * inv_c + epsilon).sqrt());
-            for k in 0..c {
-                let (g, b) = (gamma[k], beta.map_or(0.0, |b| b[k]));
-                // SAFETY: this task alone writes channel k's pixels [first, first + len) of
-                // this image.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out_ptr.get().add((image * c + k) * pixels + first),
-                        len,
-                    )
-                };
-                for (((y, &v), &m), &r) in dst.iter_mut().zip(channel(k)).zip(&mean).zip(&rstd) {
-                    *y = (v - m) * r * g + b;
+                rstd.iter_mut()
+                    .for_each(|s| *s = 1.0 / (*s * inv_c + epsilon).sqrt());
+                for k in 0..c {
+                    let (g, b) = (gamma[k], beta.map_or(0.0, |b| b[k]));
+                    // SAFETY: this task alone writes channel k's pixels [first, first + len) of
+                    // this image.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out_ptr.get().add((image * c + k) * pixels + first),
+                            len,
+                        )
+                    };
+                    for (((y, &v), &m), &r) in dst.iter_mut().zip(channel(k)).zip(&mean).zip(&rstd)
+                    {
+                        *y = (v - m) * r * g + b;
+                    }
                 }
-            }
-        })
+            },
+        )
     });
     out
 }

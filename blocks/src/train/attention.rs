@@ -417,14 +417,17 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
                     );
                 }
                 // dS = P ⊙ (dP − rowsum(dP ⊙ P)).
-                vectorised(|| {
-                    for (ds, p) in ds.chunks_mut(n_k).zip(p.chunks(n_k)) {
-                        let dot: f32 = ds.iter().zip(p).map(|(g, p)| g * p).sum();
-                        for (g, p) in ds.iter_mut().zip(p) {
-                            *g = p * (*g - dot);
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (ds, p) in ds.chunks_mut(n_k).zip(p.chunks(n_k)) {
+                            let dot: f32 = ds.iter().zip(p).map(|(g, p)| g * p).sum();
+                            for (g, p) in ds.iter_mut().zip(p) {
+                                *g = p * (*g - dot);
+                            }
                         }
-                    }
-                });
+                    },
+                );
                 if bias_grad {
                     // SAFETY: each task writes its own (image, head) plane of `dscores`,
                     // which outlives the loop.

@@ -314,11 +314,14 @@ fn col2im_add(dcol: &[f32], dx: &mut [f32], g: &Geometry, rows: std::ops::Range<
                 }
                 let dst = &mut dx[iy as usize * width..][..width];
                 if sw == 1 {
-                    vectorised(|| {
-                        for (d, s) in dst[x0..].iter_mut().zip(&src[first..last]) {
-                            *d += s;
-                        }
-                    })
+                    vectorised(
+                        #[inline(always)]
+                        || {
+                            for (d, s) in dst[x0..].iter_mut().zip(&src[first..last]) {
+                                *d += s;
+                            }
+                        },
+                    )
                 } else {
                     for (d, s) in dst[x0..].iter_mut().step_by(sw).zip(&src[first..last]) {
                         *d += s;

@@ -58,29 +58,32 @@ pub(crate) fn forward<const D: usize>(
             .zip(out.par_chunks_mut(ROWS * d))
             .zip(xs.par_chunks(ROWS * d))
             .for_each(|(((x_hat, rstd), out), xs)| {
-                vectorised(|| {
-                    for (((x_hat, r), out), x) in x_hat
-                        .chunks_exact_mut(d)
-                        .zip(rstd.iter_mut())
-                        .zip(out.chunks_exact_mut(d))
-                        .zip(xs.chunks_exact(d))
-                    {
-                        let mean = lane_sum(x, |v| v) / d as f32;
-                        let var = lane_sum(x, |v| (v - mean) * (v - mean)) / d as f32;
-                        *r = 1.0 / (var + epsilon).sqrt();
-                        for (((h, y), &v), &gk) in
-                            x_hat.iter_mut().zip(out.iter_mut()).zip(x).zip(g)
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (((x_hat, r), out), x) in x_hat
+                            .chunks_exact_mut(d)
+                            .zip(rstd.iter_mut())
+                            .zip(out.chunks_exact_mut(d))
+                            .zip(xs.chunks_exact(d))
                         {
-                            *h = (v - mean) * *r;
-                            *y = *h * gk;
-                        }
-                        if let Some(b) = b {
-                            for (y, &bk) in out.iter_mut().zip(b) {
-                                *y += bk;
+                            let mean = lane_sum(x, |v| v) / d as f32;
+                            let var = lane_sum(x, |v| (v - mean) * (v - mean)) / d as f32;
+                            *r = 1.0 / (var + epsilon).sqrt();
+                            for (((h, y), &v), &gk) in
+                                x_hat.iter_mut().zip(out.iter_mut()).zip(x).zip(g)
+                            {
+                                *h = (v - mean) * *r;
+                                *y = *h * gk;
+                            }
+                            if let Some(b) = b {
+                                for (y, &bk) in out.iter_mut().zip(b) {
+                                    *y += bk;
+                                }
                             }
                         }
-                    }
-                })
+                    },
+                )
             });
     }
     let state = LayerNormState {
@@ -154,35 +157,38 @@ impl<const N: usize> Backward<Flex, N> for LayerNormBackward {
                     let count = ROWS.min(rows - first);
                     let block = first * d..(first + count) * d;
                     let (dy, x_hat) = (&dy[block.clone()], &x_hat[block]);
-                    vectorised(|| {
-                        let (mut d_gamma, mut d_beta) = (vec![0.0f32; d], vec![0.0f32; d]);
-                        for (dy, h) in dy.chunks_exact(d).zip(x_hat.chunks_exact(d)) {
-                            for (((dg, db), &g), &h) in
-                                d_gamma.iter_mut().zip(d_beta.iter_mut()).zip(dy).zip(h)
-                            {
-                                *dg += g * h;
-                                *db += g;
-                            }
-                        }
-                        if !dx.is_empty() {
-                            for (((dx, dy), h), &r) in dx
-                                .chunks_exact_mut(d)
-                                .zip(dy.chunks_exact(d))
-                                .zip(x_hat.chunks_exact(d))
-                                .zip(&rstd[first..first + count])
-                            {
-                                for ((v, &g), &gk) in dx.iter_mut().zip(dy).zip(gamma) {
-                                    *v = g * gk;
-                                }
-                                let mean_g = lane_sum(dx, |v| v) / d as f32;
-                                let mean_gh = dot(dx, h) / d as f32;
-                                for (v, &h) in dx.iter_mut().zip(h) {
-                                    *v = r * (*v - mean_g - h * mean_gh);
+                    vectorised(
+                        #[inline(always)]
+                        || {
+                            let (mut d_gamma, mut d_beta) = (vec![0.0f32; d], vec![0.0f32; d]);
+                            for (dy, h) in dy.chunks_exact(d).zip(x_hat.chunks_exact(d)) {
+                                for (((dg, db), &g), &h) in
+                                    d_gamma.iter_mut().zip(d_beta.iter_mut()).zip(dy).zip(h)
+                                {
+                                    *dg += g * h;
+                                    *db += g;
                                 }
                             }
-                        }
-                        (d_gamma, d_beta)
-                    })
+                            if !dx.is_empty() {
+                                for (((dx, dy), h), &r) in dx
+                                    .chunks_exact_mut(d)
+                                    .zip(dy.chunks_exact(d))
+                                    .zip(x_hat.chunks_exact(d))
+                                    .zip(&rstd[first..first + count])
+                                {
+                                    for ((v, &g), &gk) in dx.iter_mut().zip(dy).zip(gamma) {
+                                        *v = g * gk;
+                                    }
+                                    let mean_g = lane_sum(dx, |v| v) / d as f32;
+                                    let mean_gh = dot(dx, h) / d as f32;
+                                    for (v, &h) in dx.iter_mut().zip(h) {
+                                        *v = r * (*v - mean_g - h * mean_gh);
+                                    }
+                                }
+                            }
+                            (d_gamma, d_beta)
+                        },
+                    )
                 })
                 .collect()
         };

@@ -150,13 +150,16 @@ fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
     sums.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(block, sums)| {
-            vectorised(|| {
-                for row in values.chunks_exact(width.max(1)) {
-                    for (s, v) in sums.iter_mut().zip(&row[block * BLOCK..]) {
-                        *s += v;
+            vectorised(
+                #[inline(always)]
+                || {
+                    for row in values.chunks_exact(width.max(1)) {
+                        for (s, v) in sums.iter_mut().zip(&row[block * BLOCK..]) {
+                            *s += v;
+                        }
                     }
-                }
-            })
+                },
+            )
         });
     sums
 }

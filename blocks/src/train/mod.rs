@@ -91,7 +91,9 @@ pub(crate) fn into_flex<const D: usize>(t: Tensor<D>) -> FlexTensor {
 
 /// Runs `f` compiled for the best instruction set of this CPU (AVX-512, AVX2+FMA, …: `pulp`'s
 /// run-time dispatch; the binary's baseline is SSE2). Call it inside each parallel task: the
-/// instruction set does not carry over into closures run elsewhere.
+/// instruction set does not carry over into closures run elsewhere. Mark the closure
+/// `#[inline(always)]`: `pulp` calls it once per instruction set, and a body the compiler
+/// keeps out of line is compiled once, for the baseline (the LayerNorm loops ran in SSE2).
 #[inline(always)]
 pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
