@@ -971,8 +971,8 @@ pub(crate) mod im2col {
     }
 
     /// One row of the column buffer, [`fill_columns`]' loop: a struct, whose `call` `pulp`
-    /// inlines into its function for each instruction set (a closure's body stays a function
-    /// of the baseline build, whose SSE2 shuffles moved four values at a time).
+    /// inlines into its function for each instruction set (an unmarked closure's body stayed a
+    /// function of the baseline build, whose SSE2 shuffles moved four values at a time).
     struct ColumnRow<'a> {
         /// The row: `out_w` values per output row of the band.
         dst: &'a mut [MaybeUninit<f32>],
